@@ -1,0 +1,2 @@
+//! The task daemon (being built).
+fn main() {}
