@@ -121,7 +121,9 @@ impl<T: HotReload> Nested for Option<T> {
     fn diff_nested(&self, new: &Self, path: &FieldPath<'_>, out: &mut Vec<Change>) {
         match (self, new) {
             (Some(old), Some(new)) => old.diff_into(new, path, out),
-            (None, Some(new)) => record_presence(path, T::CLASS, false, ChangeKind::Added, new, out),
+            (None, Some(new)) => {
+                record_presence(path, T::CLASS, false, ChangeKind::Added, new, out)
+            }
             (Some(old), None) => {
                 record_presence(path, T::CLASS, false, ChangeKind::Removed, old, out)
             }

@@ -1,0 +1,220 @@
+//! What each reload attempt did: the event recorded, sent to subscribers and written to the audit
+//! log.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::{Change, ConfigError, Diff, SourceIdentity};
+
+/// What started a reload.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// The initial load.
+    Startup,
+    /// A watched file changed (the configuration or a file it refers to).
+    File(PathBuf),
+    /// A signal (SIGHUP).
+    Signal,
+    /// A call to [`Reloader::reload_now`](crate::Reloader::reload_now) (an admin command, a test).
+    Manual,
+    /// A remote store announced a new version (etcd).
+    Remote(String),
+}
+
+impl Trigger {
+    /// The name used in the audit log: `startup`, `file`, `signal`, `manual`, `remote`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Startup => "startup",
+            Trigger::File(_) => "file",
+            Trigger::Signal => "signal",
+            Trigger::Manual => "manual",
+            Trigger::Remote(_) => "remote",
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trigger::File(path) => write!(f, "file {}", path.display()),
+            Trigger::Remote(what) => write!(f, "remote {what}"),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+/// Why a reload failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    /// The candidate could not be read, parsed or validated.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A scope handler's `apply` returned an error.
+    #[error("handler for scope `{scope}` failed: {message}")]
+    Handler {
+        /// The scope whose handler failed.
+        scope: String,
+        /// Its error.
+        message: String,
+    },
+    /// A scope handler panicked; the panic was caught.
+    #[error("handler for scope `{scope}` panicked: {message}")]
+    HandlerPanicked {
+        /// The scope whose handler panicked.
+        scope: String,
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// The outcome of one reload attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// A new configuration was committed (or restart-only changes were deferred).
+    Success {
+        /// The hot changes now live.
+        applied: Vec<Change>,
+        /// Things worth telling the operator (deferred changes, rollback trouble).
+        warnings: Vec<String>,
+        /// Restart-only changes in the source that are not live (deferred).
+        pending_restart: Vec<Change>,
+    },
+    /// Nothing changed: the same bytes, or a text whose values are all equal.
+    Unchanged,
+    /// The candidate was refused before anything was applied.
+    Rejected {
+        /// Why: restart-only changes under the reject policy, or a handler's veto.
+        reason: String,
+        /// The changes that could not be applied.
+        unsafe_changes: Vec<Change>,
+    },
+    /// The reload failed; the live configuration is the one from before.
+    Failed {
+        /// What went wrong.
+        error: ReloadError,
+        /// Whether handlers that had applied were rolled back.
+        rollback_performed: bool,
+    },
+}
+
+impl ReloadResult {
+    /// The name used in the audit log and metrics: `applied`, `unchanged`, `rejected`, `failed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReloadResult::Success { .. } => "applied",
+            ReloadResult::Unchanged => "unchanged",
+            ReloadResult::Rejected { .. } => "rejected",
+            ReloadResult::Failed { .. } => "failed",
+        }
+    }
+
+    /// `true` for [`ReloadResult::Success`] and [`ReloadResult::Unchanged`].
+    pub fn is_ok(&self) -> bool {
+        matches!(self, ReloadResult::Success { .. } | ReloadResult::Unchanged)
+    }
+
+    /// The restart-only changes deferred, for a success.
+    pub fn pending_restart(&self) -> &[Change] {
+        match self {
+            ReloadResult::Success {
+                pending_restart, ..
+            } => pending_restart,
+            _ => &[],
+        }
+    }
+}
+
+/// The record of one reload attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReloadEvent {
+    /// The live generation after the attempt.
+    pub generation: u64,
+    /// When the attempt started.
+    pub timestamp: SystemTime,
+    /// What started it.
+    pub trigger: Trigger,
+    /// The version read, when it could be read.
+    pub source: Option<SourceIdentity>,
+    /// Every difference between the live configuration and the candidate.
+    pub changes: Diff,
+    /// The outcome.
+    pub result: ReloadResult,
+    /// How long the attempt took.
+    pub duration: Duration,
+}
+
+impl fmt::Display for ReloadEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "reload #{} ({}", self.generation, self.trigger)?;
+        if let Some(source) = &self.source {
+            write!(f, ", {source}")?;
+        }
+        write!(f, ", {:.1} ms): ", self.duration.as_secs_f64() * 1000.0)?;
+        match &self.result {
+            ReloadResult::Success {
+                applied,
+                warnings,
+                pending_restart,
+            } => {
+                write!(f, "applied {} change(s)", applied.len())?;
+                for change in applied {
+                    write!(f, "\n  applied  {change}")?;
+                }
+                for change in pending_restart {
+                    write!(f, "\n  pending restart  {change}")?;
+                }
+                for warning in warnings {
+                    write!(f, "\n  warning: {warning}")?;
+                }
+                Ok(())
+            }
+            ReloadResult::Unchanged => f.write_str("unchanged"),
+            ReloadResult::Rejected {
+                reason,
+                unsafe_changes,
+            } => {
+                write!(f, "rejected: {reason}")?;
+                for change in unsafe_changes {
+                    write!(f, "\n  refused  {change}")?;
+                }
+                Ok(())
+            }
+            ReloadResult::Failed {
+                error,
+                rollback_performed,
+            } => {
+                write!(f, "failed: {error}")?;
+                if *rollback_performed {
+                    f.write_str("\n  rolled back; the previous configuration stays live")?;
+                } else {
+                    f.write_str("\n  nothing was applied; the previous configuration stays live")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Receives every reload event. Called on a dispatcher thread: a slow or panicking subscriber
+/// delays no reload.
+///
+/// ```
+/// struct Log;
+/// impl hotcfg::ReloadSubscriber for Log {
+///     fn on_reload(&self, event: &hotcfg::ReloadEvent) {
+///         tracing::info!(%event, "configuration reload");
+///     }
+/// }
+/// ```
+pub trait ReloadSubscriber: Send + Sync + 'static {
+    /// Called once per reload attempt, in order.
+    fn on_reload(&self, event: &ReloadEvent);
+}
+
+impl<F: Fn(&ReloadEvent) + Send + Sync + 'static> ReloadSubscriber for F {
+    fn on_reload(&self, event: &ReloadEvent) {
+        self(event)
+    }
+}

@@ -1,0 +1,302 @@
+//! Scope handlers: the code that makes a running program follow a configuration change, in two
+//! phases (prepare may veto, then apply), with rollback of what was applied when a later step fails.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::{Change, Diff};
+
+/// The error type handlers return: any error, or a plain message (`Err("...".into())`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a handler is given: the live configuration, the candidate, and the changes in its scope.
+#[derive(Debug)]
+pub struct ApplyContext<'a, C> {
+    /// The scope being handled.
+    pub scope: &'a str,
+    /// The configuration live now.
+    pub old: &'a C,
+    /// The configuration being applied (stored for readers only after every handler applied it).
+    pub new: &'a C,
+    /// The changes in this scope (empty when the scope runs because a scope it depends on... see
+    /// [`ReloaderBuilder::scope_depends_on`](crate::ReloaderBuilder::scope_depends_on)).
+    pub changes: &'a [&'a Change],
+    /// The generation `new` will have once committed.
+    pub generation: u64,
+}
+
+/// Makes one scope of a running program follow configuration changes.
+///
+/// The engine calls [`prepare`](ScopeHandler::prepare) on every affected handler first; any of them
+/// may veto (the reload is then rejected and nothing is applied). Then it calls
+/// [`apply`](ScopeHandler::apply) in dependency order. If an `apply` fails or panics, the handlers
+/// that already applied get [`rollback`](ScopeHandler::rollback) in reverse order and the new
+/// configuration is never stored. An `apply` that fails must leave its own subsystem as it was.
+///
+/// ```
+/// use hotcfg::{ApplyContext, BoxError, ScopeHandler};
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// struct Config { workers: usize }
+/// struct Pool { size: AtomicUsize, busy: AtomicUsize }
+///
+/// impl ScopeHandler<Config> for Pool {
+///     fn prepare(&self, cx: &ApplyContext<'_, Config>) -> Result<(), BoxError> {
+///         if cx.new.workers < self.busy.load(Ordering::SeqCst) {
+///             return Err("cannot shrink below the number of busy workers".into());
+///         }
+///         Ok(())
+///     }
+///     fn apply(&self, cx: &ApplyContext<'_, Config>) -> Result<(), BoxError> {
+///         self.size.store(cx.new.workers, Ordering::SeqCst);
+///         Ok(())
+///     }
+///     fn rollback(&self, cx: &ApplyContext<'_, Config>) -> Result<(), BoxError> {
+///         self.size.store(cx.old.workers, Ordering::SeqCst);
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait ScopeHandler<C>: Send + Sync + 'static {
+    /// Checks that the change is compatible with running work; an error vetoes the reload.
+    fn prepare(&self, cx: &ApplyContext<'_, C>) -> Result<(), BoxError> {
+        let _ = cx;
+        Ok(())
+    }
+
+    /// Makes the subsystem follow `cx.new`.
+    fn apply(&self, cx: &ApplyContext<'_, C>) -> Result<(), BoxError>;
+
+    /// Undoes a successful [`apply`](ScopeHandler::apply): make the subsystem follow `cx.old` again.
+    fn rollback(&self, cx: &ApplyContext<'_, C>) -> Result<(), BoxError> {
+        let _ = cx;
+        Ok(())
+    }
+}
+
+/// A handler made of one closure, for scopes whose apply cannot fail in a way that needs undoing.
+pub(crate) struct FnHandler<F>(pub(crate) F);
+
+impl<C, F> ScopeHandler<C> for FnHandler<F>
+where
+    F: Fn(&ApplyContext<'_, C>) -> Result<(), BoxError> + Send + Sync + 'static,
+{
+    fn apply(&self, cx: &ApplyContext<'_, C>) -> Result<(), BoxError> {
+        (self.0)(cx)
+    }
+}
+
+/// How a handler step ended badly.
+#[derive(Debug)]
+pub(crate) enum StepFailure {
+    Error(String),
+    Panic(String),
+}
+
+/// The registered handlers and the dependencies between scopes.
+pub(crate) struct Handlers<C> {
+    by_scope: BTreeMap<String, Vec<Box<dyn ScopeHandler<C>>>>,
+    depends_on: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl<C> fmt::Debug for Handlers<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handlers")
+            .field("scopes", &self.by_scope.keys().collect::<Vec<_>>())
+            .field("depends_on", &self.depends_on)
+            .finish()
+    }
+}
+
+impl<C> Default for Handlers<C> {
+    fn default() -> Self {
+        Handlers {
+            by_scope: BTreeMap::new(),
+            depends_on: BTreeMap::new(),
+        }
+    }
+}
+
+impl<C: 'static> Handlers<C> {
+    pub(crate) fn add(&mut self, scope: String, handler: Box<dyn ScopeHandler<C>>) {
+        self.by_scope.entry(scope).or_default().push(handler);
+    }
+
+    pub(crate) fn add_dependency(&mut self, scope: String, on: String) {
+        self.depends_on.entry(scope).or_default().insert(on);
+    }
+
+    pub(crate) fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.by_scope
+            .keys()
+            .chain(self.depends_on.keys())
+            .chain(self.depends_on.values().flatten())
+            .map(String::as_str)
+    }
+
+    /// Fails with the cycle when scope dependencies loop.
+    pub(crate) fn check_acyclic(&self) -> Result<(), String> {
+        let all: BTreeSet<&str> = self.scopes().collect();
+        self.order(all.iter().copied()).map(|_| ())
+    }
+
+    /// The scopes to run for `touched`: each touched scope and, transitively, the scopes it depends
+    /// on, ordered so that a scope's dependencies come before it.
+    pub(crate) fn plan<'a>(&self, touched: impl Iterator<Item = &'a str>) -> Vec<String> {
+        self.order(touched).unwrap_or_default()
+    }
+
+    fn order<'a>(&self, roots: impl Iterator<Item = &'a str>) -> Result<Vec<String>, String> {
+        // Depth-first topological sort; `visiting` catches cycles.
+        fn visit<C>(
+            handlers: &Handlers<C>,
+            scope: &str,
+            visiting: &mut Vec<String>,
+            done: &mut BTreeSet<String>,
+            out: &mut Vec<String>,
+        ) -> Result<(), String> {
+            if done.contains(scope) {
+                return Ok(());
+            }
+            if let Some(at) = visiting.iter().position(|s| s == scope) {
+                let mut cycle = visiting[at..].to_vec();
+                cycle.push(scope.to_string());
+                return Err(cycle.join(" -> "));
+            }
+            visiting.push(scope.to_string());
+            if let Some(deps) = handlers.depends_on.get(scope) {
+                for dep in deps {
+                    visit(handlers, dep, visiting, done, out)?;
+                }
+            }
+            visiting.pop();
+            done.insert(scope.to_string());
+            out.push(scope.to_string());
+            Ok(())
+        }
+        let mut out = Vec::new();
+        let mut done = BTreeSet::new();
+        for root in roots {
+            visit(self, root, &mut Vec::new(), &mut done, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The scopes in `order` that have at least one handler.
+    pub(crate) fn with_handlers(&self, order: &[String]) -> Vec<String> {
+        order
+            .iter()
+            .filter(|s| self.by_scope.contains_key(*s))
+            .cloned()
+            .collect()
+    }
+
+    /// Runs `prepare` of every handler of the given scopes; the first refusal is returned.
+    pub(crate) fn prepare_all(
+        &self,
+        order: &[String],
+        old: &C,
+        new: &C,
+        diff: &Diff,
+        generation: u64,
+    ) -> Result<(), (String, StepFailure)> {
+        for scope in order {
+            let changes: Vec<&Change> = diff.in_scope(scope).collect();
+            let cx = ApplyContext {
+                scope,
+                old,
+                new,
+                changes: &changes,
+                generation,
+            };
+            for handler in self.by_scope.get(scope).into_iter().flatten() {
+                guarded(|| handler.prepare(&cx)).map_err(|f| (scope.clone(), f))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `apply` in order; on failure rolls back what applied, in reverse order.
+    /// Returns the failure and the rollback errors.
+    pub(crate) fn apply_all(
+        &self,
+        order: &[String],
+        old: &C,
+        new: &C,
+        diff: &Diff,
+        generation: u64,
+    ) -> Result<(), (String, StepFailure, Vec<String>)> {
+        let mut applied: Vec<(&String, &dyn ScopeHandler<C>)> = Vec::new();
+        for scope in order {
+            let changes: Vec<&Change> = diff.in_scope(scope).collect();
+            let cx = ApplyContext {
+                scope,
+                old,
+                new,
+                changes: &changes,
+                generation,
+            };
+            for handler in self.by_scope.get(scope).into_iter().flatten() {
+                tracing::debug!(scope = %scope, "applying");
+                match guarded(|| handler.apply(&cx)) {
+                    Ok(()) => applied.push((scope, handler.as_ref())),
+                    Err(failure) => {
+                        let rollback_errors = self.rollback(&applied, old, new, diff, generation);
+                        return Err((scope.clone(), failure, rollback_errors));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn rollback(
+        &self,
+        applied: &[(&String, &dyn ScopeHandler<C>)],
+        old: &C,
+        new: &C,
+        diff: &Diff,
+        generation: u64,
+    ) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (scope, handler) in applied.iter().rev() {
+            let changes: Vec<&Change> = diff.in_scope(scope).collect();
+            let cx = ApplyContext {
+                scope,
+                old,
+                new,
+                changes: &changes,
+                generation,
+            };
+            tracing::warn!(scope = %scope, "rolling back");
+            match guarded(|| handler.rollback(&cx)) {
+                Ok(()) => {}
+                Err(StepFailure::Error(e)) => errors.push(format!("rollback of `{scope}`: {e}")),
+                Err(StepFailure::Panic(e)) => {
+                    errors.push(format!("rollback of `{scope}` panicked: {e}"))
+                }
+            }
+        }
+        errors
+    }
+}
+
+/// Runs a handler step, turning an error or a panic into a [`StepFailure`].
+fn guarded(step: impl FnOnce() -> Result<(), BoxError>) -> Result<(), StepFailure> {
+    match catch_unwind(AssertUnwindSafe(step)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(StepFailure::Error(err.to_string())),
+        Err(panic) => Err(StepFailure::Panic(panic_message(panic.as_ref()))),
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}

@@ -1,0 +1,36 @@
+//! Prometheus-style metrics through the `metrics` facade. Install any recorder (for example
+//! `metrics-exporter-prometheus`) to export them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::ReloadEvent;
+
+/// Counter of reload attempts, labelled `result` = applied|unchanged|rejected|failed.
+pub const RELOADS_TOTAL: &str = "hotcfg_reloads_total";
+/// Histogram of reload durations in seconds.
+pub const RELOAD_DURATION_SECONDS: &str = "hotcfg_reload_duration_seconds";
+/// Gauge: the live generation.
+pub const CONFIG_GENERATION: &str = "hotcfg_config_generation";
+/// Gauge: 1 when the last attempt succeeded (applied or unchanged), else 0.
+pub const LAST_RELOAD_SUCCESS: &str = "hotcfg_last_reload_success";
+/// Gauge: Unix time of the last successful attempt.
+pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "hotcfg_last_success_timestamp_seconds";
+/// Gauge: restart-only fields whose new value waits for a restart.
+pub const PENDING_RESTART_FIELDS: &str = "hotcfg_pending_restart_fields";
+
+/// Records one attempt.
+pub(crate) fn record(event: &ReloadEvent, pending_restart: usize) {
+    let result = event.result.kind();
+    metrics::counter!(RELOADS_TOTAL, "result" => result).increment(1);
+    metrics::histogram!(RELOAD_DURATION_SECONDS).record(event.duration.as_secs_f64());
+    metrics::gauge!(CONFIG_GENERATION).set(event.generation as f64);
+    let ok = event.result.is_ok();
+    metrics::gauge!(LAST_RELOAD_SUCCESS).set(if ok { 1.0 } else { 0.0 });
+    if ok {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        metrics::gauge!(LAST_SUCCESS_TIMESTAMP_SECONDS).set(now);
+    }
+    metrics::gauge!(PENDING_RESTART_FIELDS).set(pending_restart as f64);
+}
