@@ -411,6 +411,11 @@ where
         })
     }
 
+    /// How many reloads have been requested since start (served or coalesced), for monitoring.
+    pub fn requested_reloads(&self) -> u64 {
+        self.inner.requested.load(Ordering::SeqCst)
+    }
+
     /// The most recent events, oldest first.
     pub fn history(&self) -> Vec<Arc<ReloadEvent>> {
         self.lock().history.iter().cloned().collect()

@@ -1,1 +1,2 @@
 //! Integration tests of hotcfg.
+mod engine;
