@@ -8,6 +8,8 @@
 extern crate self as hotcfg;
 
 mod audit;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod class;
 mod diff;
 mod event;
