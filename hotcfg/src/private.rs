@@ -117,15 +117,23 @@ fn entry_info<T: HotReload>(path: String) -> FieldInfo {
     }
 }
 
+/// Whether a value of `T` holds a `#[reload(secret)]` field anywhere: such a value appearing or
+/// disappearing as a whole is rendered redacted, or the secret would be shown with it.
+fn holds_secret<T: HotReload>() -> bool {
+    T::schema().iter().any(|field| field.secret)
+}
+
 impl<T: HotReload> Nested for Option<T> {
     fn diff_nested(&self, new: &Self, path: &FieldPath<'_>, out: &mut Vec<Change>) {
         match (self, new) {
             (Some(old), Some(new)) => old.diff_into(new, path, out),
             (None, Some(new)) => {
-                record_presence(path, T::CLASS, false, ChangeKind::Added, new, out)
+                let secret = holds_secret::<T>();
+                record_presence(path, T::CLASS, secret, ChangeKind::Added, new, out)
             }
             (Some(old), None) => {
-                record_presence(path, T::CLASS, false, ChangeKind::Removed, old, out)
+                let secret = holds_secret::<T>();
+                record_presence(path, T::CLASS, secret, ChangeKind::Removed, old, out)
             }
             (None, None) => {}
         }
@@ -171,10 +179,12 @@ fn diff_entries<'k, K, T, I>(
         match (old, new) {
             (Some(old), Some(new)) => old.diff_into(new, &entry, out),
             (None, Some(new)) => {
-                record_presence(&entry, T::CLASS, false, ChangeKind::Added, new, out)
+                let secret = holds_secret::<T>();
+                record_presence(&entry, T::CLASS, secret, ChangeKind::Added, new, out)
             }
             (Some(old), None) => {
-                record_presence(&entry, T::CLASS, false, ChangeKind::Removed, old, out)
+                let secret = holds_secret::<T>();
+                record_presence(&entry, T::CLASS, secret, ChangeKind::Removed, old, out)
             }
             (None, None) => {}
         }

@@ -1,2 +1,4 @@
 //! Integration tests of hotcfg.
+mod derive;
+mod derive_props;
 mod engine;
