@@ -1,0 +1,10 @@
+use hotcfg::HotReload;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+struct Config {
+    #[reload(scope = limits)]
+    max_concurrent: usize,
+}
+
+fn main() {}
