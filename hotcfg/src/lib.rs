@@ -8,9 +8,9 @@
 extern crate self as hotcfg;
 
 mod audit;
+mod class;
 #[cfg(feature = "cli")]
 pub mod cli;
-mod class;
 mod diff;
 mod event;
 mod handle;
@@ -38,7 +38,7 @@ pub use hot_reload::{HotReload, WatchedFile};
 pub use load::{locate_key, ConfigError, Format, Loader, Problem, Stage};
 pub use plan::{Decision, Plan, RestartPolicy};
 pub use reloader::{BuildError, Reloader, ReloaderBuilder, DEFAULT_HISTORY_LEN};
-pub use schema::FieldInfo;
+pub use schema::{redacted_json, FieldInfo};
 pub use source::{
     sha256_hex, FileSource, Layer, Source, SourceContent, SourceError, SourceIdentity,
     DEFAULT_MAX_BYTES,

@@ -33,3 +33,50 @@ pub struct FieldInfo {
     /// The field's Rust type as written in the source.
     pub type_name: &'static str,
 }
+
+/// The configuration as JSON with every `#[reload(secret)]` value replaced by
+/// [`REDACTED`](crate::REDACTED): what to show when an operator asks for the live configuration.
+///
+/// ```
+/// use hotcfg::HotReload;
+///
+/// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+/// struct Config {
+///     #[reload(scope = "auth", secret)]
+///     token: String,
+///     #[reload(restart)]
+///     listen: String,
+/// }
+///
+/// let config = Config { token: "hunter2".into(), listen: "127.0.0.1:1".into() };
+/// let shown = hotcfg::redacted_json(&config);
+/// assert_eq!(shown["token"], "<redacted>");
+/// assert_eq!(shown["listen"], "127.0.0.1:1");
+/// ```
+pub fn redacted_json<C: crate::HotReload>(config: &C) -> serde_json::Value {
+    let mut value = serde_json::to_value(config).unwrap_or(serde_json::Value::Null);
+    for field in C::schema().iter().filter(|f| f.secret) {
+        let segments: Vec<&str> = field.path.split('.').collect();
+        redact_at(&mut value, &segments);
+    }
+    value
+}
+
+fn redact_at(value: &mut serde_json::Value, segments: &[&str]) {
+    let Some((first, rest)) = segments.split_first() else {
+        if !value.is_null() {
+            *value = serde_json::Value::String(crate::REDACTED.to_string());
+        }
+        return;
+    };
+    let Some(map) = value.as_object_mut() else {
+        return;
+    };
+    if *first == "*" {
+        for child in map.values_mut() {
+            redact_at(child, rest);
+        }
+    } else if let Some(child) = map.get_mut(*first) {
+        redact_at(child, rest);
+    }
+}

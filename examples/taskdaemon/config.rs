@@ -1,0 +1,204 @@
+//! `TaskDaemonConfig`: every field classified for hot reload.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use hotcfg::{HotReload, Validate, Violations};
+use serde::{Deserialize, Serialize};
+
+/// The configuration written on first run.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// The task daemon's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+pub struct TaskDaemonConfig {
+    /// Listen address and pid file.
+    #[reload(restart)]
+    pub daemon: DaemonSection,
+    /// Where finished work and checkpoints go.
+    #[reload(restart)]
+    pub storage: StorageSection,
+    /// Concurrency, queue and rate limits.
+    #[reload(nested)]
+    pub limits: Limits,
+    /// Output templates.
+    #[reload(nested)]
+    pub templates: Templates,
+    /// Logging and status reporting.
+    #[reload(nested)]
+    pub monitoring: Monitoring,
+    /// Loop types by name.
+    #[reload(nested)]
+    pub loops: BTreeMap<String, LoopType>,
+    /// Token clients must send (`auth TOKEN`) before any other command; none means open.
+    #[reload(scope = "auth", secret)]
+    #[serde(default)]
+    pub api_token: Option<String>,
+}
+
+/// Restart-only daemon settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DaemonSection {
+    /// Address the line protocol listens on.
+    pub listen: String,
+    /// File the daemon writes its process id to (relative to the config file).
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+}
+
+/// Restart-only storage settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StorageSection {
+    /// Directory for finished work and checkpoints (relative to the config file).
+    pub data_dir: PathBuf,
+}
+
+/// Limits, applied live by the `limits` handler.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[reload(scope = "limits")]
+pub struct Limits {
+    /// Loops running at once.
+    pub max_concurrent: usize,
+    /// Items the queue accepts; lowering it never drops queued items.
+    pub queue_capacity: usize,
+    /// Submits accepted per second across all clients.
+    pub submits_per_second: u32,
+}
+
+/// Templates, applied live by the `templates` handler.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[reload(scope = "templates")]
+pub struct Templates {
+    /// Template shown for each iteration.
+    pub progress: String,
+    /// Template shown when a loop finishes.
+    pub done: String,
+    /// Files whose contents are templates named after the file stem; watched for edits.
+    #[reload(scope = "templates", watch)]
+    #[serde(default)]
+    pub template_files: Vec<PathBuf>,
+}
+
+/// Monitoring, applied live by the `monitoring` handler.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[reload(scope = "monitoring")]
+pub struct Monitoring {
+    /// Log filter: `error`, `warn`, `info`, `debug` or `trace`.
+    pub log_level: String,
+    /// Seconds between status log lines.
+    pub status_interval_secs: u64,
+    /// A file the daemon rewrites with its status every interval (its directory must exist).
+    #[serde(default)]
+    pub status_file: Option<PathBuf>,
+}
+
+/// A kind of loop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[reload(scope = "loops")]
+pub struct LoopType {
+    /// Iterations before the loop finishes.
+    pub max_iterations: u64,
+    /// Pause between iterations, in milliseconds.
+    pub delay_ms: u64,
+    /// Name of the template rendered each iteration (`progress`, `done` or a template file stem).
+    pub template: String,
+}
+
+/// Log levels `monitoring.log_level` accepts.
+pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+impl TaskDaemonConfig {
+    /// Whether `name` names a template: a built-in one or a template file's stem.
+    pub fn has_template(&self, name: &str) -> bool {
+        name == "progress"
+            || name == "done"
+            || self
+                .templates
+                .template_files
+                .iter()
+                .any(|f| f.file_stem().and_then(|s| s.to_str()) == Some(name))
+    }
+}
+
+impl Validate for TaskDaemonConfig {
+    fn validate(&self, v: &mut Violations) {
+        v.check(
+            self.daemon.listen.parse::<SocketAddr>().is_ok(),
+            "daemon.listen",
+            format!(
+                "`{}` is not an address like 127.0.0.1:7878",
+                self.daemon.listen
+            ),
+        );
+        v.check(
+            self.limits.max_concurrent >= 1,
+            "limits.max_concurrent",
+            "must be at least 1",
+        );
+        v.check(
+            self.limits.queue_capacity >= 1,
+            "limits.queue_capacity",
+            "must be at least 1",
+        );
+        v.check(
+            self.limits.submits_per_second >= 1,
+            "limits.submits_per_second",
+            "must be at least 1",
+        );
+        v.check(
+            LOG_LEVELS.contains(&self.monitoring.log_level.as_str()),
+            "monitoring.log_level",
+            format!("must be one of {}", LOG_LEVELS.join(", ")),
+        );
+        v.check(
+            self.monitoring.status_interval_secs >= 1,
+            "monitoring.status_interval_secs",
+            "must be at least 1",
+        );
+        for (name, loop_type) in &self.loops {
+            v.check(
+                loop_type.max_iterations >= 1,
+                format!("loops.{name}.max_iterations"),
+                "must be at least 1",
+            );
+            v.check(
+                self.has_template(&loop_type.template),
+                format!("loops.{name}.template"),
+                format!("no template named `{}`", loop_type.template),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_parses_and_validates() {
+        let config: TaskDaemonConfig = toml::from_str(DEFAULT_CONFIG).unwrap();
+        let mut v = Violations::default();
+        config.validate(&mut v);
+        assert!(v.is_empty(), "{v}");
+    }
+
+    #[test]
+    fn every_scope_has_its_fields() {
+        let schema = TaskDaemonConfig::schema();
+        let class = |path: &str| {
+            schema
+                .iter()
+                .find(|f| f.path == path)
+                .map(|f| f.class.to_string())
+                .unwrap_or_else(|| panic!("no field {path}"))
+        };
+        assert_eq!(class("daemon"), "restart");
+        assert_eq!(class("storage"), "restart");
+        assert_eq!(class("limits.max_concurrent"), "limits");
+        assert_eq!(class("loops.*.max_iterations"), "loops");
+        assert_eq!(class("templates.template_files"), "templates");
+        assert_eq!(class("monitoring.log_level"), "monitoring");
+        assert_eq!(class("api_token"), "auth");
+    }
+}

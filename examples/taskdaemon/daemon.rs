@@ -1,0 +1,268 @@
+//! Starting, running and stopping the daemon.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use hotcfg::{FileSource, Reloader, RestartPolicy, Validate};
+use tokio::net::TcpListener;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter};
+
+use crate::config::{TaskDaemonConfig, DEFAULT_CONFIG};
+use crate::handlers::{
+    read_template_files, LimitsHandler, LoopsHandler, MonitoringHandler, TemplatesHandler,
+};
+use crate::server::{RateLimiter, Server};
+use crate::work::Work;
+
+/// How to run.
+pub struct Settings {
+    pub config: PathBuf,
+    pub audit_log: Option<PathBuf>,
+    pub policy: RestartPolicy,
+}
+
+/// A started daemon.
+pub struct Running {
+    pub reloader: Reloader<TaskDaemonConfig>,
+    pub work: Arc<Work>,
+    pub addr: SocketAddr,
+    _triggers: Vec<Box<dyn std::any::Any + Send>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pid_file: Option<PathBuf>,
+}
+
+/// The operator commands, with the daemon's own validation, policy and scope dependencies.
+pub fn operator_cli(policy: RestartPolicy) -> hotcfg::cli::Cli<TaskDaemonConfig> {
+    hotcfg::cli::Cli::new()
+        .validator(TaskDaemonConfig::validate)
+        .policy(policy)
+        .scope_depends_on("loops", &["limits", "templates"])
+}
+
+type LevelSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Installs the global subscriber once (writing to stderr) and returns a way to change its level.
+fn log_level_setter(initial: &str) -> LevelSetter {
+    static HANDLE: OnceLock<Option<reload::Handle<EnvFilter, tracing_subscriber::Registry>>> =
+        OnceLock::new();
+    let handle = HANDLE.get_or_init(|| {
+        let (filter, handle) = reload::Layer::new(EnvFilter::new(initial));
+        let installed = tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+            )
+            .try_init();
+        installed.ok().map(|()| handle)
+    });
+    let handle = handle.clone();
+    Box::new(move |level: &str| {
+        let filter =
+            EnvFilter::try_new(level).map_err(|e| format!("bad log level `{level}`: {e}"))?;
+        match &handle {
+            Some(handle) => handle.reload(filter).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Writes the embedded default configuration to `path` if nothing is there.
+pub fn ensure_config(path: &Path) -> std::io::Result<bool> {
+    if path.exists() {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, DEFAULT_CONFIG)?;
+    Ok(true)
+}
+
+/// Loads the configuration, starts the engine, the watchers, the loops and the server.
+pub async fn start(settings: &Settings) -> Result<Running, String> {
+    let config_path = std::path::absolute(&settings.config)
+        .map_err(|e| format!("{}: {e}", settings.config.display()))?;
+    let base_dir = config_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+
+    // The handlers act on the daemon's state, which exists before the engine; it is attached
+    // to the engine's handle once the initial configuration has loaded.
+    let work = Work::new();
+    let rate = Arc::new(RateLimiter::new(1));
+    let set_level = log_level_setter("info");
+
+    let mut builder = Reloader::<TaskDaemonConfig>::builder(FileSource::new(&config_path))
+        .validator(TaskDaemonConfig::validate)
+        .policy(settings.policy)
+        .scope_depends_on("loops", &["limits", "templates"])
+        .handler(
+            "limits",
+            LimitsHandler {
+                work: Arc::clone(&work),
+                rate: Arc::clone(&rate),
+            },
+        )
+        .handler(
+            "loops",
+            LoopsHandler {
+                work: Arc::clone(&work),
+            },
+        )
+        .handler(
+            "templates",
+            TemplatesHandler {
+                work: Arc::clone(&work),
+                base_dir: base_dir.clone(),
+                staged: Mutex::new(None),
+                previous: Mutex::new(None),
+            },
+        )
+        .handler(
+            "monitoring",
+            MonitoringHandler {
+                set_log_level: set_level,
+                base_dir: base_dir.clone(),
+            },
+        )
+        .subscriber(|event: &hotcfg::ReloadEvent| {
+            if event.trigger != hotcfg::Trigger::Startup {
+                tracing::info!("{event}");
+            }
+        });
+    if let Some(audit) = &settings.audit_log {
+        builder = builder.audit_log(audit);
+    }
+    let reloader = builder.build().map_err(|e| e.to_string())?;
+    let handle = reloader.handle();
+    let config = handle.snapshot();
+
+    log_level_setter("info")(&config.monitoring.log_level)?;
+    let data_dir = base_dir.join(&config.storage.data_dir);
+    work.attach(handle.clone(), data_dir.clone())
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let files = read_template_files(&base_dir, &config.templates.template_files)?;
+    work.file_templates.store(Arc::new(files));
+    rate.set_per_second(config.limits.submits_per_second);
+
+    let restored = work.restore();
+    if restored > 0 {
+        tracing::info!(restored, "resumed unfinished work from the data directory");
+    }
+
+    let listener = TcpListener::bind(&config.daemon.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.daemon.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let pid_file = config.daemon.pid_file.as_ref().map(|p| base_dir.join(p));
+    if let Some(pid_file) = &pid_file {
+        std::fs::write(pid_file, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("cannot write pid file {}: {e}", pid_file.display()))?;
+    }
+
+    let server = Arc::new(Server {
+        reloader: reloader.clone(),
+        work: Arc::clone(&work),
+        rate,
+        connections: AtomicUsize::new(0),
+    });
+    let tasks = vec![
+        tokio::spawn(Arc::clone(&work).dispatch()),
+        tokio::spawn(Arc::clone(&server).serve(listener)),
+        tokio::spawn(status_reporter(Arc::clone(&server), base_dir.clone())),
+    ];
+    let triggers = crate::triggers::start(&reloader)?;
+    Ok(Running {
+        reloader,
+        work,
+        addr,
+        _triggers: triggers,
+        tasks,
+        pid_file,
+    })
+}
+
+impl Running {
+    /// Stops taking work, lets loops checkpoint, stops the server.
+    pub async fn stop(self) {
+        let left = self.work.shutdown(Duration::from_secs(5)).await;
+        if left > 0 {
+            tracing::warn!(left, "loops still running at exit");
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(pid_file) = &self.pid_file {
+            let _ = std::fs::remove_file(pid_file);
+        }
+    }
+}
+
+/// Runs until SIGTERM or Ctrl-C.
+pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
+    if ensure_config(&settings.config).map_err(|e| format!("{}: {e}", settings.config.display()))? {
+        println!(
+            "wrote the default configuration to {}; edit it while the daemon runs to see hot reload",
+            settings.config.display()
+        );
+    }
+    let running = start(&settings).await?;
+    println!("taskdaemon listening on {}", running.addr);
+    println!(
+        "config {} (generation {}); stop with Ctrl-C",
+        settings.config.display(),
+        running.reloader.handle().generation()
+    );
+    wait_for_stop_signal().await;
+    println!("stopping: no new work; loops checkpoint");
+    running.stop().await;
+    println!("stopped");
+    Ok(())
+}
+
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Logs a status line (and rewrites the status file) every `monitoring.status_interval_secs`.
+async fn status_reporter(server: Arc<Server>, base_dir: PathBuf) {
+    loop {
+        let config = server.work.handle().snapshot();
+        let interval = Duration::from_secs(config.monitoring.status_interval_secs.max(1));
+        let status = server.status();
+        tracing::info!(
+            generation = %status["generation"],
+            queue = %status["queue_len"],
+            loops = status["loops"].as_array().map_or(0, Vec::len),
+            "status"
+        );
+        if let Some(file) = &config.monitoring.status_file {
+            let _ = std::fs::write(base_dir.join(file), status.to_string());
+        }
+        drop(config);
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,159 @@
+//! The scope handlers: how the running daemon follows each part of its configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hotcfg::{ApplyContext, BoxError, ScopeHandler};
+
+use crate::config::TaskDaemonConfig;
+use crate::work::Work;
+
+type Cx<'a> = ApplyContext<'a, TaskDaemonConfig>;
+
+/// `limits`: resizes the concurrency slots and the queue; queued items are never dropped.
+pub struct LimitsHandler {
+    pub work: Arc<Work>,
+    pub rate: Arc<crate::server::RateLimiter>,
+}
+
+impl LimitsHandler {
+    fn set(&self, limits: &crate::config::Limits) {
+        self.work.slots.set_max(limits.max_concurrent);
+        self.work.queue.set_capacity(limits.queue_capacity);
+        self.rate.set_per_second(limits.submits_per_second);
+    }
+}
+
+impl ScopeHandler<TaskDaemonConfig> for LimitsHandler {
+    fn apply(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
+        self.set(&cx.new.limits);
+        tracing::info!(
+            max_concurrent = cx.new.limits.max_concurrent,
+            queue_capacity = cx.new.limits.queue_capacity,
+            queued = self.work.queue.len(),
+            "limits applied"
+        );
+        Ok(())
+    }
+
+    fn rollback(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
+        self.set(&cx.old.limits);
+        Ok(())
+    }
+}
+
+/// `loops`: new definitions take effect at each loop's next iteration; removing a type that
+/// running or queued work uses is vetoed.
+pub struct LoopsHandler {
+    pub work: Arc<Work>,
+}
+
+impl ScopeHandler<TaskDaemonConfig> for LoopsHandler {
+    fn prepare(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
+        for name in cx
+            .old
+            .loops
+            .keys()
+            .filter(|n| !cx.new.loops.contains_key(*n))
+        {
+            let (running, queued) = self.work.users_of(name);
+            if running + queued > 0 {
+                return Err(format!(
+                    "loop type `{name}` is in use by {running} running loop(s) and {queued} queued item(s)"
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
+        tracing::info!(
+            types = cx.new.loops.len(),
+            "loop definitions updated; running loops use them from their next iteration"
+        );
+        Ok(())
+    }
+}
+
+/// `templates`: reads template files in `prepare` (an unreadable file vetoes the reload), swaps
+/// them in on `apply`, puts the old ones back on rollback.
+pub struct TemplatesHandler {
+    pub work: Arc<Work>,
+    pub base_dir: PathBuf,
+    pub staged: Mutex<Option<BTreeMap<String, String>>>,
+    pub previous: Mutex<Option<Arc<BTreeMap<String, String>>>>,
+}
+
+/// Reads template files, by file stem.
+pub fn read_template_files(
+    base: &Path,
+    files: &[PathBuf],
+) -> Result<BTreeMap<String, String>, String> {
+    let mut templates = BTreeMap::new();
+    for file in files {
+        let path = base.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read template file {}: {e}", path.display()))?;
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        templates.insert(stem, text.trim_end().to_string());
+    }
+    Ok(templates)
+}
+
+impl ScopeHandler<TaskDaemonConfig> for TemplatesHandler {
+    fn prepare(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
+        let files = read_template_files(&self.base_dir, &cx.new.templates.template_files)?;
+        *self.staged.lock().unwrap() = Some(files);
+        Ok(())
+    }
+
+    fn apply(&self, _cx: &Cx<'_>) -> Result<(), BoxError> {
+        let staged = self.staged.lock().unwrap().take().unwrap_or_default();
+        let old = self.work.file_templates.swap(Arc::new(staged));
+        *self.previous.lock().unwrap() = Some(old);
+        tracing::info!("templates applied; loops render them from their next iteration");
+        Ok(())
+    }
+
+    fn rollback(&self, _cx: &Cx<'_>) -> Result<(), BoxError> {
+        if let Some(old) = self.previous.lock().unwrap().take() {
+            self.work.file_templates.store(old);
+        }
+        Ok(())
+    }
+}
+
+/// `monitoring`: changes the log level live; a status file whose directory does not exist fails
+/// the apply (and so rolls back the scopes applied before it).
+pub struct MonitoringHandler {
+    pub set_log_level: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    pub base_dir: PathBuf,
+}
+
+impl ScopeHandler<TaskDaemonConfig> for MonitoringHandler {
+    fn apply(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
+        if let Some(file) = &cx.new.monitoring.status_file {
+            let path = self.base_dir.join(file);
+            let dir = path.parent().unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                return Err(
+                    format!("status file directory {} does not exist", dir.display()).into(),
+                );
+            }
+        }
+        (self.set_log_level)(&cx.new.monitoring.log_level)?;
+        tracing::info!(log_level = %cx.new.monitoring.log_level, "monitoring applied");
+        Ok(())
+    }
+
+    fn rollback(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
+        (self.set_log_level)(&cx.old.monitoring.log_level)?;
+        Ok(())
+    }
+}

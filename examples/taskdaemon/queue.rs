@@ -1,0 +1,162 @@
+//! The work queue: bounded, with a capacity that changes live without losing an item.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+/// One unit of queued work: a loop to start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// The loop id it will run as.
+    pub id: u64,
+    /// Its loop type.
+    pub loop_type: String,
+}
+
+/// Why a submit was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The queue holds `capacity` items or more.
+    Full {
+        /// The capacity in force.
+        capacity: usize,
+    },
+    /// The daemon is shutting down.
+    Closed,
+}
+
+struct Inner {
+    items: VecDeque<WorkItem>,
+    capacity: usize,
+    closed: bool,
+}
+
+/// A FIFO of work items whose capacity the `limits` handler changes live.
+pub struct WorkQueue {
+    inner: Mutex<Inner>,
+    ready: Notify,
+}
+
+impl WorkQueue {
+    /// An empty queue.
+    pub fn new(capacity: usize) -> Self {
+        WorkQueue {
+            inner: Mutex::new(Inner {
+                items: VecDeque::new(),
+                capacity,
+                closed: false,
+            }),
+            ready: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds an item unless the queue is full or closed.
+    pub fn push(&self, item: WorkItem) -> Result<(), SubmitError> {
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(SubmitError::Closed);
+        }
+        if inner.items.len() >= inner.capacity {
+            return Err(SubmitError::Full {
+                capacity: inner.capacity,
+            });
+        }
+        inner.items.push_back(item);
+        drop(inner);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Puts back items restored from a checkpoint (ignores the capacity: nothing is lost).
+    pub fn restore(&self, items: Vec<WorkItem>) {
+        self.lock().items.extend(items);
+        self.ready.notify_one();
+    }
+
+    /// Waits for the next item; `None` once closed.
+    pub async fn pop(&self) -> Option<WorkItem> {
+        loop {
+            let notified = self.ready.notified();
+            {
+                let mut inner = self.lock();
+                if inner.closed {
+                    return None;
+                }
+                if let Some(item) = inner.items.pop_front() {
+                    return Some(item);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Changes the capacity. Items beyond a lowered capacity stay queued; new submits wait until
+    /// the queue drains below it.
+    pub fn set_capacity(&self, capacity: usize) {
+        self.lock().capacity = capacity;
+    }
+
+    /// The capacity in force.
+    pub fn capacity(&self) -> usize {
+        self.lock().capacity
+    }
+
+    /// Items waiting.
+    pub fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
+    /// Loop types of the waiting items.
+    pub fn queued_types(&self) -> Vec<String> {
+        self.lock()
+            .items
+            .iter()
+            .map(|i| i.loop_type.clone())
+            .collect()
+    }
+
+    /// Stops accepting and handing out items; returns what was still queued.
+    pub fn close(&self) -> Vec<WorkItem> {
+        let mut inner = self.lock();
+        inner.closed = true;
+        let left = inner.items.drain(..).collect();
+        drop(inner);
+        self.ready.notify_waiters();
+        left
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: u64) -> WorkItem {
+        WorkItem {
+            id,
+            loop_type: "build".into(),
+        }
+    }
+
+    #[test]
+    fn lowering_the_capacity_keeps_every_item() {
+        let queue = WorkQueue::new(3);
+        for id in 0..3 {
+            queue.push(item(id)).unwrap();
+        }
+        assert_eq!(queue.push(item(9)), Err(SubmitError::Full { capacity: 3 }));
+        queue.set_capacity(1);
+        assert_eq!(queue.len(), 3);
+        queue.set_capacity(5);
+        queue.push(item(3)).unwrap();
+        assert_eq!(queue.close().len(), 4);
+        assert_eq!(queue.push(item(4)), Err(SubmitError::Closed));
+    }
+}
