@@ -44,7 +44,8 @@ pub fn operator_cli(policy: RestartPolicy) -> hotcfg::cli::Cli<TaskDaemonConfig>
         .scope_depends_on("loops", &["limits", "templates"])
 }
 
-type LevelSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+/// Changes the log filter live.
+pub type LevelSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// Installs the global subscriber once (writing to stderr) and returns a way to change its level.
 fn log_level_setter(initial: &str) -> LevelSetter {

@@ -132,7 +132,7 @@ impl ScopeHandler<TaskDaemonConfig> for TemplatesHandler {
 /// `monitoring`: changes the log level live; a status file whose directory does not exist fails
 /// the apply (and so rolls back the scopes applied before it).
 pub struct MonitoringHandler {
-    pub set_log_level: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    pub set_log_level: crate::daemon::LevelSetter,
     pub base_dir: PathBuf,
 }
 

@@ -35,7 +35,9 @@ use crate::handlers::Handlers;
 use crate::plan::{decide, Decision, RestartPolicy};
 use crate::reloader::{load_candidate, plan_of};
 use crate::validate::Validator;
-use crate::{verify_audit_log, AuditRecord, ConfigError, FileSource, HotReload, Loader, Source, Violations};
+use crate::{
+    verify_audit_log, AuditRecord, ConfigError, FileSource, HotReload, Loader, Source, Violations,
+};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -140,7 +142,8 @@ where
     /// Declares the same scope dependencies as the engine, so plans list the same handler order.
     pub fn scope_depends_on(mut self, scope: &str, dependencies: &[&str]) -> Self {
         for dep in dependencies {
-            self.scopes.add_dependency(scope.to_string(), dep.to_string());
+            self.scopes
+                .add_dependency(scope.to_string(), dep.to_string());
         }
         self
     }
@@ -199,7 +202,9 @@ where
         let plan = match self.load(file) {
             Ok((candidate, content)) => {
                 let decided = decide(&live, candidate, self.policy, Vec::new());
-                plan_of(Some(content.identity), decided, |scopes| self.scopes.plan(scopes))
+                plan_of(Some(content.identity), decided, |scopes| {
+                    self.scopes.plan(scopes)
+                })
             }
             Err(error) => crate::Plan {
                 source: FileSource::new(file).read().ok().map(|c| c.identity),
@@ -226,7 +231,12 @@ where
 /// Writes the schema of `C` as a table.
 pub fn fields<C: HotReload>(out: &mut dyn Write) -> std::io::Result<()> {
     let schema = C::schema();
-    let path_width = schema.iter().map(|f| f.path.len()).max().unwrap_or(4).max(4);
+    let path_width = schema
+        .iter()
+        .map(|f| f.path.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let class_width = schema
         .iter()
         .map(|f| f.class.as_str().len())
@@ -301,7 +311,11 @@ fn write_record(record: &AuditRecord, out: &mut dyn Write) -> std::io::Result<()
         record.time, record.generation, record.trigger, record.result
     )?;
     if let Some(source) = &record.source {
-        write!(out, " sha256 {}", &source.sha256[..12.min(source.sha256.len())])?;
+        write!(
+            out,
+            " sha256 {}",
+            &source.sha256[..12.min(source.sha256.len())]
+        )?;
     }
     writeln!(out, " ({:.1} ms)", record.duration_ms)?;
     for change in &record.changes {
@@ -314,7 +328,11 @@ fn write_record(record: &AuditRecord, out: &mut dyn Write) -> std::io::Result<()
         )?;
     }
     if !record.pending_restart.is_empty() {
-        writeln!(out, "    pending restart: {}", record.pending_restart.join(", "))?;
+        writeln!(
+            out,
+            "    pending restart: {}",
+            record.pending_restart.join(", ")
+        )?;
     }
     if let Some(error) = &record.error {
         writeln!(out, "    {}", error.replace('\n', "\n    "))?;

@@ -64,7 +64,7 @@ impl<C> Deref for Snapshot<C> {
 /// ```
 /// let handle = hotcfg::Handle::new(42u32);
 /// let before = handle.snapshot();
-/// assert_eq!(**handle.load(), 42);
+/// assert_eq!(*handle.load().config(), 42);
 /// assert_eq!(before.generation(), 1);
 /// ```
 pub struct Handle<C> {

@@ -178,7 +178,7 @@ impl From<SourceError> for ConfigError {
 /// ```
 /// use hotcfg::{Format, Layer, Loader, SourceContent, SourceIdentity};
 ///
-/// #[derive(Debug, serde::Deserialize)]
+/// #[derive(Debug, serde::Serialize, serde::Deserialize)]
 /// struct Config { workers: u32 }
 ///
 /// let text = "workers = \"many\"\n";
