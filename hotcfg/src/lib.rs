@@ -2,6 +2,92 @@
 //!
 //! Change a running program's typed configuration safely: no restart, no dropped work, no
 //! half-applied state, and a clear answer for every setting that cannot change live.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use hotcfg::{FileSource, HotReload, ReloadResult, Reloader};
+//!
+//! #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+//! struct Config {
+//!     /// Where clients connect.
+//!     #[reload(restart)]
+//!     listen: String,
+//!     /// Worker pool size.
+//!     #[reload(scope = "workers")]
+//!     workers: usize,
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("app.toml");
+//! std::fs::write(&path, "listen = \"127.0.0.1:7000\"\nworkers = 2\n")?;
+//!
+//! let reloader = Reloader::<Config>::builder(FileSource::new(&path))
+//!     .on_apply("workers", |cx| {
+//!         // Resize the pool here; an error rolls the reload back.
+//!         assert_eq!((cx.old.workers, cx.new.workers), (2, 8));
+//!         Ok(())
+//!     })
+//!     .build()?;
+//! let handle = reloader.handle();
+//!
+//! // A hot change is applied and becomes visible to readers.
+//! std::fs::write(&path, "listen = \"127.0.0.1:7000\"\nworkers = 8\n")?;
+//! let event = reloader.reload_now();
+//! assert!(matches!(event.result, ReloadResult::Success { .. }));
+//! assert_eq!(handle.load().workers, 8);
+//!
+//! // A restart-only change is refused (the default policy); nothing changes.
+//! std::fs::write(&path, "listen = \"0.0.0.0:80\"\nworkers = 8\n")?;
+//! let event = reloader.reload_now();
+//! assert!(matches!(event.result, ReloadResult::Rejected { .. }));
+//! assert_eq!(handle.load().listen, "127.0.0.1:7000");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Concepts
+//!
+//! - **Classes.** `#[derive(HotReload)]` classifies every field at compile time: a *scope*
+//!   (`#[reload(scope = "limits")]`: hot, applied by that scope's handlers) or *restart*
+//!   (`#[reload(restart)]`, and every unannotated field). `#[reload(nested)]` recurses into a
+//!   struct (or an `Option` or map of one) that derives it too; `#[reload(secret)]` values are
+//!   never shown; `#[reload(watch)]` path fields name files that are watched with the
+//!   configuration. [`HotReload::schema`] lists every field with its class and docs.
+//! - **Diff.** [`HotReload::diff`] compares field by field: dotted paths (`limits.max`,
+//!   `loops.fast.max_iterations`), each change with its class and its old and new values rendered
+//!   as JSON (secrets as [`REDACTED`]). Equal values allocate nothing.
+//! - **Pipeline.** [`Reloader`] reads a [`Source`], parses with figment (TOML, YAML, JSON,
+//!   environment overlays; see [`Loader`]), validates ([`Validate`]), diffs against the live
+//!   version, applies the [`RestartPolicy`], runs [`ScopeHandler::prepare`] on every affected
+//!   handler (any may veto), then [`ScopeHandler::apply`] in scope-dependency order, and only then
+//!   stores the new version with one atomic swap. A failed or panicking apply rolls back the
+//!   handlers already applied, in reverse order; readers never see a rolled-back version.
+//! - **Reading.** [`Handle::load`] is wait-free; hold a [`Handle::snapshot`] for a unit of work
+//!   and that unit sees one version throughout (running work is never changed under its feet).
+//!   [`Handle::project`] gives a component its own part; [`Handle::subscribe`] a change receiver.
+//! - **Triggers.** [`watcher::ConfigWatcher`] follows files through every way editors, deploy tools
+//!   and Kubernetes replace them; [`reload_on_sighup`] reloads on SIGHUP; [`Reloader::reload_now`]
+//!   reloads on demand. All go through one queue: one reload at a time, and triggers that arrive
+//!   during a reload cause exactly one more.
+//! - **Records.** Every attempt is a [`ReloadEvent`]: kept in a bounded history, broadcast
+//!   ([`Reloader::events`]), passed to [`ReloadSubscriber`]s, appended to a hash-chained audit log
+//!   ([`AuditLog`], [`verify_audit_log`]) and counted in [`metrics`].
+//! - **Dry run.** [`Reloader::plan`] returns a [`Plan`]: the diff, validation, the handlers that
+//!   would run and the decision, applying nothing.
+//!
+//! ## Feature flags
+//!
+//! - `derive` (default): re-exports `#[derive(HotReload)]`.
+//! - `cli`: [`cli`], operator commands (`check`, `plan`, `fields`, `history`) for any
+//!   configuration type, on clap.
+//!
+//! ## Caveats
+//!
+//! - Generic configuration structs cannot derive `HotReload` (the schema is cached in a static).
+//! - Map keys and values of non-nested fields are diffed through their JSON form, so a map with
+//!   non-string keys renders its keys as JSON strings.
+//! - A handler's `apply` that fails must leave its own subsystem as it was: only handlers that
+//!   applied successfully are rolled back.
 #![deny(missing_docs)]
 
 // Generated code names `::hotcfg::__private`; this makes that path work inside this crate too.
