@@ -107,8 +107,11 @@ pub mod metrics;
 mod plan;
 mod reloader;
 mod schema;
+#[cfg(unix)]
+mod signal;
 mod source;
 mod validate;
+pub mod watcher;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -125,11 +128,14 @@ pub use load::{locate_key, ConfigError, Format, Loader, Problem, Stage};
 pub use plan::{Decision, Plan, RestartPolicy};
 pub use reloader::{BuildError, Reloader, ReloaderBuilder, DEFAULT_HISTORY_LEN};
 pub use schema::{redacted_json, FieldInfo};
+#[cfg(unix)]
+pub use signal::{reload_on_sighup, SignalGuard};
 pub use source::{
     sha256_hex, FileSource, Layer, Source, SourceContent, SourceError, SourceIdentity,
     DEFAULT_MAX_BYTES,
 };
 pub use validate::{Validate, Violation, Violations};
+pub use watcher::{ConfigWatcher, WatchError, WatchMode, WatchOptions};
 
 /// Derives [`HotReload`] for a struct with named fields. See the crate docs for the attributes.
 #[cfg(feature = "derive")]

@@ -1,0 +1,537 @@
+//! Watching configuration files: reload when the bytes change, survive every way they change.
+//!
+//! [`ConfigWatcher::start`] follows the files of a [`Reloader`]'s source (a base file and its
+//! overlays) and the files its live configuration names in `#[reload(watch)]` fields (a TLS
+//! certificate, templates), and calls [`Reloader::trigger`] with [`Trigger::File`] when one of
+//! them holds new bytes. Every trigger (files, [SIGHUP](crate::reload_on_sighup), the API) goes
+//! through the engine's one coalescing queue.
+//!
+//! ```
+//! use std::time::Duration;
+//! use hotcfg::watcher::{ConfigWatcher, WatchOptions};
+//! use hotcfg::{FileSource, HotReload, Reloader};
+//!
+//! #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+//! struct Config {
+//!     #[reload(scope = "limits")]
+//!     workers: usize,
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("app.toml");
+//! std::fs::write(&path, "workers = 2")?;
+//! let reloader = Reloader::<Config>::builder(FileSource::new(&path)).build()?;
+//! let handle = reloader.handle();
+//! let mut updates = handle.subscribe();
+//!
+//! let _watcher = ConfigWatcher::start(reloader, WatchOptions::default())?;
+//!
+//! // An editor's atomic save: write a temporary file, rename it over the configuration.
+//! std::fs::write(dir.path().join(".app.toml.tmp"), "workers = 8")?;
+//! std::fs::rename(dir.path().join(".app.toml.tmp"), &path)?;
+//!
+//! // About one debounce window (75 ms by default) later the new value is live.
+//! # let deadline = std::time::Instant::now() + Duration::from_secs(10);
+//! while handle.load().workers != 8 {
+//!     # assert!(std::time::Instant::now() < deadline, "no reload within 10 s");
+//!     std::thread::sleep(Duration::from_millis(5));
+//! }
+//! assert!(updates.has_changed()?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How it works
+//!
+//! - **Directories, not inodes.** Editors and orchestrators replace files (a new inode under the
+//!   old name), so a watch on the file itself goes silent after the first save. hotcfg watches
+//!   the directory holding each path, and for a symlink every directory along the chain
+//!   (`config.toml -> ..data/config.toml`, `..data -> ..2026_11_26_x`), and resolves the chain
+//!   again after every relevant event. Events about other files in those directories, and reads
+//!   (its own included), are ignored.
+//! - **Debounce.** A relevant event opens a window ([`WatchOptions::debounce`], 75 ms by default);
+//!   every further event pushes it out; a steady stream is still looked at after
+//!   [`WatchOptions::max_delay`]. A burst of writes gives one look, after the last write.
+//! - **Content, not events.** After the debounce the watcher hashes the bytes of every watched
+//!   file. The same bytes as at its last reload: nothing happens (no reload, no handler call,
+//!   no event). A `touch`, a `chmod` and a save that writes identical bytes cost one read.
+//! - **Only complete content.** New bytes are checked with a dry run ([`Reloader::plan`]); when
+//!   they cannot be read or parsed this may be a write in progress, so the watcher looks again
+//!   one debounce window later, up to [`WatchOptions::torn_read_retries`] times. Only then is the
+//!   reload triggered, which records the error as a failed [`ReloadEvent`](crate::ReloadEvent):
+//!   the live configuration stays, and the next good write is applied.
+//! - **Backends.** The native backend uses the operating system's notifications (inotify on
+//!   Linux) through [`notify`]. The polling backend reads and hashes the files every interval: for
+//!   filesystems without notifications (NFS, some container mounts). [`WatchMode::Auto`] uses the
+//!   native backend and falls back to polling, with a `warn` log, when it cannot be created or
+//!   fails at run time (inotify's `max_user_watches` gives ENOSPC, `max_user_instances` EMFILE).
+//!   [`WatchMode::Native`] makes that a [`WatchError`] at start instead.
+//!
+//! # Hazards, and what hotcfg does for each
+//!
+//! Each is an automated test (`tests/integration/watcher_scenarios/`), run with the native and
+//! the polling backend.
+//!
+//! | # | What happens to the file | What hotcfg does |
+//! |---|---|---|
+//! | 1 | Written in place; or truncated, then written in a second step after a pause | The write's events are debounced into one look. An empty or half-written file fails to parse, so the watcher looks again (a few debounce windows) before reporting anything; the finished content is applied with no failed reload in between. |
+//! | 2 | Atomic save: a temporary file in the same directory renamed over the config | The rename shows up as an event in the watched directory; the new inode is read by name. |
+//! | 3 | vim-style save: the config renamed to a backup, a new file created and written | The moment without a file falls inside the debounce window; the new file is read by name. The backup is not watched. |
+//! | 4 | Deleted; recreated after a pause longer than the debounce | The missing file is retried, then reported as a failed reload (`file not found`); the live config stays. The recreated file is applied. |
+//! | 5 | The path is a symlink, re-pointed (`ln -sfn`) | The link's directory and the target's are watched; after the re-point the chain is resolved again and the new target's directory watched. Edits to the new target are followed; the old target no longer matters. |
+//! | 6 | Kubernetes ConfigMap: `config.toml -> ..data/config.toml`, `..data -> ..<timestamp>`; an update renames a new `..data` link into place and removes the old directory | The rename of `..data` is an event in the volume directory; the chain is resolved again and the new timestamped directory watched. Repeated updates keep working. |
+//! | 7 | A burst: hundreds of writes as fast as possible | A trailing debounce: one look after the last write (more only if the burst outlasts [`WatchOptions::max_delay`]); the last content wins. |
+//! | 8 | Unreadable (permissions), invalid UTF-8, above the size limit ([`FileSource::max_bytes`](crate::FileSource::max_bytes), 4 MiB by default), a directory in its place | Retried like a torn write, then a failed reload whose error says which file and what is wrong; the live config stays; the next good write is applied. A FIFO or device is refused, never read. |
+//! | 9 | The directory holding the config removed and recreated (or renamed away and replaced) | The watch on the old directory dies with it; the nearest existing ancestor is watched until the directory comes back; a watch whose directory was replaced is re-armed (watches are kept per inode and checked on every event), and the content is looked at since events before the new watch were not seen. |
+//! | 10 | A file named by a `#[reload(watch)]` field edited | Such files are watched too (the set is refreshed after every reload); the reload is triggered with [`Trigger::File`] naming that file, and the engine reports the change at the field's path in the field's scope. |
+//! | - | Filesystems without inotify; inotify limits reached | Polling, chosen or automatic, with a clear warning; never a silent dead watcher. |
+//!
+//! Polling sees a change within its interval plus the debounce window; it reads every watched
+//! file each interval (cheap for configuration files; files above 4 MiB are compared by size,
+//! time and inode instead of bytes).
+
+mod debounce;
+mod files;
+mod native;
+mod poll;
+mod worker;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+#[cfg(doc)]
+use crate::Trigger;
+use crate::{HotReload, Reloader};
+
+/// The `notify` crate this module is built on, re-exported so a custom native watcher (see
+/// [`WatchOptions::native_watcher`]) need not match its version.
+pub use notify;
+
+use debounce::{Debouncer, SystemClock, Timing};
+use files::fingerprint;
+use native::NativeBackend;
+use poll::PollBackend;
+use worker::{Active, Engine, Look, Shared, Worker};
+
+/// Default debounce window.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(75);
+/// Default longest wait from the first event of a burst to a look.
+pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(1);
+/// Default poll interval of the fallback from the native backend.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Default number of extra looks at content that cannot be read or parsed.
+pub const DEFAULT_TORN_READ_RETRIES: u32 = 4;
+
+/// Which backend to use.
+///
+/// ```
+/// use std::time::Duration;
+/// use hotcfg::watcher::{WatchMode, WatchOptions};
+///
+/// // An NFS mount: no inotify there.
+/// let options = WatchOptions::default().mode(WatchMode::Poll { interval: Duration::from_secs(2) });
+/// # let _ = options;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WatchMode {
+    /// Native notifications, falling back to polling (every
+    /// [`WatchOptions::fallback_interval`]) with a warning when they cannot be had.
+    #[default]
+    Auto,
+    /// Native notifications only: [`ConfigWatcher::start`] fails when they cannot be had. A
+    /// failure later (an inotify limit reached while following a new directory) still falls back
+    /// to polling, logged as an error, rather than leave a dead watcher.
+    Native,
+    /// Poll: read and hash the files every `interval`.
+    Poll {
+        /// Time between polls.
+        interval: Duration,
+    },
+}
+
+/// The backend a [`ConfigWatcher`] is using.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Operating system notifications (inotify, FSEvents, kqueue, ReadDirectoryChanges).
+    #[default]
+    Native,
+    /// Polling.
+    Poll,
+}
+
+/// Creates the native watcher: given the handler that feeds events to the [`ConfigWatcher`],
+/// returns a [`notify::Watcher`] that calls it.
+pub type NativeFactory =
+    Arc<dyn Fn(NativeEvents) -> notify::Result<Box<dyn notify::Watcher + Send>> + Send + Sync>;
+
+/// Settings of a [`ConfigWatcher`].
+///
+/// ```
+/// use std::time::Duration;
+/// use hotcfg::watcher::{WatchMode, WatchOptions};
+///
+/// let options = WatchOptions::default()
+///     .debounce(Duration::from_millis(50))
+///     .torn_read_retries(6)
+///     .mode(WatchMode::Auto);
+/// # let _ = options;
+/// ```
+#[derive(Clone)]
+pub struct WatchOptions {
+    debounce: Duration,
+    max_delay: Duration,
+    mode: WatchMode,
+    fallback_interval: Duration,
+    torn_read_retries: u32,
+    native: Option<NativeFactory>,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            debounce: DEFAULT_DEBOUNCE,
+            max_delay: DEFAULT_MAX_DELAY,
+            mode: WatchMode::Auto,
+            fallback_interval: DEFAULT_POLL_INTERVAL,
+            torn_read_retries: DEFAULT_TORN_READ_RETRIES,
+            native: None,
+        }
+    }
+}
+
+impl fmt::Debug for WatchOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchOptions")
+            .field("debounce", &self.debounce)
+            .field("max_delay", &self.max_delay)
+            .field("mode", &self.mode)
+            .field("fallback_interval", &self.fallback_interval)
+            .field("torn_read_retries", &self.torn_read_retries)
+            .field("custom_native_watcher", &self.native.is_some())
+            .finish()
+    }
+}
+
+impl WatchOptions {
+    /// Quiet time after the last event before the files are looked at (default
+    /// [`DEFAULT_DEBOUNCE`], 75 ms). Also the wait between looks at incomplete content.
+    pub fn debounce(mut self, window: Duration) -> Self {
+        self.debounce = window;
+        self
+    }
+
+    /// Longest time from the first event of an uninterrupted stream to a look (default
+    /// [`DEFAULT_MAX_DELAY`], 1 s), so that a file rewritten continuously is still reloaded.
+    pub fn max_delay(mut self, max: Duration) -> Self {
+        self.max_delay = max;
+        self
+    }
+
+    /// Which backend to use (default [`WatchMode::Auto`]).
+    pub fn mode(mut self, mode: WatchMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Poll interval used when [`WatchMode::Auto`] falls back to polling (default
+    /// [`DEFAULT_POLL_INTERVAL`], 1 s).
+    pub fn fallback_interval(mut self, interval: Duration) -> Self {
+        self.fallback_interval = interval;
+        self
+    }
+
+    /// How many more times to look, one debounce window apart, at content that cannot be read
+    /// or parsed before reporting the error (default [`DEFAULT_TORN_READ_RETRIES`]). A writer
+    /// that truncates and then writes, or a file briefly missing, is given that long to finish.
+    pub fn torn_read_retries(mut self, retries: u32) -> Self {
+        self.torn_read_retries = retries;
+        self
+    }
+
+    /// Creates the native watcher with `factory` instead of [`notify::RecommendedWatcher`]: to
+    /// pick another `notify` backend, or, in tests, to simulate a platform whose native watcher
+    /// fails.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hotcfg::watcher::{notify, WatchOptions};
+    ///
+    /// // As if inotify's max_user_watches were exhausted.
+    /// let options = WatchOptions::default().native_watcher(Arc::new(|_events| {
+    ///     Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch))
+    /// }));
+    /// # let _ = options;
+    /// ```
+    pub fn native_watcher(mut self, factory: NativeFactory) -> Self {
+        self.native = Some(factory);
+        self
+    }
+
+    fn timing(&self) -> Timing {
+        Timing {
+            window: self.debounce,
+            max_delay: self.max_delay.max(self.debounce),
+            retry_delay: self.debounce.max(Duration::from_millis(1)),
+            retries: self.torn_read_retries,
+        }
+    }
+}
+
+/// Why a [`ConfigWatcher`] could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// The source names no files (a remote store: use its own watch).
+    #[error("nothing to watch: the configuration source names no files")]
+    NoFiles,
+    /// [`WatchMode::Native`] was asked for and the native watcher cannot be had.
+    #[error("{}", describe_native(.0))]
+    Native(#[source] notify::Error),
+    /// The watcher thread cannot be started.
+    #[error("cannot start the file watcher thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+impl WatchError {
+    /// Whether the error is an operating system limit on watches or watchers (inotify's
+    /// `max_user_watches`, `max_user_instances`).
+    pub fn is_limit(&self) -> bool {
+        matches!(self, WatchError::Native(err) if native::is_limit_error(err))
+    }
+}
+
+fn describe_native(err: &notify::Error) -> String {
+    let paths = if err.paths.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = err.paths.iter().map(|p| p.display().to_string()).collect();
+        format!(" (watching {})", list.join(", "))
+    };
+    if native::is_limit_error(err) {
+        format!(
+            "the native file watcher hit an inotify limit{paths}: {err}; raise \
+             fs.inotify.max_user_watches / fs.inotify.max_user_instances, or use WatchMode::Auto \
+             (falls back to polling) or WatchMode::Poll"
+        )
+    } else {
+        format!(
+            "cannot use the native file watcher{paths}: {err}; WatchMode::Poll works on every \
+             filesystem"
+        )
+    }
+}
+
+/// What a running [`ConfigWatcher`] has done so far, for logs, metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WatchStats {
+    /// The backend in use now.
+    pub backend: Backend,
+    /// Native events received (all of them, before filtering).
+    pub fs_events: u64,
+    /// Changes seen: relevant native events, or polls that found new content.
+    pub changes: u64,
+    /// Polls done.
+    pub polls: u64,
+    /// Looks at the content after a debounce.
+    pub checks: u64,
+    /// Looks that found the same bytes as at the last reload (no reload).
+    pub skipped: u64,
+    /// Extra looks at content that could not be read or parsed.
+    pub retries: u64,
+    /// Reloads triggered.
+    pub triggers: u64,
+    /// Times a directory got a new watch after the start (it was replaced or newly needed).
+    pub rearms: u64,
+    /// Fallbacks from the native backend to polling after the start.
+    pub fallbacks: u64,
+    /// Whether a look is scheduled (a debounce window or a retry is running).
+    pub pending: bool,
+}
+
+enum Msg {
+    Native(notify::Result<notify::Event>),
+    Stop,
+}
+
+/// The handler a native watcher calls with its events; it forwards them to the
+/// [`ConfigWatcher`]. Given to a [`NativeFactory`].
+#[derive(Clone)]
+pub struct NativeEvents {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl fmt::Debug for NativeEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NativeEvents").finish_non_exhaustive()
+    }
+}
+
+impl notify::EventHandler for NativeEvents {
+    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
+        // After the watcher stopped nobody listens: dropping the event is right.
+        let _ = self.tx.send(Msg::Native(event));
+    }
+}
+
+fn recommended(events: NativeEvents) -> notify::Result<Box<dyn notify::Watcher + Send>> {
+    use notify::Watcher;
+    Ok(Box::new(notify::RecommendedWatcher::new(
+        events,
+        notify::Config::default(),
+    )?))
+}
+
+/// Watches a [`Reloader`]'s files on a thread of its own and reloads when their bytes change.
+/// Stops when dropped. See the [module docs](self) for what it survives.
+pub struct ConfigWatcher {
+    tx: mpsc::Sender<Msg>,
+    thread: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ConfigWatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigWatcher")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigWatcher {
+    /// Starts watching the files of `reloader`: its source's files and the files named by
+    /// `#[reload(watch)]` fields of the live configuration. Returns once the watches are in
+    /// place: a change made after this returns is seen.
+    ///
+    /// Fails when the source names no files, when [`WatchMode::Native`] was asked for and the
+    /// native watcher cannot be had, or when the thread cannot be started.
+    ///
+    /// ```
+    /// # use hotcfg::{FileSource, HotReload, Reloader};
+    /// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+    /// # struct Config { #[reload(scope = "limits")] workers: usize }
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("app.toml");
+    /// # std::fs::write(&path, "workers = 2")?;
+    /// use hotcfg::watcher::{Backend, ConfigWatcher, WatchOptions};
+    ///
+    /// let reloader = Reloader::<Config>::builder(FileSource::new(&path)).build()?;
+    /// let watcher = ConfigWatcher::start(reloader.clone(), WatchOptions::default())?;
+    /// assert_eq!(watcher.mode(), Backend::Native);
+    /// drop(watcher); // stops watching
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start<C>(reloader: Reloader<C>, options: WatchOptions) -> Result<Self, WatchError>
+    where
+        C: HotReload + DeserializeOwned + Send + Sync,
+    {
+        Self::start_engine(Box::new(reloader), options)
+    }
+
+    fn start_engine(engine: Box<dyn Engine>, options: WatchOptions) -> Result<Self, WatchError> {
+        let files = engine.watched_files();
+        if files.is_empty() {
+            return Err(WatchError::NoFiles);
+        }
+        let (tx, rx) = mpsc::channel();
+        let active = match options.mode {
+            WatchMode::Poll { interval } => Active::Poll(PollBackend::new(interval, &files)),
+            WatchMode::Native | WatchMode::Auto => {
+                match start_native(&options, NativeEvents { tx: tx.clone() }, &files) {
+                    Ok(native) => Active::Native(native),
+                    Err(err) if options.mode == WatchMode::Native => {
+                        return Err(WatchError::Native(err));
+                    }
+                    Err(err) => {
+                        tracing::warn!(
+                            "{}; falling back to polling every {:?}",
+                            describe_native(&err),
+                            options.fallback_interval
+                        );
+                        Active::Poll(PollBackend::new(options.fallback_interval, &files))
+                    }
+                }
+            }
+        };
+        let mut debouncer = Debouncer::new(SystemClock, options.timing());
+        let mut at_trigger = fingerprint(&files);
+        // Changed between the engine's load and now: treat it as a change seen at the start.
+        if engine.look() != Look::Unchanged {
+            at_trigger.clear();
+            debouncer.change();
+        }
+        let shared = Arc::new(Shared::default());
+        let worker = Worker {
+            generation: engine.generation(),
+            engine,
+            rx,
+            debouncer,
+            active,
+            files,
+            at_trigger,
+            fallback_interval: options.fallback_interval,
+            shared: Arc::clone(&shared),
+            stats: WatchStats::default(),
+        };
+        let backend = match worker.active {
+            Active::Native(_) => Backend::Native,
+            Active::Poll(_) => Backend::Poll,
+        };
+        shared
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .backend = backend;
+        let thread = std::thread::Builder::new()
+            .name("hotcfg-watcher".into())
+            .spawn(move || worker.run())
+            .map_err(WatchError::Thread)?;
+        tracing::info!(?backend, "watching configuration files");
+        Ok(ConfigWatcher {
+            tx,
+            thread: Some(thread),
+            shared,
+        })
+    }
+
+    /// The backend in use now (after a fallback, [`Backend::Poll`]).
+    pub fn mode(&self) -> Backend {
+        self.shared.stats().backend
+    }
+
+    /// What the watcher has done so far.
+    pub fn stats(&self) -> WatchStats {
+        self.shared.stats()
+    }
+}
+
+fn start_native(
+    options: &WatchOptions,
+    events: NativeEvents,
+    files: &[PathBuf],
+) -> notify::Result<NativeBackend> {
+    let watcher = match &options.native {
+        Some(factory) => factory(events)?,
+        None => recommended(events)?,
+    };
+    let mut native = NativeBackend::new(watcher);
+    native.reconcile(files)?;
+    Ok(native)
+}
+
+impl Drop for ConfigWatcher {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(thread) = self.thread.take() {
+            // Dropped from a handler the watcher itself called: it stops when the call returns.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The polling backend: for filesystems without change notification (NFS, some container mounts)
+//! and as the fallback when the native watcher cannot be had.
+//!
+//! Every interval it reads each watched path (following symlinks, so a re-pointed link or a
+//! swapped `..data` directory is seen) and compares a hash of the bytes with the previous poll.
+//! Content, not modification times: a rewrite within one timestamp tick that keeps the size
+//! would fool an mtime comparison, and a `touch` changes the time but not the configuration.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::files::{fingerprint, FileState};
+
+/// Polls watched files for content changes.
+#[derive(Debug)]
+pub(crate) struct PollBackend {
+    pub interval: Duration,
+    next: Instant,
+    seen: BTreeMap<PathBuf, FileState>,
+}
+
+impl PollBackend {
+    /// Starts polling `files` every `interval`, from their content now.
+    pub fn new(interval: Duration, files: &[PathBuf]) -> Self {
+        let interval = interval.max(Duration::from_millis(1));
+        PollBackend {
+            interval,
+            next: Instant::now() + interval,
+            seen: fingerprint(files),
+        }
+    }
+
+    /// When the next poll is due.
+    pub fn next(&self) -> Instant {
+        self.next
+    }
+
+    /// Polls if due; returns `None` when not due, or whether any file changed since the last poll.
+    pub fn poll(&mut self, files: &[PathBuf], now: Instant) -> Option<bool> {
+        if now < self.next {
+            return None;
+        }
+        self.next = now + self.interval;
+        let current = fingerprint(files);
+        if current == self.seen {
+            return Some(false);
+        }
+        self.seen = current;
+        Some(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_content_changes_but_not_touches() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a.toml");
+        std::fs::write(&file, "x = 1").unwrap();
+        let files = vec![file.clone()];
+        let mut poll = PollBackend::new(Duration::from_millis(10), &files);
+        let start = Instant::now();
+        assert_eq!(poll.poll(&files, start), None, "not due yet");
+        let mut at = poll.next();
+        assert_eq!(poll.poll(&files, at), Some(false));
+
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap();
+        at = poll.next();
+        assert_eq!(poll.poll(&files, at), Some(false), "a touch is no change");
+
+        // Same size, same instant: only the bytes differ.
+        std::fs::write(&file, "x = 2").unwrap();
+        at = poll.next();
+        assert_eq!(poll.poll(&files, at), Some(true));
+        at = poll.next();
+        assert_eq!(poll.poll(&files, at), Some(false));
+
+        std::fs::remove_file(&file).unwrap();
+        at = poll.next();
+        assert_eq!(poll.poll(&files, at), Some(true), "a removal is a change");
+    }
+}

@@ -1,0 +1,427 @@
+//! The watcher thread: takes events (or polls), debounces, looks at the content, and triggers.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use super::debounce::{Debouncer, SystemClock};
+use super::files::{fingerprint, FileState};
+use super::native::{is_limit_error, NativeBackend};
+use super::poll::PollBackend;
+use super::{Backend, Msg, WatchStats};
+use crate::{Decision, HotReload, Reloader, Stage, Trigger};
+
+/// How often an idle native watcher checks whether a reload it did not start (SIGHUP, a manual
+/// reload) changed the set of files to watch.
+const REFRESH_EVERY: Duration = Duration::from_millis(500);
+
+/// What the watcher needs from the engine (object-safe, so the thread is not generic).
+pub(crate) trait Engine: Send + 'static {
+    /// The files to watch now.
+    fn watched_files(&self) -> Vec<PathBuf>;
+    /// The live generation.
+    fn generation(&self) -> u64;
+    /// A dry run of the current content.
+    fn look(&self) -> Look;
+    /// Reloads because `file` changed.
+    fn trigger(&self, file: PathBuf);
+}
+
+/// What a dry run says about the current content.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// Nothing would change.
+    Unchanged,
+    /// It cannot be read or parsed: maybe a write in progress.
+    Incomplete(String),
+    /// Worth a reload (changes, or an error a reload should report).
+    Reload,
+}
+
+impl<C> Engine for Reloader<C>
+where
+    C: HotReload + DeserializeOwned + Send + Sync,
+{
+    fn watched_files(&self) -> Vec<PathBuf> {
+        Reloader::watched_files(self)
+    }
+
+    fn generation(&self) -> u64 {
+        self.handle().generation()
+    }
+
+    fn look(&self) -> Look {
+        let plan = self.plan();
+        match (&plan.error, &plan.decision) {
+            (Some(err), _) if matches!(err.stage, Stage::Read | Stage::Parse) => {
+                Look::Incomplete(err.to_string())
+            }
+            (None, Decision::Unchanged) => Look::Unchanged,
+            _ => Look::Reload,
+        }
+    }
+
+    fn trigger(&self, file: PathBuf) {
+        let event = Reloader::trigger(self, Trigger::File(file));
+        tracing::debug!(
+            result = event.result.kind(),
+            "watcher-triggered reload done"
+        );
+    }
+}
+
+/// State shared with the [`ConfigWatcher`](super::ConfigWatcher).
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub stats: Mutex<WatchStats>,
+}
+
+impl Shared {
+    pub fn stats(&self) -> WatchStats {
+        self.stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+pub(crate) enum Active {
+    Native(NativeBackend),
+    Poll(PollBackend),
+}
+
+pub(crate) struct Worker {
+    pub engine: Box<dyn Engine>,
+    pub rx: Receiver<Msg>,
+    pub debouncer: Debouncer<SystemClock>,
+    pub active: Active,
+    pub files: Vec<PathBuf>,
+    pub generation: u64,
+    /// What each file held at the last trigger (a file missing here: not known yet).
+    pub at_trigger: BTreeMap<PathBuf, FileState>,
+    pub fallback_interval: Duration,
+    pub shared: Arc<Shared>,
+    pub stats: WatchStats,
+}
+
+impl Worker {
+    pub fn run(mut self) {
+        loop {
+            self.publish();
+            let wake = self.next_wake();
+            let msg = self
+                .rx
+                .recv_timeout(wake.saturating_duration_since(Instant::now()));
+            match msg {
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Msg::Native(event)) => {
+                    self.on_native(event);
+                    // Take everything queued before acting: one reconcile per batch.
+                    loop {
+                        match self.rx.try_recv() {
+                            Ok(Msg::Native(event)) => self.on_native(event),
+                            Ok(Msg::Stop) => return,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            self.step();
+        }
+    }
+
+    fn publish(&mut self) {
+        self.stats.pending = self.debouncer.is_pending();
+        self.stats.backend = match self.active {
+            Active::Native(_) => Backend::Native,
+            Active::Poll(_) => Backend::Poll,
+        };
+        *self
+            .shared
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = self.stats.clone();
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut wake = Instant::now() + REFRESH_EVERY;
+        if let Some(deadline) = self.debouncer.deadline() {
+            wake = wake.min(deadline);
+        }
+        if let Active::Poll(poll) = &self.active {
+            wake = wake.min(poll.next());
+        }
+        wake
+    }
+
+    fn on_native(&mut self, event: notify::Result<notify::Event>) {
+        let Active::Native(native) = &mut self.active else {
+            // Left over from a native watcher we fell back from.
+            return;
+        };
+        self.stats.fs_events += 1;
+        match event {
+            Ok(event) => {
+                if native.is_relevant(&event) {
+                    tracing::trace!(?event, "relevant file event");
+                    native.note(&event);
+                    self.stats.changes += 1;
+                    self.debouncer.change();
+                }
+            }
+            Err(err) if is_limit_error(&err) => self.fall_back(&err),
+            Err(err) => {
+                tracing::warn!(error = %err, "file watcher error; looking at the files again");
+                native.dirty = true;
+                self.debouncer.change();
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        if matches!(&self.active, Active::Native(n) if n.dirty) {
+            self.reconcile();
+        }
+        if let Active::Poll(poll) = &mut self.active {
+            if let Some(changed) = poll.poll(&self.files, Instant::now()) {
+                self.stats.polls += 1;
+                if changed {
+                    self.stats.changes += 1;
+                    self.debouncer.change();
+                }
+            }
+        }
+        if self.engine.generation() != self.generation {
+            // A reload this watcher did not start may name other files.
+            self.refresh_files();
+        }
+        if self.debouncer.due() {
+            self.look();
+        }
+    }
+
+    fn reconcile(&mut self) {
+        let Active::Native(native) = &mut self.active else {
+            return;
+        };
+        match native.reconcile(&self.files) {
+            Ok(true) => {
+                // Changes made while a directory was unwatched have no event: look at the content.
+                self.stats.rearms += 1;
+                self.debouncer.change();
+            }
+            Ok(false) => {}
+            Err(err) => self.fall_back(&err),
+        }
+    }
+
+    /// Picks up the files the live configuration names now.
+    fn refresh_files(&mut self) {
+        self.generation = self.engine.generation();
+        let files = self.engine.watched_files();
+        if files == self.files {
+            return;
+        }
+        tracing::debug!(?files, "watched files changed");
+        self.at_trigger.retain(|file, _| files.contains(file));
+        if files.iter().any(|f| !self.at_trigger.contains_key(f)) {
+            // New files: their content is not known yet; a look settles it (without a reload when
+            // the engine already has exactly that content).
+            self.debouncer.change();
+        }
+        self.files = files;
+        if let Active::Native(native) = &mut self.active {
+            native.dirty = true;
+        }
+        self.reconcile();
+    }
+
+    /// The debounce is over: reload if the bytes changed and look complete.
+    fn look(&mut self) {
+        self.stats.checks += 1;
+        let current = fingerprint(&self.files);
+        let changed: Vec<&PathBuf> = self
+            .files
+            .iter()
+            .filter(|f| self.at_trigger.get(*f) != current.get(*f))
+            .collect();
+        if changed.is_empty() {
+            tracing::debug!("same bytes as at the last reload: nothing to do");
+            self.stats.skipped += 1;
+            self.debouncer.settled();
+            return;
+        }
+        let only_new = changed.iter().all(|f| !self.at_trigger.contains_key(*f));
+        match self.engine.look() {
+            Look::Unchanged if only_new => {
+                self.at_trigger = current;
+                self.stats.skipped += 1;
+                self.debouncer.settled();
+                return;
+            }
+            Look::Incomplete(why) => {
+                if self.debouncer.retry() {
+                    tracing::debug!(%why, "content looks incomplete (a write in progress?); looking again");
+                    self.stats.retries += 1;
+                    return;
+                }
+                tracing::debug!(%why, "content still incomplete after the retries; reloading to report it");
+            }
+            _ => {}
+        }
+        // Attribute the reload to a file known to have changed (not merely newly watched).
+        let file = changed
+            .iter()
+            .find(|f| self.at_trigger.contains_key(**f))
+            .unwrap_or(&changed[0]);
+        let file = (*file).clone();
+        self.engine.trigger(file);
+        self.stats.triggers += 1;
+        self.at_trigger = current;
+        self.debouncer.settled();
+        self.refresh_files();
+    }
+
+    fn fall_back(&mut self, err: &notify::Error) {
+        let interval = self.fallback_interval;
+        if is_limit_error(err) {
+            tracing::warn!(
+                error = %err,
+                poll_interval = ?interval,
+                "the native file watcher hit an inotify limit (fs.inotify.max_user_watches or \
+                 max_user_instances); falling back to polling"
+            );
+        } else {
+            tracing::warn!(
+                error = %err,
+                poll_interval = ?interval,
+                "the native file watcher failed; falling back to polling"
+            );
+        }
+        self.active = Active::Poll(PollBackend::new(interval, &self.files));
+        self.stats.fallbacks += 1;
+        // A change may have gone unseen while the native watcher was failing.
+        self.debouncer.change();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watcher::debounce::Timing;
+    use std::sync::mpsc;
+
+    /// An engine that records triggers and answers looks from a script.
+    struct FakeEngine {
+        files: Vec<PathBuf>,
+        looks: Arc<Mutex<Vec<Look>>>,
+        triggers: Arc<Mutex<Vec<PathBuf>>>,
+    }
+
+    impl Engine for FakeEngine {
+        fn watched_files(&self) -> Vec<PathBuf> {
+            self.files.clone()
+        }
+        fn generation(&self) -> u64 {
+            1
+        }
+        fn look(&self) -> Look {
+            let mut looks = self.looks.lock().unwrap();
+            if looks.is_empty() {
+                Look::Reload
+            } else {
+                looks.remove(0)
+            }
+        }
+        fn trigger(&self, file: PathBuf) {
+            self.triggers.lock().unwrap().push(file);
+        }
+    }
+
+    type Triggers = Arc<Mutex<Vec<PathBuf>>>;
+
+    fn worker(file: &std::path::Path, looks: Vec<Look>, retries: u32) -> (Worker, Triggers) {
+        let triggers = Arc::new(Mutex::new(Vec::new()));
+        let files = vec![file.to_path_buf()];
+        let (_tx, rx) = mpsc::channel();
+        let worker = Worker {
+            engine: Box::new(FakeEngine {
+                files: files.clone(),
+                looks: Arc::new(Mutex::new(looks)),
+                triggers: Arc::clone(&triggers),
+            }),
+            rx,
+            debouncer: Debouncer::new(
+                SystemClock,
+                Timing {
+                    window: Duration::ZERO,
+                    max_delay: Duration::ZERO,
+                    retry_delay: Duration::ZERO,
+                    retries,
+                },
+            ),
+            active: Active::Poll(PollBackend::new(Duration::from_secs(3600), &files)),
+            at_trigger: fingerprint(&files),
+            files,
+            generation: 1,
+            fallback_interval: Duration::from_secs(1),
+            shared: Arc::default(),
+            stats: WatchStats::default(),
+        };
+        (worker, triggers)
+    }
+
+    #[test]
+    fn identical_bytes_never_trigger() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a.toml");
+        std::fs::write(&file, "x = 1").unwrap();
+        let (mut w, triggers) = worker(&file, vec![], 3);
+        w.look();
+        std::fs::write(&file, "x = 1").unwrap();
+        w.look();
+        assert!(triggers.lock().unwrap().is_empty());
+        assert_eq!(w.stats.skipped, 2);
+        std::fs::write(&file, "x = 2").unwrap();
+        w.look();
+        w.look();
+        assert_eq!(*triggers.lock().unwrap(), vec![file.clone()]);
+    }
+
+    #[test]
+    fn incomplete_content_is_retried_then_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a.toml");
+        std::fs::write(&file, "x = 1").unwrap();
+        let torn = || Look::Incomplete("cannot parse".into());
+        let (mut w, triggers) = worker(&file, vec![torn(), torn(), torn()], 2);
+        std::fs::write(&file, "x =").unwrap();
+        w.look();
+        w.look();
+        assert!(triggers.lock().unwrap().is_empty(), "two retries first");
+        assert_eq!(w.stats.retries, 2);
+        w.look();
+        assert_eq!(
+            triggers.lock().unwrap().len(),
+            1,
+            "then the error is reported"
+        );
+    }
+
+    #[test]
+    fn newly_watched_files_the_engine_already_knows_do_not_trigger() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a.toml");
+        std::fs::write(&file, "x = 1").unwrap();
+        let (mut w, triggers) = worker(&file, vec![Look::Unchanged], 3);
+        w.at_trigger.clear();
+        w.look();
+        assert!(triggers.lock().unwrap().is_empty());
+        assert_eq!(w.at_trigger.len(), 1, "their content is adopted");
+    }
+}
