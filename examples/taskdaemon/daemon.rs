@@ -22,6 +22,8 @@ use crate::work::Work;
 /// How to run.
 pub struct Settings {
     pub config: PathBuf,
+    /// The log filter until the configuration's own `monitoring.log_level` takes over.
+    pub initial_log_level: &'static str,
     pub audit_log: Option<PathBuf>,
     pub policy: RestartPolicy,
 }
@@ -96,7 +98,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
     // to the engine's handle once the initial configuration has loaded.
     let work = Work::new();
     let rate = Arc::new(RateLimiter::new(1));
-    let set_level = log_level_setter("info");
+    let set_level = log_level_setter(settings.initial_log_level);
 
     let mut builder = Reloader::<TaskDaemonConfig>::builder(FileSource::new(&config_path))
         .validator(TaskDaemonConfig::validate)
@@ -143,7 +145,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
     let handle = reloader.handle();
     let config = handle.snapshot();
 
-    log_level_setter("info")(&config.monitoring.log_level)?;
+    log_level_setter(settings.initial_log_level)(&config.monitoring.log_level)?;
     let data_dir = base_dir.join(&config.storage.data_dir);
     work.attach(handle.clone(), data_dir.clone())
         .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;

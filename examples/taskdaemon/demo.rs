@@ -150,7 +150,8 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
     table["daemon"]["listen"] = "127.0.0.1:0".into();
     table["loops"]["build"]["max_iterations"] = 100_000.into();
     table["loops"]["build"]["delay_ms"] = 20.into();
-    table["monitoring"]["log_level"] = "warn".into();
+    // The tour prints every event itself; logs would only repeat them.
+    table["monitoring"]["log_level"] = "error".into();
     save_atomically(
         &config,
         &toml::to_string(&table).map_err(|e| e.to_string())?,
@@ -163,6 +164,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
     let audit = dir.path().join("audit.jsonl");
     let running = daemon::start(&Settings {
         config: config.clone(),
+        initial_log_level: "error",
         audit_log: Some(audit.clone()),
         policy,
     })
@@ -263,7 +265,9 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
     tour.title("a failure after a handler applied: limits + a status file in a missing directory");
     let mut table = good.clone();
     table["limits"]["max_concurrent"] = 5.into();
-    table["monitoring"]["status_file"] = "no-such-dir/status.json".into();
+    if let Some(monitoring) = table["monitoring"].as_table_mut() {
+        monitoring.insert("status_file".into(), "no-such-dir/status.json".into());
+    }
     tour.save_table(&table)?;
     let event = tour
         .next_event("an edit the monitoring handler cannot apply")

@@ -74,6 +74,7 @@ fn main() -> ExitCode {
     } else {
         runtime.block_on(daemon::run_until_stopped(daemon::Settings {
             config: options.config,
+            initial_log_level: "info",
             audit_log: options.audit_log,
             policy: options.policy,
         }))

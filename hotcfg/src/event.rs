@@ -147,18 +147,42 @@ pub struct ReloadEvent {
 
 impl fmt::Display for ReloadEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "reload #{} ({}", self.generation, self.trigger)?;
-        if let Some(source) = &self.source {
-            write!(f, ", {source}")?;
+        match &self.result {
+            ReloadResult::Success { applied, .. } if applied.is_empty() => {
+                f.write_str("nothing applied")?
+            }
+            ReloadResult::Success { applied, .. } => {
+                write!(f, "applied {} change(s)", applied.len())?
+            }
+            ReloadResult::Unchanged => f.write_str("unchanged")?,
+            ReloadResult::Rejected { reason, .. } => write!(f, "rejected: {reason}")?,
+            ReloadResult::Failed { error, .. } => write!(f, "failed: {error}")?,
         }
-        write!(f, ", {:.1} ms): ", self.duration.as_secs_f64() * 1000.0)?;
+        write!(f, " [{}", self.trigger)?;
+        match (&self.source, &self.trigger) {
+            // The trigger already names the file: show only the version.
+            (Some(source), Trigger::File(path)) if source.path == path.display().to_string() => {
+                write!(
+                    f,
+                    "; sha256 {}",
+                    &source.sha256[..12.min(source.sha256.len())]
+                )?
+            }
+            (Some(source), _) => write!(f, "; {source}")?,
+            (None, _) => {}
+        }
+        write!(
+            f,
+            "; live generation {}; {:.1} ms]",
+            self.generation,
+            self.duration.as_secs_f64() * 1000.0
+        )?;
         match &self.result {
             ReloadResult::Success {
                 applied,
                 warnings,
                 pending_restart,
             } => {
-                write!(f, "applied {} change(s)", applied.len())?;
                 for change in applied {
                     write!(f, "\n  applied  {change}")?;
                 }
@@ -168,32 +192,24 @@ impl fmt::Display for ReloadEvent {
                 for warning in warnings {
                     write!(f, "\n  warning: {warning}")?;
                 }
-                Ok(())
             }
-            ReloadResult::Unchanged => f.write_str("unchanged"),
-            ReloadResult::Rejected {
-                reason,
-                unsafe_changes,
-            } => {
-                write!(f, "rejected: {reason}")?;
+            ReloadResult::Unchanged => {}
+            ReloadResult::Rejected { unsafe_changes, .. } => {
                 for change in unsafe_changes {
                     write!(f, "\n  refused  {change}")?;
                 }
-                Ok(())
             }
             ReloadResult::Failed {
-                error,
-                rollback_performed,
+                rollback_performed, ..
             } => {
-                write!(f, "failed: {error}")?;
                 if *rollback_performed {
                     f.write_str("\n  rolled back; the previous configuration stays live")?;
                 } else {
                     f.write_str("\n  nothing was applied; the previous configuration stays live")?;
                 }
-                Ok(())
             }
         }
+        Ok(())
     }
 }
 
