@@ -138,7 +138,8 @@ fn schema_field(gen: &Gen<'_>) -> TokenStream {
             } else {
                 quote!(&::hotcfg::__private::join(prefix, #segment))
             };
-            quote!(#nested::schema_nested(#prefix, out);)
+            let doc = &gen.field.doc;
+            quote!(#nested::schema_nested(#prefix, #doc, out);)
         }
         Kind::Leaf {
             class,

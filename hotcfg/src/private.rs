@@ -83,8 +83,9 @@ pub fn schema_of<T: HotReload>(cell: &'static OnceLock<Vec<FieldInfo>>) -> &'sta
 pub trait Nested: Sized {
     /// Diffs the field, recursing into the nested type's own classification.
     fn diff_nested(&self, new: &Self, path: &FieldPath<'_>, out: &mut Vec<Change>);
-    /// Appends the nested fields' schema.
-    fn schema_nested(prefix: &str, out: &mut Vec<FieldInfo>);
+    /// Appends the nested fields' schema; `doc` describes the field itself (shown on the row of
+    /// a map entry or optional section).
+    fn schema_nested(prefix: &str, doc: &'static str, out: &mut Vec<FieldInfo>);
     /// Takes hot fields from `new`, keeps restart-only fields of `self`.
     fn merge_nested(&self, new: &Self) -> Self;
     /// Appends watched files of the nested value.
@@ -95,7 +96,7 @@ impl<T: HotReload> Nested for T {
     fn diff_nested(&self, new: &Self, path: &FieldPath<'_>, out: &mut Vec<Change>) {
         self.diff_into(new, path, out);
     }
-    fn schema_nested(prefix: &str, out: &mut Vec<FieldInfo>) {
+    fn schema_nested(prefix: &str, _doc: &'static str, out: &mut Vec<FieldInfo>) {
         T::schema_into(prefix, out);
     }
     fn merge_nested(&self, new: &Self) -> Self {
@@ -106,11 +107,11 @@ impl<T: HotReload> Nested for T {
     }
 }
 
-fn entry_info<T: HotReload>(path: String) -> FieldInfo {
+fn entry_info<T: HotReload>(path: String, doc: &'static str) -> FieldInfo {
     FieldInfo {
         path,
         class: T::CLASS,
-        doc: "",
+        doc,
         secret: false,
         watch: false,
         type_name: std::any::type_name::<T>(),
@@ -138,8 +139,8 @@ impl<T: HotReload> Nested for Option<T> {
             (None, None) => {}
         }
     }
-    fn schema_nested(prefix: &str, out: &mut Vec<FieldInfo>) {
-        out.push(entry_info::<T>(prefix.to_string()));
+    fn schema_nested(prefix: &str, doc: &'static str, out: &mut Vec<FieldInfo>) {
+        out.push(entry_info::<T>(prefix.to_string(), doc));
         T::schema_into(prefix, out);
     }
     fn merge_nested(&self, new: &Self) -> Self {
@@ -199,9 +200,9 @@ impl<K: Ord + Display + Clone, T: HotReload> Nested for BTreeMap<K, T> {
         let keys: BTreeSet<&K> = self.keys().chain(new.keys()).collect();
         diff_entries(keys.into_iter(), |k| self.get(k), |k| new.get(k), path, out);
     }
-    fn schema_nested(prefix: &str, out: &mut Vec<FieldInfo>) {
+    fn schema_nested(prefix: &str, doc: &'static str, out: &mut Vec<FieldInfo>) {
         let entry = join_path(prefix, "*");
-        out.push(entry_info::<T>(entry.clone()));
+        out.push(entry_info::<T>(entry.clone(), doc));
         T::schema_into(&entry, out);
     }
     fn merge_nested(&self, new: &Self) -> Self {
@@ -229,9 +230,9 @@ where
         let keys: BTreeSet<&K> = self.keys().chain(new.keys()).collect();
         diff_entries(keys.into_iter(), |k| self.get(k), |k| new.get(k), path, out);
     }
-    fn schema_nested(prefix: &str, out: &mut Vec<FieldInfo>) {
+    fn schema_nested(prefix: &str, doc: &'static str, out: &mut Vec<FieldInfo>) {
         let entry = join_path(prefix, "*");
-        out.push(entry_info::<T>(entry.clone()));
+        out.push(entry_info::<T>(entry.clone(), doc));
         T::schema_into(&entry, out);
     }
     fn merge_nested(&self, new: &Self) -> Self {

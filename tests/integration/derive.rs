@@ -67,6 +67,7 @@ struct Config {
     daemon: Daemon,
     #[reload(nested)]
     limits: Limits,
+    /// Loop types by name.
     #[reload(nested)]
     loops: BTreeMap<String, LoopType>,
     /// Prompt templates by name.
@@ -523,7 +524,12 @@ fn schema_lists_every_field() {
             "Seconds a loop may run before it is stopped.",
             "u64",
         ),
-        info("loops.*", loops, "", std::any::type_name::<LoopType>()),
+        info(
+            "loops.*",
+            loops,
+            "Loop types by name.",
+            std::any::type_name::<LoopType>(),
+        ),
         info(
             "loops.*.max_iterations",
             loops,
