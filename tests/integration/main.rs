@@ -3,3 +3,4 @@ mod daemon;
 mod derive;
 mod derive_props;
 mod engine;
+mod watcher;

@@ -210,6 +210,33 @@ pub(crate) fn fingerprint(files: &[PathBuf]) -> BTreeMap<PathBuf, FileState> {
         .collect()
 }
 
+/// When and how a file was last changed, as far as its metadata says: a stream of writes keeps
+/// changing it even while the content happens to look the same at two polls (two empty
+/// moments of two truncating writes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    ctime: (i64, i64),
+    inode: u64,
+}
+
+/// The stamp of what `path` points to now, if it exists.
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        #[cfg(unix)]
+        ctime: {
+            use std::os::unix::fs::MetadataExt;
+            (meta.ctime(), meta.ctime_nsec())
+        },
+        inode: inode(&meta),
+    })
+}
+
 /// Identity of a directory: a watch is on an inode, so a directory removed and created again under
 /// the same name needs a new watch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -334,7 +334,7 @@ pub struct WatchStats {
     pub backend: Backend,
     /// Native events received (all of them, before filtering).
     pub fs_events: u64,
-    /// Changes seen: relevant native events, or polls that found new content.
+    /// Changes seen: relevant native events, or polls that found new content or metadata.
     pub changes: u64,
     /// Polls done.
     pub polls: u64,

@@ -2,22 +2,31 @@
 //! and as the fallback when the native watcher cannot be had.
 //!
 //! Every interval it reads each watched path (following symlinks, so a re-pointed link or a
-//! swapped `..data` directory is seen) and compares a hash of the bytes with the previous poll.
-//! Content, not modification times: a rewrite within one timestamp tick that keeps the size
-//! would fool an mtime comparison, and a `touch` changes the time but not the configuration.
+//! swapped `..data` directory is seen) and compares a hash of the bytes, and the metadata, with
+//! the previous poll. The bytes, because a rewrite within one timestamp tick that keeps the size
+//! fools a comparison of modification times; the metadata too, because a stream of writes can
+//! show the same bytes at two polls (the empty moment of two truncating writes) and must still
+//! count as activity, so the debounce waits for it to end. (A `touch` alone thus leads to a look
+//! at the content, which finds the same bytes and reloads nothing.)
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::files::{fingerprint, FileState};
+use super::files::{fingerprint, stamp, FileState, Stamp};
 
 /// Polls watched files for content changes.
 #[derive(Debug)]
 pub(crate) struct PollBackend {
     pub interval: Duration,
     next: Instant,
-    seen: BTreeMap<PathBuf, FileState>,
+    seen: Seen,
+}
+
+type Seen = (BTreeMap<PathBuf, FileState>, Vec<Option<Stamp>>);
+
+fn observe(files: &[PathBuf]) -> Seen {
+    (fingerprint(files), files.iter().map(|f| stamp(f)).collect())
 }
 
 impl PollBackend {
@@ -27,7 +36,7 @@ impl PollBackend {
         PollBackend {
             interval,
             next: Instant::now() + interval,
-            seen: fingerprint(files),
+            seen: observe(files),
         }
     }
 
@@ -42,7 +51,7 @@ impl PollBackend {
             return None;
         }
         self.next = now + self.interval;
-        let current = fingerprint(files);
+        let current = observe(files);
         if current == self.seen {
             return Some(false);
         }
@@ -56,7 +65,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sees_content_changes_but_not_touches() {
+    fn sees_content_and_metadata_changes() {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("a.toml");
         std::fs::write(&file, "x = 1").unwrap();
@@ -74,7 +83,9 @@ mod tests {
             .set_modified(std::time::SystemTime::UNIX_EPOCH)
             .unwrap();
         at = poll.next();
-        assert_eq!(poll.poll(&files, at), Some(false), "a touch is no change");
+        assert_eq!(poll.poll(&files, at), Some(true), "a touch is activity");
+        at = poll.next();
+        assert_eq!(poll.poll(&files, at), Some(false));
 
         // Same size, same instant: only the bytes differ.
         std::fs::write(&file, "x = 2").unwrap();

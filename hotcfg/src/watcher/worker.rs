@@ -257,22 +257,29 @@ impl Worker {
             return;
         }
         let only_new = changed.iter().all(|f| !self.at_trigger.contains_key(*f));
-        match self.engine.look() {
-            Look::Unchanged if only_new => {
-                self.at_trigger = current;
-                self.stats.skipped += 1;
-                self.debouncer.settled();
+        let look = self.engine.look();
+        if look == Look::Unchanged && only_new {
+            self.at_trigger = current;
+            self.stats.skipped += 1;
+            self.debouncer.settled();
+            return;
+        }
+        // The engine reads the files again to reload: only go ahead when the bytes held still
+        // during the dry run, or a writer still at work could hand it a torn file.
+        let why = match look {
+            Look::Incomplete(why) => Some(why),
+            _ if fingerprint(&self.files) != current => {
+                Some("the files changed while being looked at".to_string())
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            if self.debouncer.retry() {
+                tracing::debug!(%why, "content looks incomplete (a write in progress?); looking again");
+                self.stats.retries += 1;
                 return;
             }
-            Look::Incomplete(why) => {
-                if self.debouncer.retry() {
-                    tracing::debug!(%why, "content looks incomplete (a write in progress?); looking again");
-                    self.stats.retries += 1;
-                    return;
-                }
-                tracing::debug!(%why, "content still incomplete after the retries; reloading to report it");
-            }
-            _ => {}
+            tracing::debug!(%why, "content still incomplete after the retries; reloading to report it");
         }
         // Attribute the reload to a file known to have changed (not merely newly watched).
         let file = changed

@@ -1,0 +1,892 @@
+//! The file watcher against the hazards of issue 4, on a real filesystem with the real watcher.
+//!
+//! Each hazard is a scenario file in `watcher_scenarios/` (steps on files, then what must happen)
+//! run twice: with the native watcher (inotify) and with the polling watcher. The language:
+//!
+//! | step | meaning |
+//! |---|---|
+//! | `source FILE... [max-bytes=N]` | the files the config is read from (default `config.toml`), overlays after the base |
+//! | `require non-root` | permissions must apply: as root, run the scenario as `nobody` in a child process |
+//! | `start` | build the reloader and start the watcher; steps before it set the scene |
+//! | `write FILE TEXT` / `append FILE TEXT` | in-place write (truncate + write) / append; `\n`, `\xHH` escapes |
+//! | `truncate FILE`, `touch FILE`, `chmod MODE FILE`, `remove FILE` | as the shell commands |
+//! | `mkdir DIR`, `remove-dir DIR`, `rename FROM TO` | `mkdir -p`, `rm -r`, `mv` |
+//! | `symlink TARGET LINK`, `ln-sfn TARGET LINK` | `ln -s`; `ln -sfn` (remove the link, create it again) |
+//! | `pad FILE BYTES TEXT` | TEXT followed by comment lines up to BYTES bytes |
+//! | `burst FILE N TEXT` | N in-place writes as fast as possible, `{i}` in TEXT replaced by 1..=N |
+//! | `pause N` | wait N debounce windows (a pause that is part of the hazard) |
+//! | `expect applied [value=N] [label=S] [trigger=FILE] [changed=FIELD] [reloads<=N]` | a new generation with these values; no failed or rejected reload on the way; the latest reload was triggered by FILE and changed FIELD; at most N reloads since the previous expectation |
+//! | `expect failed STAGE TEXT` | the next event is a failed reload at that stage whose error contains TEXT; the live config unchanged |
+//! | `expect unchanged` | the next event is an unchanged reload |
+//! | `expect no-reload` | nothing happens: no event, no handler call, same generation |
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hotcfg::watcher::{notify, Backend, ConfigWatcher, NativeEvents, WatchMode, WatchOptions};
+use hotcfg::{
+    ConfigError, FileSource, HotReload, ReloadError, ReloadEvent, ReloadResult, Reloader, Stage,
+    Trigger, Violations,
+};
+use hotcfg_tests::{wait_until, Sandbox};
+use serde::{Deserialize, Serialize};
+
+/// Debounce window in these tests (short, to keep the file fast).
+const DEBOUNCE: Duration = Duration::from_millis(40);
+/// Poll interval of the polling watcher in these tests.
+const POLL: Duration = Duration::from_millis(25);
+/// Extra looks at torn content (6 × 40 ms: room for a loaded machine in hazard 1).
+const RETRIES: u32 = 6;
+/// Longest wait for anything that must happen.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time within which the watcher would have reloaded if it were going to: the debounce, every
+/// retry, two polls, and slack.
+fn quiet_period() -> Duration {
+    DEBOUNCE * (RETRIES + 3) + POLL * 2 + Duration::from_millis(100)
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+struct Cfg {
+    #[reload(scope = "main")]
+    value: u64,
+    #[serde(default)]
+    #[reload(scope = "main")]
+    label: String,
+    /// A file the config refers to (a TLS certificate): watched with the config.
+    #[serde(default)]
+    #[reload(scope = "tls", watch)]
+    cert: Option<PathBuf>,
+}
+
+fn validate(config: &Cfg, v: &mut Violations) {
+    v.check(config.value < 1_000_000, "value", "must be below 1000000");
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Native,
+    Poll,
+}
+
+fn options(mode: Mode) -> WatchOptions {
+    WatchOptions::default()
+        .debounce(DEBOUNCE)
+        .max_delay(Duration::from_millis(400))
+        .torn_read_retries(RETRIES)
+        .mode(match mode {
+            Mode::Native => WatchMode::Native,
+            Mode::Poll => WatchMode::Poll { interval: POLL },
+        })
+}
+
+/// A reloader over files in a sandbox, recording every event and every handler call.
+struct Rig {
+    reloader: Reloader<Cfg>,
+    events: mpsc::Receiver<ReloadEvent>,
+    handler_calls: Arc<AtomicUsize>,
+}
+
+impl Rig {
+    fn new(source: FileSource) -> Rig {
+        let (tx, events) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let handler_calls = Arc::new(AtomicUsize::new(0));
+        let (main_calls, tls_calls) = (Arc::clone(&handler_calls), Arc::clone(&handler_calls));
+        let reloader = Reloader::<Cfg>::builder(source)
+            .validator(validate)
+            .on_apply("main", move |_| {
+                main_calls.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .on_apply("tls", move |_| {
+                tls_calls.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .subscriber(move |event: &ReloadEvent| {
+                let _ = tx.lock().unwrap().send(event.clone());
+            })
+            .build()
+            .expect("the initial config loads");
+        let rig = Rig {
+            reloader,
+            events,
+            handler_calls,
+        };
+        let startup = rig.next_event("the startup event");
+        assert_eq!(startup.trigger, Trigger::Startup);
+        rig
+    }
+
+    fn next_event(&self, what: &str) -> ReloadEvent {
+        self.events
+            .recv_timeout(TIMEOUT)
+            .unwrap_or_else(|_| panic!("timed out after {TIMEOUT:?} waiting for {what}"))
+    }
+
+    fn value(&self) -> u64 {
+        self.reloader.handle().load().value
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenario language.
+
+#[derive(Debug)]
+enum Step {
+    Source(Vec<String>, Option<u64>),
+    RequireNonRoot,
+    Start,
+    Write(String, Vec<u8>),
+    Append(String, Vec<u8>),
+    Truncate(String),
+    Touch(String),
+    Chmod(u32, String),
+    Remove(String),
+    Mkdir(String),
+    RemoveDir(String),
+    Rename(String, String),
+    Symlink(String, String),
+    LnSfn(String, String),
+    Pad(String, usize, Vec<u8>),
+    Burst(String, usize, String),
+    Pause(u32),
+    Applied(Applied),
+    Failed(Stage, String),
+    Unchanged,
+    NoReload,
+}
+
+#[derive(Debug, Default)]
+struct Applied {
+    value: Option<u64>,
+    label: Option<String>,
+    trigger: Option<String>,
+    changed: Option<String>,
+    max_reloads: Option<usize>,
+}
+
+/// `\n`, `\t`, `\\` and `\xHH` escapes; everything else as written.
+fn unescape(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 1 < bytes.len() {
+            match bytes[i + 1] {
+                b'n' => out.push(b'\n'),
+                b't' => out.push(b'\t'),
+                b'\\' => out.push(b'\\'),
+                b'x' if i + 3 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[i + 2..i + 4]).unwrap();
+                    out.push(u8::from_str_radix(hex, 16).expect("\\xHH escape"));
+                    i += 4;
+                    continue;
+                }
+                other => panic!("unknown escape \\{}", other as char),
+            }
+            i += 2;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Splits off the first word.
+fn word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(' ') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    }
+}
+
+fn parse_step(line: &str) -> Result<Step, String> {
+    let (command, rest) = word(line);
+    let (a, after_a) = word(rest);
+    let (b, _) = word(after_a);
+    let need = |s: &str| {
+        if s.is_empty() {
+            Err(format!("`{command}` needs more arguments"))
+        } else {
+            Ok(s.to_string())
+        }
+    };
+    Ok(match command {
+        "source" => {
+            let mut files = Vec::new();
+            let mut max = None;
+            for arg in rest.split_whitespace() {
+                match arg.strip_prefix("max-bytes=") {
+                    Some(n) => max = Some(n.parse().map_err(|e| format!("max-bytes: {e}"))?),
+                    None => files.push(arg.to_string()),
+                }
+            }
+            Step::Source(files, max)
+        }
+        "require" if rest.trim() == "non-root" => Step::RequireNonRoot,
+        "start" => Step::Start,
+        "write" => Step::Write(need(a)?, unescape(after_a)),
+        "append" => Step::Append(need(a)?, unescape(after_a)),
+        "truncate" => Step::Truncate(need(a)?),
+        "touch" => Step::Touch(need(a)?),
+        "chmod" => Step::Chmod(
+            u32::from_str_radix(a, 8).map_err(|e| format!("mode: {e}"))?,
+            need(b)?,
+        ),
+        "remove" => Step::Remove(need(a)?),
+        "mkdir" => Step::Mkdir(need(a)?),
+        "remove-dir" => Step::RemoveDir(need(a)?),
+        "rename" => Step::Rename(need(a)?, need(b)?),
+        "symlink" => Step::Symlink(need(a)?, need(b)?),
+        "ln-sfn" => Step::LnSfn(need(a)?, need(b)?),
+        "pad" => {
+            let text = word(after_a).1;
+            Step::Pad(
+                need(a)?,
+                b.parse().map_err(|e| format!("size: {e}"))?,
+                unescape(text),
+            )
+        }
+        "burst" => Step::Burst(
+            need(a)?,
+            b.parse().map_err(|e| format!("count: {e}"))?,
+            word(after_a).1.to_string(),
+        ),
+        "pause" => Step::Pause(a.parse().map_err(|e| format!("windows: {e}"))?),
+        "expect" => match a {
+            "applied" => {
+                let mut applied = Applied::default();
+                for arg in after_a.split_whitespace() {
+                    if let Some(n) = arg.strip_prefix("reloads<=") {
+                        applied.max_reloads = Some(n.parse().map_err(|e| format!("{arg}: {e}"))?);
+                        continue;
+                    }
+                    let (key, val) = arg
+                        .split_once('=')
+                        .ok_or_else(|| format!("expected key=value, got `{arg}`"))?;
+                    match key {
+                        "value" => {
+                            applied.value = Some(val.parse().map_err(|e| format!("{arg}: {e}"))?)
+                        }
+                        "label" => applied.label = Some(val.to_string()),
+                        "trigger" => applied.trigger = Some(val.to_string()),
+                        "changed" => applied.changed = Some(val.to_string()),
+                        _ => return Err(format!("unknown expectation `{key}`")),
+                    }
+                }
+                Step::Applied(applied)
+            }
+            "failed" => {
+                let stage = match b {
+                    "read" => Stage::Read,
+                    "parse" => Stage::Parse,
+                    "validate" => Stage::Validate,
+                    other => return Err(format!("unknown stage `{other}`")),
+                };
+                Step::Failed(stage, word(after_a).1.trim().to_string())
+            }
+            "unchanged" => Step::Unchanged,
+            "no-reload" => Step::NoReload,
+            other => return Err(format!("unknown expectation `{other}`")),
+        },
+        other => return Err(format!("unknown step `{other}`")),
+    })
+}
+
+fn parse_scenario(text: &str) -> Vec<(usize, String, Step)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .map(|(i, line)| {
+            let step = parse_step(line).unwrap_or_else(|e| panic!("line {}: {e}: {line}", i + 1));
+            (i + 1, line.to_string(), step)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a scenario.
+
+struct Run {
+    sandbox: Sandbox,
+    mode: Mode,
+    source: Vec<String>,
+    max_bytes: Option<u64>,
+    rig: Option<Rig>,
+    watcher: Option<ConfigWatcher>,
+    /// Generation when the previous expectation was met.
+    generation: u64,
+}
+
+impl Run {
+    fn rig(&self) -> &Rig {
+        self.rig
+            .as_ref()
+            .expect("`start` comes before expectations")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.sandbox.path(name)
+    }
+
+    fn stats(&self) -> String {
+        match &self.watcher {
+            Some(w) => format!("{:?}", w.stats()),
+            None => "not started".into(),
+        }
+    }
+
+    fn write(&self, name: &str, bytes: &[u8], append: bool) {
+        use std::io::Write;
+        let path = self.path(name);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        file.write_all(bytes)
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
+    fn start(&mut self) {
+        let files: Vec<PathBuf> = if self.source.is_empty() {
+            vec![self.path("config.toml")]
+        } else {
+            self.source.iter().map(|f| self.path(f)).collect()
+        };
+        let mut source = FileSource::new(&files[0]);
+        for overlay in &files[1..] {
+            source = source.overlay(overlay);
+        }
+        if let Some(max) = self.max_bytes {
+            source = source.max_bytes(max);
+        }
+        let rig = Rig::new(source);
+        let watcher = ConfigWatcher::start(rig.reloader.clone(), options(self.mode))
+            .expect("the watcher starts");
+        let backend = match self.mode {
+            Mode::Native => Backend::Native,
+            Mode::Poll => Backend::Poll,
+        };
+        assert_eq!(watcher.mode(), backend);
+        self.generation = rig.reloader.handle().generation();
+        self.rig = Some(rig);
+        self.watcher = Some(watcher);
+    }
+
+    fn step(&mut self, step: &Step) {
+        match step {
+            Step::Source(files, max) => {
+                self.source = files.clone();
+                self.max_bytes = *max;
+            }
+            Step::RequireNonRoot => {}
+            Step::Start => self.start(),
+            Step::Write(name, bytes) => self.write(name, bytes, false),
+            Step::Append(name, bytes) => self.write(name, bytes, true),
+            Step::Truncate(name) => self.write(name, b"", false),
+            Step::Touch(name) => {
+                let file = std::fs::File::options()
+                    .write(true)
+                    .open(self.path(name))
+                    .unwrap();
+                file.set_modified(std::time::SystemTime::now()).unwrap();
+            }
+            Step::Chmod(mode, name) => {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(self.path(name), std::fs::Permissions::from_mode(*mode))
+                    .unwrap();
+            }
+            Step::Remove(name) => std::fs::remove_file(self.path(name)).unwrap(),
+            Step::Mkdir(name) => std::fs::create_dir_all(self.path(name)).unwrap(),
+            Step::RemoveDir(name) => std::fs::remove_dir_all(self.path(name)).unwrap(),
+            Step::Rename(from, to) => std::fs::rename(self.path(from), self.path(to)).unwrap(),
+            Step::Symlink(target, link) => {
+                std::os::unix::fs::symlink(target, self.path(link)).unwrap()
+            }
+            Step::LnSfn(target, link) => {
+                let _ = std::fs::remove_file(self.path(link));
+                std::os::unix::fs::symlink(target, self.path(link)).unwrap();
+            }
+            Step::Pad(name, size, text) => {
+                let mut bytes = text.clone();
+                bytes.push(b'\n');
+                while bytes.len() < *size {
+                    bytes.extend_from_slice(b"# padding padding padding padding padding\n");
+                }
+                self.write(name, &bytes, false);
+            }
+            Step::Burst(name, count, template) => {
+                for i in 1..=*count {
+                    let text = template.replace("{i}", &i.to_string());
+                    self.write(name, &unescape(&text), false);
+                }
+            }
+            Step::Pause(windows) => std::thread::sleep(DEBOUNCE * *windows),
+            Step::Applied(applied) => self.expect_applied(applied),
+            Step::Failed(stage, text) => self.expect_failed(*stage, text),
+            Step::Unchanged => {
+                let event = self.rig().next_event("an unchanged reload");
+                assert_eq!(event.result, ReloadResult::Unchanged, "got {event}");
+                assert!(matches!(event.trigger, Trigger::File(_)), "got {event}");
+            }
+            Step::NoReload => self.expect_no_reload(),
+        }
+    }
+
+    fn expect_applied(&mut self, expected: &Applied) {
+        let rig = self.rig.as_ref().unwrap();
+        let handle = rig.reloader.handle();
+        let before = self.generation;
+        let matches = || {
+            let live = handle.load();
+            live.generation() > before
+                && expected.value.is_none_or(|v| live.value == v)
+                && expected.label.as_ref().is_none_or(|l| &live.label == l)
+        };
+        wait_until(
+            &format!("a new generation with {expected:?}"),
+            TIMEOUT,
+            matches,
+        );
+        // Let the watcher finish what it is doing, then take every event up to the live one.
+        let watcher = self.watcher.as_ref().unwrap();
+        wait_until("the watcher to be idle", TIMEOUT, || {
+            !watcher.stats().pending
+        });
+        let live = handle.generation();
+        let mut events = Vec::new();
+        loop {
+            let event = rig.next_event(&format!("the event of generation {live}"));
+            let done =
+                event.generation == live && matches!(event.result, ReloadResult::Success { .. });
+            events.push(event);
+            if done {
+                break;
+            }
+        }
+        while let Ok(event) = rig.events.try_recv() {
+            events.push(event);
+        }
+        for event in &events {
+            assert!(
+                matches!(
+                    event.result,
+                    ReloadResult::Success { .. } | ReloadResult::Unchanged
+                ),
+                "a reload failed on the way to {expected:?}: {event}"
+            );
+            assert!(
+                matches!(event.trigger, Trigger::File(_)),
+                "not a file trigger: {event}"
+            );
+        }
+        let last = events
+            .iter()
+            .rev()
+            .find(|e| e.generation == live && matches!(e.result, ReloadResult::Success { .. }))
+            .unwrap();
+        if let Some(file) = &expected.trigger {
+            assert_eq!(last.trigger, Trigger::File(self.path(file)), "{last}");
+        }
+        if let Some(field) = &expected.changed {
+            let ReloadResult::Success { applied, .. } = &last.result else {
+                unreachable!()
+            };
+            assert!(
+                applied.iter().any(|c| &c.path == field),
+                "`{field}` is not among the changes of {last}"
+            );
+        }
+        if let Some(max) = expected.max_reloads {
+            eprintln!("{} reload(s), bound {max}", events.len());
+            assert!(
+                events.len() <= max,
+                "{} reloads, more than the bound of {max}: {}",
+                events.len(),
+                events
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+        self.generation = live;
+    }
+
+    fn expect_failed(&mut self, stage: Stage, text: &str) {
+        let rig = self.rig();
+        let value = rig.value();
+        let event = rig.next_event(&format!("a failed reload ({stage:?}: {text})"));
+        let ReloadResult::Failed {
+            error: ReloadError::Config(ConfigError { stage: got, .. }),
+            ..
+        } = &event.result
+        else {
+            panic!("expected a failed reload ({stage:?}: {text}), got {event}");
+        };
+        assert_eq!(*got, stage, "{event}");
+        let message = event.to_string();
+        assert!(
+            message.to_lowercase().contains(&text.to_lowercase()),
+            "the error does not say `{text}`: {message}"
+        );
+        assert!(matches!(event.trigger, Trigger::File(_)), "{event}");
+        assert_eq!(rig.reloader.handle().generation(), self.generation);
+        assert_eq!(rig.value(), value, "the live config changed");
+    }
+
+    fn expect_no_reload(&mut self) {
+        let rig = self.rig();
+        let calls = rig.handler_calls.load(Ordering::SeqCst);
+        // Absence takes a wait: as long as the watcher could take to reload (debounce, every
+        // retry, two polls), then it must be idle with nothing done.
+        std::thread::sleep(quiet_period());
+        let watcher = self.watcher.as_ref().unwrap();
+        wait_until("the watcher to be idle", TIMEOUT, || {
+            !watcher.stats().pending
+        });
+        if let Ok(event) = rig.events.try_recv() {
+            panic!("expected no reload, got {event}");
+        }
+        assert_eq!(rig.reloader.handle().generation(), self.generation);
+        assert_eq!(rig.handler_calls.load(Ordering::SeqCst), calls);
+    }
+}
+
+fn is_root() -> bool {
+    // The owner of a file this process creates is its effective user.
+    use std::os::unix::fs::MetadataExt;
+    let sandbox = Sandbox::new();
+    let probe = sandbox.write("probe", "");
+    std::fs::metadata(probe).unwrap().uid() == 0
+}
+
+/// Runs the scenario as the user `nobody`: the test binary runs only this test, in a child process
+/// started with `setpriv`. Returns `false` (skipped) when that is not possible.
+fn run_as_nobody(test: &str) -> bool {
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("HOTCFG_WATCHER_CHILD", "1")
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(err) => {
+            eprintln!("SKIPPED {test}: running as root and cannot run setpriv ({err}); root reads mode-000 files, so permissions cannot be tested");
+            return false;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the scenario failed as user nobody ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    true
+}
+
+fn run_scenario(file: &str, text: &str, mode: Mode, test: &str) {
+    let steps = parse_scenario(text);
+    if steps
+        .iter()
+        .any(|(_, _, s)| matches!(s, Step::RequireNonRoot))
+        && is_root()
+    {
+        assert!(
+            std::env::var_os("HOTCFG_WATCHER_CHILD").is_none(),
+            "setpriv left the child running as root"
+        );
+        // The test's name without the crate's.
+        let name = test.split_once("::").map_or(test, |(_, rest)| rest);
+        if run_as_nobody(name) {
+            eprintln!("{file} ({mode:?}) ran as user nobody");
+        }
+        return;
+    }
+    let mut run = Run {
+        sandbox: Sandbox::new(),
+        mode,
+        source: Vec::new(),
+        max_bytes: None,
+        rig: None,
+        watcher: None,
+        generation: 0,
+    };
+    let started = Instant::now();
+    for (line, source, step) in &steps {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.step(step)));
+        if let Err(panic) = result {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!(
+                "{file}:{line} ({mode:?} watcher, {:?} in): `{source}` failed: {message}\nwatcher: {}",
+                started.elapsed(),
+                run.stats()
+            );
+        }
+    }
+    // Drop the watcher before the sandbox: it stops watching first.
+    drop(run.watcher.take());
+}
+
+macro_rules! scenarios {
+    ($($name:ident => $file:literal,)*) => {
+        $(
+            mod $name {
+                const TEXT: &str = include_str!(concat!("watcher_scenarios/", $file));
+                #[test]
+                fn native() {
+                    super::run_scenario($file, TEXT, super::Mode::Native, concat!(module_path!(), "::native"));
+                }
+                #[test]
+                fn poll() {
+                    super::run_scenario($file, TEXT, super::Mode::Poll, concat!(module_path!(), "::poll"));
+                }
+            }
+        )*
+        const SCENARIOS: &[&str] = &[$($file),*];
+    };
+}
+
+scenarios! {
+    hazard_01_in_place_write => "01-in-place-write.scenario",
+    hazard_02_atomic_save => "02-atomic-save.scenario",
+    hazard_03_vim_save => "03-vim-save.scenario",
+    hazard_04_delete_and_recreate => "04-delete-and-recreate.scenario",
+    hazard_05_symlink_repoint => "05-symlink-repoint.scenario",
+    hazard_06_kubernetes_configmap => "06-kubernetes-configmap.scenario",
+    hazard_07_burst => "07-burst.scenario",
+    hazard_08a_unreadable_permissions => "08a-unreadable-permissions.scenario",
+    hazard_08b_invalid_utf8 => "08b-invalid-utf8.scenario",
+    hazard_08c_oversized => "08c-oversized.scenario",
+    hazard_08d_directory_in_place => "08d-directory-in-place.scenario",
+    hazard_08e_parse_and_validation_errors => "08e-parse-and-validation-errors.scenario",
+    hazard_09_parent_directory_recreated => "09-parent-directory-recreated.scenario",
+    hazard_10_referenced_file => "10-referenced-file.scenario",
+    several_files_base_and_overlay => "11-base-and-overlay.scenario",
+    same_bytes_no_reload => "12-same-bytes-no-reload.scenario",
+}
+
+#[test]
+fn every_scenario_file_is_run() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("integration/watcher_scenarios");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".scenario"))
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        files,
+        listed,
+        "list every file of {} in scenarios!",
+        dir.display()
+    );
+    for file in SCENARIOS {
+        parse_scenario(&std::fs::read_to_string(dir.join(file)).unwrap());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Triggers besides files, fallback, lifecycle.
+
+fn simple_rig(sandbox: &Sandbox, value: u64) -> Rig {
+    let path = sandbox.write("config.toml", &format!("value = {value}"));
+    Rig::new(FileSource::new(path))
+}
+
+fn atomic_write(sandbox: &Sandbox, text: &str) {
+    let tmp = sandbox.write(".config.toml.tmp", text);
+    std::fs::rename(tmp, sandbox.path("config.toml")).unwrap();
+}
+
+#[test]
+fn sighup_sent_to_the_process_reloads() {
+    let sandbox = Sandbox::new();
+    let rig = simple_rig(&sandbox, 1);
+    let _guard = hotcfg::reload_on_sighup(rig.reloader.clone()).expect("install the handler");
+    sandbox.write("config.toml", "value = 2");
+    // What an operator does: `kill -HUP <pid>`.
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let event = rig.next_event("the reload SIGHUP triggers");
+    assert_eq!(event.trigger, Trigger::Signal, "{event}");
+    assert!(
+        matches!(event.result, ReloadResult::Success { .. }),
+        "{event}"
+    );
+    assert_eq!(rig.value(), 2);
+}
+
+/// A native watcher factory that fails like an exhausted inotify.
+fn exhausted_inotify() -> hotcfg::watcher::NativeFactory {
+    Arc::new(|_events| Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch)))
+}
+
+/// A native watcher that is created but cannot add a watch (inotify's max_user_watches).
+struct NoWatchesLeft;
+
+impl notify::Watcher for NoWatchesLeft {
+    fn new<F: notify::EventHandler>(_: F, _: notify::Config) -> notify::Result<Self> {
+        Ok(NoWatchesLeft)
+    }
+    fn watch(&mut self, path: &Path, _: notify::RecursiveMode) -> notify::Result<()> {
+        Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch).add_path(path.to_path_buf()))
+    }
+    fn unwatch(&mut self, _: &Path) -> notify::Result<()> {
+        Ok(())
+    }
+    fn kind() -> notify::WatcherKind {
+        notify::WatcherKind::NullWatcher
+    }
+}
+
+#[test]
+fn native_mode_reports_inotify_limits_as_a_clear_error() {
+    let sandbox = Sandbox::new();
+    let rig = simple_rig(&sandbox, 1);
+    for factory in [
+        exhausted_inotify(),
+        Arc::new(|_| Ok(Box::new(NoWatchesLeft) as Box<dyn notify::Watcher + Send>)),
+    ] {
+        let options = WatchOptions::default()
+            .mode(WatchMode::Native)
+            .native_watcher(factory);
+        let err = ConfigWatcher::start(rig.reloader.clone(), options).unwrap_err();
+        assert!(err.is_limit(), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("inotify limit"), "{message}");
+        assert!(message.contains("WatchMode::Poll"), "{message}");
+    }
+}
+
+#[test]
+fn auto_mode_falls_back_to_polling_when_the_native_watcher_cannot_be_had() {
+    let sandbox = Sandbox::new();
+    let rig = simple_rig(&sandbox, 1);
+    for (i, factory) in [
+        exhausted_inotify(),
+        Arc::new(|_| Ok(Box::new(NoWatchesLeft) as Box<dyn notify::Watcher + Send>)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let options = WatchOptions::default()
+            .debounce(DEBOUNCE)
+            .fallback_interval(POLL)
+            .native_watcher(factory);
+        let watcher = ConfigWatcher::start(rig.reloader.clone(), options).expect("falls back");
+        assert_eq!(watcher.mode(), Backend::Poll);
+        let value = 10 + i as u64;
+        atomic_write(&sandbox, &format!("value = {value}"));
+        wait_until(
+            &format!("value {value} applied by the polling fallback"),
+            TIMEOUT,
+            || rig.value() == value,
+        );
+    }
+}
+
+#[test]
+fn an_inotify_limit_at_run_time_falls_back_to_polling() {
+    let sandbox = Sandbox::new();
+    let rig = simple_rig(&sandbox, 1);
+    // The real native watcher, with a way to inject what inotify reports.
+    let injector: Arc<Mutex<Option<NativeEvents>>> = Arc::default();
+    let keep = Arc::clone(&injector);
+    let factory: hotcfg::watcher::NativeFactory = Arc::new(move |events: NativeEvents| {
+        *keep.lock().unwrap() = Some(events.clone());
+        let watcher = <notify::RecommendedWatcher as notify::Watcher>::new(
+            events,
+            notify::Config::default(),
+        )?;
+        Ok(Box::new(watcher) as Box<dyn notify::Watcher + Send>)
+    });
+    let options = WatchOptions::default()
+        .debounce(DEBOUNCE)
+        .fallback_interval(POLL)
+        .native_watcher(factory);
+    let watcher = ConfigWatcher::start(rig.reloader.clone(), options).unwrap();
+    assert_eq!(watcher.mode(), Backend::Native);
+    atomic_write(&sandbox, "value = 2");
+    wait_until("value 2 applied by inotify", TIMEOUT, || rig.value() == 2);
+
+    let mut events = injector.lock().unwrap().clone().unwrap();
+    notify::EventHandler::handle_event(
+        &mut events,
+        Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch)),
+    );
+    wait_until("the fallback to polling", TIMEOUT, || {
+        watcher.mode() == Backend::Poll
+    });
+    assert_eq!(watcher.stats().fallbacks, 1);
+    atomic_write(&sandbox, "value = 3");
+    wait_until("value 3 applied by polling", TIMEOUT, || rig.value() == 3);
+}
+
+#[test]
+fn a_change_made_before_the_watcher_started_is_applied() {
+    let sandbox = Sandbox::new();
+    let rig = simple_rig(&sandbox, 1);
+    sandbox.write("config.toml", "value = 5");
+    let _watcher = ConfigWatcher::start(rig.reloader.clone(), options(Mode::Native)).unwrap();
+    wait_until("value 5 applied", TIMEOUT, || rig.value() == 5);
+}
+
+#[test]
+fn a_dropped_watcher_stops_watching() {
+    let sandbox = Sandbox::new();
+    let rig = simple_rig(&sandbox, 1);
+    let watcher = ConfigWatcher::start(rig.reloader.clone(), options(Mode::Native)).unwrap();
+    drop(watcher);
+    atomic_write(&sandbox, "value = 2");
+    std::thread::sleep(quiet_period());
+    assert!(rig.events.try_recv().is_err(), "a reload after the drop");
+    assert_eq!(rig.value(), 1);
+}
+
+#[test]
+fn a_source_without_files_cannot_be_watched() {
+    #[derive(Debug)]
+    struct Nowhere;
+    impl hotcfg::Source for Nowhere {
+        fn read(&self) -> Result<hotcfg::SourceContent, hotcfg::SourceError> {
+            let text = "value = 1".to_string();
+            Ok(hotcfg::SourceContent {
+                identity: hotcfg::SourceIdentity::new("memory", text.as_bytes()),
+                layers: vec![hotcfg::Layer {
+                    name: "memory".into(),
+                    format: hotcfg::Format::Toml,
+                    text,
+                }],
+            })
+        }
+        fn name(&self) -> String {
+            "memory".into()
+        }
+    }
+    let reloader = Reloader::<Cfg>::builder(Nowhere).build().unwrap();
+    let err = ConfigWatcher::start(reloader, WatchOptions::default()).unwrap_err();
+    assert!(matches!(err, hotcfg::WatchError::NoFiles), "{err}");
+}
