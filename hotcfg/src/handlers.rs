@@ -196,23 +196,15 @@ impl<C: 'static> Handlers<C> {
     pub(crate) fn prepare_all(
         &self,
         order: &[String],
-        old: &C,
-        new: &C,
-        diff: &Diff,
-        generation: u64,
+        step: &Step<'_, C>,
     ) -> Result<(), (String, StepFailure)> {
         for scope in order {
-            let changes: Vec<&Change> = diff.in_scope(scope).collect();
-            let cx = ApplyContext {
-                scope,
-                old,
-                new,
-                changes: &changes,
-                generation,
-            };
-            for handler in self.by_scope.get(scope).into_iter().flatten() {
-                guarded(|| handler.prepare(&cx)).map_err(|f| (scope.clone(), f))?;
-            }
+            step.in_context(scope, |cx| {
+                for handler in self.by_scope.get(scope).into_iter().flatten() {
+                    guarded(|| handler.prepare(cx)).map_err(|f| (scope.clone(), f))?;
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -222,64 +214,66 @@ impl<C: 'static> Handlers<C> {
     pub(crate) fn apply_all(
         &self,
         order: &[String],
-        old: &C,
-        new: &C,
-        diff: &Diff,
-        generation: u64,
+        step: &Step<'_, C>,
     ) -> Result<(), (String, StepFailure, Vec<String>)> {
         let mut applied: Vec<(&String, &dyn ScopeHandler<C>)> = Vec::new();
         for scope in order {
-            let changes: Vec<&Change> = diff.in_scope(scope).collect();
-            let cx = ApplyContext {
-                scope,
-                old,
-                new,
-                changes: &changes,
-                generation,
-            };
-            for handler in self.by_scope.get(scope).into_iter().flatten() {
-                tracing::debug!(scope = %scope, "applying");
-                match guarded(|| handler.apply(&cx)) {
-                    Ok(()) => applied.push((scope, handler.as_ref())),
-                    Err(failure) => {
-                        let rollback_errors = self.rollback(&applied, old, new, diff, generation);
-                        return Err((scope.clone(), failure, rollback_errors));
-                    }
+            let failed = step.in_context(scope, |cx| {
+                for handler in self.by_scope.get(scope).into_iter().flatten() {
+                    tracing::debug!(scope = %scope, "applying");
+                    guarded(|| handler.apply(cx))?;
+                    applied.push((scope, handler.as_ref()));
                 }
+                Ok(())
+            });
+            if let Err(failure) = failed {
+                let rollback_errors = rollback(&applied, step);
+                return Err((scope.clone(), failure, rollback_errors));
             }
         }
         Ok(())
     }
+}
 
-    fn rollback(
-        &self,
-        applied: &[(&String, &dyn ScopeHandler<C>)],
-        old: &C,
-        new: &C,
-        diff: &Diff,
-        generation: u64,
-    ) -> Vec<String> {
-        let mut errors = Vec::new();
-        for (scope, handler) in applied.iter().rev() {
-            let changes: Vec<&Change> = diff.in_scope(scope).collect();
-            let cx = ApplyContext {
-                scope,
-                old,
-                new,
-                changes: &changes,
-                generation,
-            };
-            tracing::warn!(scope = %scope, "rolling back");
-            match guarded(|| handler.rollback(&cx)) {
-                Ok(()) => {}
-                Err(StepFailure::Error(e)) => errors.push(format!("rollback of `{scope}`: {e}")),
-                Err(StepFailure::Panic(e)) => {
-                    errors.push(format!("rollback of `{scope}` panicked: {e}"))
-                }
+/// What every handler step of one reload shares.
+pub(crate) struct Step<'a, C> {
+    pub(crate) old: &'a C,
+    pub(crate) new: &'a C,
+    pub(crate) diff: &'a Diff,
+    pub(crate) generation: u64,
+}
+
+impl<C> Step<'_, C> {
+    /// Calls `f` with the context of `scope`: its own changes, the two configurations.
+    fn in_context<R>(&self, scope: &str, f: impl FnOnce(&ApplyContext<'_, C>) -> R) -> R {
+        let changes: Vec<&Change> = self.diff.in_scope(scope).collect();
+        f(&ApplyContext {
+            scope,
+            old: self.old,
+            new: self.new,
+            changes: &changes,
+            generation: self.generation,
+        })
+    }
+}
+
+/// Rolls back `applied` handlers in reverse order; returns what failed to roll back.
+fn rollback<C: 'static>(
+    applied: &[(&String, &dyn ScopeHandler<C>)],
+    step: &Step<'_, C>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    for (scope, handler) in applied.iter().rev() {
+        tracing::warn!(scope = %scope, "rolling back");
+        match step.in_context(scope, |cx| guarded(|| handler.rollback(cx))) {
+            Ok(()) => {}
+            Err(StepFailure::Error(e)) => errors.push(format!("rollback of `{scope}`: {e}")),
+            Err(StepFailure::Panic(e)) => {
+                errors.push(format!("rollback of `{scope}` panicked: {e}"))
             }
         }
-        errors
     }
+    errors
 }
 
 /// Runs a handler step, turning an error or a panic into a [`StepFailure`].

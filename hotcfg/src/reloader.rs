@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 
 use crate::audit::AuditLog;
 use crate::handle::Snapshot;
-use crate::handlers::{FnHandler, Handlers, StepFailure};
+use crate::handlers::{FnHandler, Handlers, Step, StepFailure};
 use crate::plan::{decide, Decided, Decision, Plan, RestartPolicy};
 use crate::source::{hash_file, SourceContent, SourceError, DEFAULT_MAX_BYTES};
 use crate::validate::Validator;
@@ -542,13 +542,13 @@ where
         let next = generation + 1;
         let handlers = &self.inner.handlers;
         let order = handlers.plan(decided.effective_diff.scopes());
-        if let Err((scope, failure)) = handlers.prepare_all(
-            &order,
-            live.config(),
-            &decided.effective,
-            &decided.effective_diff,
-            next,
-        ) {
+        let step = Step {
+            old: live.config(),
+            new: &decided.effective,
+            diff: &decided.effective_diff,
+            generation: next,
+        };
+        if let Err((scope, failure)) = handlers.prepare_all(&order, &step) {
             let reason = match failure {
                 StepFailure::Error(e) => format!("vetoed by the `{scope}` handler: {e}"),
                 StepFailure::Panic(e) => format!("the `{scope}` handler panicked in prepare: {e}"),
@@ -564,13 +564,7 @@ where
                 },
             );
         }
-        if let Err((scope, failure, rollback_errors)) = handlers.apply_all(
-            &order,
-            live.config(),
-            &decided.effective,
-            &decided.effective_diff,
-            next,
-        ) {
+        if let Err((scope, failure, rollback_errors)) = handlers.apply_all(&order, &step) {
             let suffix = if rollback_errors.is_empty() {
                 String::new()
             } else {
