@@ -39,15 +39,16 @@ use serde::{Deserialize, Serialize};
 const DEBOUNCE: Duration = Duration::from_millis(40);
 /// Poll interval of the polling watcher in these tests.
 const POLL: Duration = Duration::from_millis(25);
-/// Extra looks at torn content (6 × 40 ms: room for a loaded machine in hazard 1).
-const RETRIES: u32 = 6;
-/// Longest wait for anything that must happen.
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// Extra looks at torn content: 10 × 40 ms, room for a loaded machine in hazard 1, where the
+/// writer pauses for 2 windows between its two steps.
+const RETRIES: u32 = 10;
+/// Longest wait for anything that must happen (generous: only a failing test waits this long).
+const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Time within which the watcher would have reloaded if it were going to: the debounce, every
-/// retry, two polls, and slack.
+/// Time within which the watcher would have reloaded complete content if it were going to: the
+/// debounce, two polls, and slack.
 fn quiet_period() -> Duration {
-    DEBOUNCE * (RETRIES + 3) + POLL * 2 + Duration::from_millis(100)
+    DEBOUNCE * 4 + POLL * 2 + Duration::from_millis(100)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
@@ -548,8 +549,8 @@ impl Run {
     fn expect_no_reload(&mut self) {
         let rig = self.rig();
         let calls = rig.handler_calls.load(Ordering::SeqCst);
-        // Absence takes a wait: as long as the watcher could take to reload (debounce, every
-        // retry, two polls), then it must be idle with nothing done.
+        // Absence takes a wait: as long as the watcher could take to reload (debounce, two
+        // polls), then it must be idle with nothing done.
         std::thread::sleep(quiet_period());
         let watcher = self.watcher.as_ref().unwrap();
         wait_until("the watcher to be idle", TIMEOUT, || {

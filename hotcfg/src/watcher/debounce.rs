@@ -40,6 +40,21 @@ pub(crate) struct Timing {
     pub retries: u32,
 }
 
+impl Timing {
+    /// The timing for a poller that samples every `interval`: quiet can only be seen by a poll,
+    /// so the window lasts at least one interval (a shorter one would look after every poll that
+    /// saw activity, in the middle of a burst).
+    pub fn for_polling(self, interval: Duration) -> Timing {
+        let window = self.window.max(interval);
+        Timing {
+            window,
+            max_delay: self.max_delay.max(window),
+            retry_delay: self.retry_delay,
+            retries: self.retries,
+        }
+    }
+}
+
 /// The debounce state machine.
 #[derive(Debug)]
 pub(crate) struct Debouncer<K> {
@@ -68,6 +83,11 @@ impl<K: Clock> Debouncer<K> {
             retry_at: None,
             attempts: 0,
         }
+    }
+
+    /// Changes the durations (when the backend changes); a running window keeps its start.
+    pub fn set_timing(&mut self, timing: Timing) {
+        self.timing = timing;
     }
 
     /// Something changed now.
@@ -286,6 +306,26 @@ mod tests {
         assert!(d.retry());
         assert!(d.retry());
         assert!(!d.retry());
+    }
+
+    #[test]
+    fn polling_windows_last_at_least_one_interval() {
+        let slow = TIMING.for_polling(Duration::from_millis(250));
+        assert_eq!(slow.window, Duration::from_millis(250));
+        assert_eq!(slow.retry_delay, TIMING.retry_delay);
+        assert_eq!(slow.max_delay, Duration::from_millis(1000));
+        assert_eq!(TIMING.for_polling(Duration::from_millis(10)), TIMING);
+
+        let (clock, mut d) = setup();
+        d.set_timing(slow);
+        d.change();
+        clock.advance(249);
+        assert!(
+            !d.due(),
+            "a poll 100 ms later could still see the burst going on"
+        );
+        clock.advance(1);
+        assert!(d.due());
     }
 
     #[test]

@@ -237,6 +237,11 @@ pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
+/// The stamps of `files`, in order.
+pub(crate) fn stamps(files: &[PathBuf]) -> Vec<Option<Stamp>> {
+    files.iter().map(|f| stamp(f)).collect()
+}
+
 /// Identity of a directory: a watch is on an inode, so a directory removed and created again under
 /// the same name needs a new watch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

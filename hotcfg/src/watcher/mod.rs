@@ -85,9 +85,20 @@
 //! | 10 | A file named by a `#[reload(watch)]` field edited | Such files are watched too (the set is refreshed after every reload); the reload is triggered with [`Trigger::File`] naming that file, and the engine reports the change at the field's path in the field's scope. |
 //! | - | Filesystems without inotify; inotify limits reached | Polling, chosen or automatic, with a clear warning; never a silent dead watcher. |
 //!
-//! Polling sees a change within its interval plus the debounce window; it reads every watched
-//! file each interval (cheap for configuration files; files above 4 MiB are compared by size,
-//! time and inode instead of bytes).
+//! Polling reads every watched file each interval (cheap for configuration files; files above
+//! 4 MiB are compared by size, time and inode instead of bytes), and counts new bytes or new
+//! metadata as activity. Since only a poll can see that the activity stopped, its debounce window
+//! lasts at least one interval: a change becomes live one to two intervals after it is made.
+//!
+//! # Limits
+//!
+//! - The engine reads the files itself when triggered, a moment after the watcher's dry run found
+//!   them complete and still. A writer that never pauses (rewriting the file in place for longer
+//!   than [`WatchOptions::max_delay`]) can still be caught mid-write at that moment: that reload
+//!   fails (an error event, the live configuration stays) and the next look applies the final
+//!   content. Atomic saves (rename) never expose a partial file.
+//! - Inotify does not report changes made on another machine to a network filesystem: use
+//!   [`WatchMode::Poll`] there.
 
 mod debounce;
 mod files;
@@ -458,7 +469,14 @@ impl ConfigWatcher {
                 }
             }
         };
-        let mut debouncer = Debouncer::new(SystemClock, options.timing());
+        let timing = options.timing();
+        let mut debouncer = Debouncer::new(
+            SystemClock,
+            match &active {
+                Active::Poll(poll) => timing.for_polling(poll.interval),
+                Active::Native(_) => timing,
+            },
+        );
         let mut at_trigger = fingerprint(&files);
         // Changed between the engine's load and now: treat it as a change seen at the start.
         if engine.look() != Look::Unchanged {
@@ -475,6 +493,7 @@ impl ConfigWatcher {
             files,
             at_trigger,
             fallback_interval: options.fallback_interval,
+            timing,
             shared: Arc::clone(&shared),
             stats: WatchStats::default(),
         };

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::files::{fingerprint, stamp, FileState, Stamp};
+use super::files::{fingerprint, stamps, FileState, Stamp};
 
 /// Polls watched files for content changes.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ pub(crate) struct PollBackend {
 type Seen = (BTreeMap<PathBuf, FileState>, Vec<Option<Stamp>>);
 
 fn observe(files: &[PathBuf]) -> Seen {
-    (fingerprint(files), files.iter().map(|f| stamp(f)).collect())
+    (fingerprint(files), stamps(files))
 }
 
 impl PollBackend {

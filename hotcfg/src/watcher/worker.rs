@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use super::debounce::{Debouncer, SystemClock};
-use super::files::{fingerprint, FileState};
+use super::debounce::{Debouncer, SystemClock, Timing};
+use super::files::{fingerprint, stamps, FileState};
 use super::native::{is_limit_error, NativeBackend};
 use super::poll::PollBackend;
 use super::{Backend, Msg, WatchStats};
@@ -104,6 +104,8 @@ pub(crate) struct Worker {
     /// What each file held at the last trigger (a file missing here: not known yet).
     pub at_trigger: BTreeMap<PathBuf, FileState>,
     pub fallback_interval: Duration,
+    /// The durations from the options (before any adjustment for polling).
+    pub timing: Timing,
     pub shared: Arc<Shared>,
     pub stats: WatchStats,
 }
@@ -244,6 +246,7 @@ impl Worker {
     /// The debounce is over: reload if the bytes changed and look complete.
     fn look(&mut self) {
         self.stats.checks += 1;
+        let stamped = stamps(&self.files);
         let current = fingerprint(&self.files);
         let changed: Vec<&PathBuf> = self
             .files
@@ -268,7 +271,7 @@ impl Worker {
         // during the dry run, or a writer still at work could hand it a torn file.
         let why = match look {
             Look::Incomplete(why) => Some(why),
-            _ if fingerprint(&self.files) != current => {
+            _ if fingerprint(&self.files) != current || stamps(&self.files) != stamped => {
                 Some("the files changed while being looked at".to_string())
             }
             _ => None,
@@ -311,6 +314,10 @@ impl Worker {
             );
         }
         self.active = Active::Poll(PollBackend::new(interval, &self.files));
+        self.debouncer.set_timing(
+            self.timing
+                .for_polling(interval.max(Duration::from_millis(1))),
+        );
         self.stats.fallbacks += 1;
         // A change may have gone unseen while the native watcher was failing.
         self.debouncer.change();
@@ -320,7 +327,6 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::watcher::debounce::Timing;
     use std::sync::mpsc;
 
     /// An engine that records triggers and answers looks from a script.
@@ -355,6 +361,12 @@ mod tests {
     fn worker(file: &std::path::Path, looks: Vec<Look>, retries: u32) -> (Worker, Triggers) {
         let triggers = Arc::new(Mutex::new(Vec::new()));
         let files = vec![file.to_path_buf()];
+        let timing = Timing {
+            window: Duration::ZERO,
+            max_delay: Duration::ZERO,
+            retry_delay: Duration::ZERO,
+            retries,
+        };
         let (_tx, rx) = mpsc::channel();
         let worker = Worker {
             engine: Box::new(FakeEngine {
@@ -363,15 +375,8 @@ mod tests {
                 triggers: Arc::clone(&triggers),
             }),
             rx,
-            debouncer: Debouncer::new(
-                SystemClock,
-                Timing {
-                    window: Duration::ZERO,
-                    max_delay: Duration::ZERO,
-                    retry_delay: Duration::ZERO,
-                    retries,
-                },
-            ),
+            debouncer: Debouncer::new(SystemClock, timing),
+            timing,
             active: Active::Poll(PollBackend::new(Duration::from_secs(3600), &files)),
             at_trigger: fingerprint(&files),
             files,
