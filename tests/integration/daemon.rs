@@ -247,6 +247,9 @@ fn wait_loops_running(client: &mut Client, count: usize) -> Value {
     status
 }
 
+/// A named edit of the configuration text.
+type Edit = fn(&str) -> String;
+
 #[test]
 fn hot_edits_keep_loops_queue_and_connections() {
     let mut daemon = Daemon::start("reject", &config(2, 10));
@@ -260,7 +263,7 @@ fn hot_edits_keep_loops_queue_and_connections() {
     assert_eq!(status["queue_len"], 3);
     assert_eq!(status["connections"], 2);
 
-    let edits: [(&str, fn(&str) -> String); 4] = [
+    let edits: [(&str, Edit); 4] = [
         ("limits", |t| {
             t.replace("queue_capacity = 10", "queue_capacity = 3")
         }),
