@@ -52,7 +52,7 @@ impl Config for Leaf100 {
 struct Readers<C: Config> {
     reloader: Reloader<C>,
     handle: Handle<C>,
-    projection: Projection<Leaf10>,
+    projection: Projection<C, Leaf10>,
     std_lock: Arc<RwLock<Arc<C>>>,
     tokio_lock: Arc<tokio::sync::RwLock<C>>,
     arc: Arc<C>,

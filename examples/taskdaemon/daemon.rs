@@ -26,6 +26,19 @@ pub struct Settings {
     pub initial_log_level: &'static str,
     pub audit_log: Option<PathBuf>,
     pub policy: RestartPolicy,
+    /// Follow an etcd key instead of the file.
+    #[cfg(feature = "etcd")]
+    pub etcd: Option<EtcdSettings>,
+}
+
+/// Where a daemon of a fleet reads its configuration, and its name in status reports.
+#[cfg(feature = "etcd")]
+pub struct EtcdSettings {
+    /// Comma-separated endpoints.
+    pub endpoints: String,
+    pub key: String,
+    /// Defaults to HOSTNAME:PORT.
+    pub node_id: Option<String>,
 }
 
 /// A started daemon.
@@ -36,6 +49,9 @@ pub struct Running {
     _triggers: Vec<Box<dyn std::any::Any + Send>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pid_file: Option<PathBuf>,
+    /// Follows the etcd key and reports this node's results (etcd mode).
+    #[cfg(feature = "etcd")]
+    pub follower: Option<hotcfg::etcd::EtcdFollower>,
 }
 
 /// The operator commands, with the daemon's own validation, policy and scope dependencies.
@@ -92,7 +108,16 @@ pub fn ensure_config(path: &Path) -> std::io::Result<bool> {
 pub async fn start(settings: &Settings) -> Result<Running, String> {
     let config_path = std::path::absolute(&settings.config)
         .map_err(|e| format!("{}: {e}", settings.config.display()))?;
-    let base_dir = config_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    #[cfg(feature = "etcd")]
+    let etcd_source = settings.etcd.as_ref().map(etcd_source).transpose()?;
+    #[cfg(not(feature = "etcd"))]
+    let etcd_source: Option<std::convert::Infallible> = None;
+    // Relative paths in the configuration are relative to its file, or in etcd mode to the
+    // directory the daemon runs in.
+    let base_dir = match &etcd_source {
+        Some(_) => std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
+        None => config_path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+    };
 
     // The handlers act on the daemon's state, which exists before the engine; it is attached
     // to the engine's handle once the initial configuration has loaded.
@@ -100,7 +125,14 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
     let rate = Arc::new(RateLimiter::new(1));
     let set_level = log_level_setter(settings.initial_log_level);
 
-    let mut builder = Reloader::<TaskDaemonConfig>::builder(FileSource::new(&config_path))
+    let builder = match &etcd_source {
+        #[cfg(feature = "etcd")]
+        Some(source) => Reloader::<TaskDaemonConfig>::builder(source.clone()),
+        #[cfg(not(feature = "etcd"))]
+        Some(never) => match *never {},
+        None => Reloader::<TaskDaemonConfig>::builder(FileSource::new(&config_path)),
+    };
+    let mut builder = builder
         .validator(TaskDaemonConfig::validate)
         .policy(settings.policy)
         .scope_depends_on("loops", &["limits", "templates"])
@@ -141,7 +173,10 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
     if let Some(audit) = &settings.audit_log {
         builder = builder.audit_log(audit);
     }
-    let reloader = builder.build().map_err(|e| e.to_string())?;
+    let reloader = builder.build().map_err(|e| match &etcd_source {
+        Some(_) => format!("cannot start from etcd: {e}"),
+        None => e.to_string(),
+    })?;
     let handle = reloader.handle();
     let config = handle.snapshot();
 
@@ -179,7 +214,22 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         tokio::spawn(Arc::clone(&server).serve(listener)),
         tokio::spawn(status_reporter(Arc::clone(&server), base_dir.clone())),
     ];
-    let triggers = crate::triggers::start(&reloader)?;
+    #[cfg(feature = "etcd")]
+    let follower = match (&etcd_source, &settings.etcd) {
+        (Some(source), Some(etcd)) => {
+            let node_id = etcd
+                .node_id
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", hostname(), addr.port()));
+            Some(crate::triggers::follow_etcd(&reloader, source, &node_id))
+        }
+        _ => None,
+    };
+    let triggers = match &etcd_source {
+        // The follower triggers reloads; SIGHUP re-reads the key.
+        Some(_) => crate::triggers::start_signal_only(&reloader)?,
+        None => crate::triggers::start(&reloader)?,
+    };
     Ok(Running {
         reloader,
         work,
@@ -187,12 +237,45 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         _triggers: triggers,
         tasks,
         pid_file,
+        #[cfg(feature = "etcd")]
+        follower,
     })
+}
+
+/// The etcd source of a fleet daemon: TOML unless the key's name says otherwise.
+#[cfg(feature = "etcd")]
+fn etcd_source(settings: &EtcdSettings) -> Result<hotcfg::etcd::EtcdSource, String> {
+    if settings.key.is_empty() {
+        return Err("--etcd needs --key KEY".into());
+    }
+    let client = hotcfg::etcd::EtcdClient::new(hotcfg::etcd::split_endpoints(&settings.endpoints))
+        .map_err(|e| e.to_string())?;
+    Ok(
+        hotcfg::etcd::EtcdSource::for_key(client, settings.key.clone())
+            .format(hotcfg::Format::Toml),
+    )
+}
+
+/// This machine's host name, for default node ids.
+#[cfg(feature = "etcd")]
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "taskdaemon".to_string())
 }
 
 impl Running {
     /// Stops taking work, lets loops checkpoint, stops the server.
     pub async fn stop(self) {
+        #[cfg(feature = "etcd")]
+        if let Some(follower) = self.follower {
+            // Leave the fleet's status view now rather than when the lease expires.
+            let _ = tokio::task::spawn_blocking(move || follower.shutdown(Duration::from_secs(2)))
+                .await;
+        }
         let left = self.work.shutdown(Duration::from_secs(5)).await;
         if left > 0 {
             tracing::warn!(left, "loops still running at exit");
@@ -208,7 +291,14 @@ impl Running {
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
-    if ensure_config(&settings.config).map_err(|e| format!("{}: {e}", settings.config.display()))? {
+    #[cfg(feature = "etcd")]
+    let from_etcd = settings.etcd.is_some();
+    #[cfg(not(feature = "etcd"))]
+    let from_etcd = false;
+    if !from_etcd
+        && ensure_config(&settings.config)
+            .map_err(|e| format!("{}: {e}", settings.config.display()))?
+    {
         println!(
             "wrote the default configuration to {}; edit it while the daemon runs to see hot reload",
             settings.config.display()
@@ -216,11 +306,19 @@ pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
     }
     let running = start(&settings).await?;
     println!("taskdaemon listening on {}", running.addr);
+    let snapshot = running.reloader.handle().snapshot();
+    let source = snapshot
+        .source()
+        .map_or_else(|| settings.config.display().to_string(), |s| s.to_string());
     println!(
-        "config {} (generation {}); stop with Ctrl-C",
-        settings.config.display(),
-        running.reloader.handle().generation()
+        "config {source} (generation {}); stop with Ctrl-C",
+        snapshot.generation()
     );
+    drop(snapshot);
+    #[cfg(feature = "etcd")]
+    if let Some(key) = running.follower.as_ref().and_then(|f| f.status_key()) {
+        println!("following etcd; this node reports under {key}");
+    }
     wait_for_stop_signal().await;
     println!("stopping: no new work; loops checkpoint");
     running.stop().await;

@@ -167,6 +167,8 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
         initial_log_level: "error",
         audit_log: Some(audit.clone()),
         policy,
+        #[cfg(feature = "etcd")]
+        etcd: None,
     })
     .await?;
     let mut tour = Tour {

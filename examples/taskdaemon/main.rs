@@ -9,6 +9,14 @@
 //! cargo run --example taskdaemon -- plan --config CURRENT FILE [--json]
 //! cargo run --example taskdaemon -- history --audit-log PATH [--verify]
 //! ```
+//!
+//! With `--features hotcfg-examples/etcd`, a fleet on etcd:
+//!
+//! ```text
+//! taskdaemon --etcd 127.0.0.1:2379 --key taskdaemon/config [--node-id ID]   # follow a key
+//! taskdaemon push FILE --etcd 127.0.0.1:2379 --key taskdaemon/config [--dry-run] [--expect-revision REV]
+//! taskdaemon fleet-status --etcd 127.0.0.1:2379 --key taskdaemon/config [--json]
+//! ```
 
 mod config;
 mod daemon;
@@ -41,6 +49,23 @@ struct Options {
     /// Run a scripted tour of hot reload in a temporary directory, then exit.
     #[arg(long)]
     demo: bool,
+    /// Follow this etcd cluster (comma-separated endpoints) instead of a file; needs --key.
+    #[cfg(feature = "etcd")]
+    #[arg(
+        long,
+        value_name = "ENDPOINTS",
+        requires = "key",
+        conflicts_with = "demo"
+    )]
+    etcd: Option<String>,
+    /// The etcd key holding the configuration (TOML unless it ends in .yaml, .yml or .json).
+    #[cfg(feature = "etcd")]
+    #[arg(long, value_name = "KEY", requires = "etcd")]
+    key: Option<String>,
+    /// This node's name in the fleet's status reports (default HOSTNAME:PORT).
+    #[cfg(feature = "etcd")]
+    #[arg(long = "node-id", value_name = "ID", requires = "etcd")]
+    node_id: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -77,6 +102,12 @@ fn main() -> ExitCode {
             initial_log_level: "info",
             audit_log: options.audit_log,
             policy: options.policy,
+            #[cfg(feature = "etcd")]
+            etcd: options.etcd.map(|endpoints| daemon::EtcdSettings {
+                endpoints,
+                key: options.key.unwrap_or_default(),
+                node_id: options.node_id,
+            }),
         }))
     };
     match result {

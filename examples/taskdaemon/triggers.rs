@@ -21,3 +21,36 @@ pub fn start(
     }
     Ok(guards)
 }
+
+/// Only the SIGHUP handler (a daemon that follows etcd has no file to watch).
+pub fn start_signal_only(
+    reloader: &Reloader<TaskDaemonConfig>,
+) -> Result<Vec<Box<dyn std::any::Any + Send>>, String> {
+    let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
+    #[cfg(unix)]
+    {
+        let sighup = hotcfg::reload_on_sighup(reloader.clone())
+            .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
+        guards.push(Box::new(sighup));
+    }
+    #[cfg(not(unix))]
+    let _ = reloader;
+    Ok(guards)
+}
+
+/// Follows the etcd key: every change reloads, every result is reported under
+/// `<key>/status/<node_id>`.
+#[cfg(feature = "etcd")]
+pub fn follow_etcd(
+    reloader: &Reloader<TaskDaemonConfig>,
+    source: &hotcfg::etcd::EtcdSource,
+    node_id: &str,
+) -> hotcfg::etcd::EtcdFollower {
+    let follower = hotcfg::etcd::EtcdFollower::start(
+        reloader,
+        source,
+        hotcfg::etcd::FollowerOptions::new(node_id),
+    );
+    tracing::info!(key = source.key(), node = node_id, "following etcd");
+    follower
+}

@@ -22,8 +22,28 @@
 //! assert!(table.contains("limits"));
 //! ```
 //!
-//! Exit codes: 0 success (valid, or a plan that would apply or change nothing); 1 the input is
-//! invalid or unreadable (or an audit log does not verify); 3 a plan that would be rejected.
+//! With the `etcd` feature there are two fleet commands (see [`crate::etcd`]):
+//!
+//! - `push FILE --etcd ENDPOINTS --key KEY [--expect-revision REV] [--dry-run]` checks FILE,
+//!   plans it against the value now in etcd (printing the revision planned against), then writes
+//!   it with a compare-and-swap on that revision: if another operator wrote the key in between,
+//!   nothing is written and the command says so. A push whose plan would be rejected by the
+//!   nodes (restart-only changes under the reject policy) is still written, since the key is the
+//!   fleet's desired state, and the command warns that running nodes will refuse it until they
+//!   restart. See [`Cli::prepare_push`] for the same in two steps.
+//! - `fleet-status --etcd ENDPOINTS --key KEY [--status-prefix P] [--json]` prints a table of the
+//!   live nodes: revision, result, pending restart, error.
+//!
+//! Exit codes:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 ([`EXIT_OK`]) | success: valid; a plan that would apply or change nothing; pushed; the fleet converged |
+//! | 1 ([`EXIT_INVALID`]) | the input is invalid or unreadable (or an audit log does not verify); nothing pushed |
+//! | 3 ([`EXIT_REJECTED`]) | the plan would be rejected (`push`: written, but running nodes will refuse it) |
+//! | 4 ([`EXIT_CONFLICT`]) | `push` refused: the key changed since the revision planned against; nothing written |
+//! | 5 ([`EXIT_ETCD`]) | etcd cannot be reached or refused the request; nothing written |
+//! | 6 ([`EXIT_NOT_CONVERGED`]) | `fleet-status`: some node has not applied the key's current revision (or no node reports) |
 
 use std::fmt;
 use std::io::Write;
@@ -45,6 +65,12 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_INVALID: u8 = 1;
 /// Exit code: the plan would be rejected.
 pub const EXIT_REJECTED: u8 = 3;
+/// Exit code: `push` refused because the key changed since the revision planned against.
+pub const EXIT_CONFLICT: u8 = 4;
+/// Exit code: etcd cannot be reached, or refused the request.
+pub const EXIT_ETCD: u8 = 5;
+/// Exit code: `fleet-status` found a node that has not applied the key's current revision.
+pub const EXIT_NOT_CONVERGED: u8 = 6;
 
 /// The operator commands.
 #[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
@@ -75,6 +101,41 @@ pub enum Command {
         /// Check the hash chain and report the first broken line.
         #[arg(long)]
         verify: bool,
+    },
+    /// Push FILE to an etcd key: check it, plan it against the value there, then write it only if
+    /// the key is still at the revision planned against.
+    #[cfg(feature = "etcd")]
+    Push {
+        /// The configuration file to push.
+        file: PathBuf,
+        /// etcd endpoints, comma-separated (`127.0.0.1:2379,10.0.0.2:2379`).
+        #[arg(long = "etcd", value_name = "ENDPOINTS")]
+        etcd: String,
+        /// The key the fleet follows.
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        /// Write only if the key is still at this revision (the one a dry run showed).
+        #[arg(long = "expect-revision", value_name = "REVISION")]
+        expect_revision: Option<i64>,
+        /// Check and plan against the value in etcd; write nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+    /// Every live node's result for an etcd key: revision, result, pending restart, error.
+    #[cfg(feature = "etcd")]
+    FleetStatus {
+        /// etcd endpoints, comma-separated.
+        #[arg(long = "etcd", value_name = "ENDPOINTS")]
+        etcd: String,
+        /// The key the fleet follows (a prefix when it ends with `/`).
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        /// Where the nodes report (default `<KEY>/status/`; for a prefix `<PREFIX>.status/`).
+        #[arg(long = "status-prefix", value_name = "PREFIX")]
+        status_prefix: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -159,6 +220,21 @@ where
             } => self.plan(current, file, *json, out),
             Command::Fields => fields::<C>(out).map(|()| EXIT_OK),
             Command::History { audit_log, verify } => history(audit_log, *verify, out),
+            #[cfg(feature = "etcd")]
+            Command::Push {
+                file,
+                etcd,
+                key,
+                expect_revision,
+                dry_run,
+            } => self.push(file, etcd, key, *expect_revision, *dry_run, out),
+            #[cfg(feature = "etcd")]
+            Command::FleetStatus {
+                etcd,
+                key,
+                status_prefix,
+                json,
+            } => fleet_status(etcd, key, status_prefix.as_deref(), *json, out),
         };
         result.unwrap_or_else(|err| {
             let _ = writeln!(out, "error: cannot write the report: {err}");
@@ -339,3 +415,404 @@ fn write_record(record: &AuditRecord, out: &mut dyn Write) -> std::io::Result<()
     }
     Ok(())
 }
+
+#[cfg(feature = "etcd")]
+pub use fleet::{PreparedPush, PushError};
+
+#[cfg(feature = "etcd")]
+mod fleet {
+    use std::io::Write;
+    use std::path::Path;
+
+    use serde::de::DeserializeOwned;
+
+    use super::{
+        Cli, EXIT_CONFLICT, EXIT_ETCD, EXIT_INVALID, EXIT_NOT_CONVERGED, EXIT_OK, EXIT_REJECTED,
+    };
+    use crate::etcd::{split_endpoints, EtcdClient, EtcdError, EtcdSource, FleetStatus, Swap};
+    use crate::plan::{decide, Decision};
+    use crate::reloader::{load_candidate, plan_of};
+    use crate::{
+        ConfigError, FileSource, Format, HotReload, Layer, Plan, Source, SourceContent,
+        SourceIdentity,
+    };
+
+    /// A push checked and planned against the value in etcd, not yet written. Made by
+    /// [`Cli::prepare_push`]; [`commit`](PreparedPush::commit) writes it if the key is still at
+    /// [`revision`](PreparedPush::revision).
+    #[derive(Clone, Debug)]
+    pub struct PreparedPush {
+        /// The key.
+        pub key: String,
+        /// The mod revision of the value planned against (0: the key did not exist).
+        pub revision: i64,
+        /// The plan against the value in etcd; `None` when there was no usable value there.
+        pub plan: Option<Plan>,
+        /// Why there is no plan: the key is absent, or its value cannot be used.
+        pub note: Option<String>,
+        /// The pushed file's identity.
+        pub identity: SourceIdentity,
+        text: String,
+    }
+
+    impl PreparedPush {
+        /// Why running nodes would reject it, if they would.
+        pub fn rejection(&self) -> Option<&str> {
+            match self.plan.as_ref().map(|p| &p.decision) {
+                Some(Decision::Reject { reason, .. }) => Some(reason),
+                _ => None,
+            }
+        }
+
+        /// Writes the value if the key is still at [`revision`](PreparedPush::revision) (one etcd
+        /// transaction); returns the new revision.
+        pub fn commit(&self, client: &EtcdClient) -> Result<i64, PushError> {
+            match client
+                .put_if_revision(&self.key, self.text.as_bytes(), self.revision)
+                .map_err(PushError::Etcd)?
+            {
+                Swap::Written(revision) => Ok(revision),
+                Swap::Conflict { current } => Err(PushError::Conflict {
+                    key: self.key.clone(),
+                    planned: self.revision,
+                    current,
+                }),
+            }
+        }
+    }
+
+    /// Why a push wrote nothing.
+    #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+    pub enum PushError {
+        /// The file cannot be used.
+        #[error("nothing pushed: {0}")]
+        Invalid(ConfigError),
+        /// The key changed between the plan and the write (another operator pushed first).
+        #[error("{}", conflict_message(key, *planned, *current))]
+        Conflict {
+            /// The key.
+            key: String,
+            /// The revision the push was planned against (0: absent).
+            planned: i64,
+            /// The key's revision when the write was refused (0: absent).
+            current: i64,
+        },
+        /// etcd cannot be reached or refused the request.
+        #[error("nothing pushed: {0}")]
+        Etcd(EtcdError),
+        /// The command cannot be carried out as given (a prefix as key, a format mismatch).
+        #[error("nothing pushed: {0}")]
+        Usage(String),
+    }
+
+    impl PushError {
+        /// The command's exit code for this error.
+        pub fn exit_code(&self) -> u8 {
+            match self {
+                PushError::Invalid(_) | PushError::Usage(_) => EXIT_INVALID,
+                PushError::Conflict { .. } => EXIT_CONFLICT,
+                PushError::Etcd(_) => EXIT_ETCD,
+            }
+        }
+    }
+
+    fn conflict_message(key: &str, planned: i64, current: i64) -> String {
+        let what = match (planned, current) {
+            (0, _) => format!(
+                "{key} was created by another writer (it is at revision {current}) after this push \
+                 was planned against an absent key"
+            ),
+            (_, 0) => format!(
+                "{key} was deleted after revision {planned}, the revision this push was planned \
+                 against"
+            ),
+            _ => format!(
+                "{key} changed since revision {planned}, the revision this push was planned \
+                 against: it is now at revision {current} (another operator pushed first)"
+            ),
+        };
+        format!(
+            "push refused: {what}; nothing was written. Run push again to plan against the \
+             current value."
+        )
+    }
+
+    impl<C> Cli<C>
+    where
+        C: HotReload + DeserializeOwned + Send + Sync,
+    {
+        /// Checks `file` and plans it against the value of `key` in etcd, writing nothing. The
+        /// value's format is the key's extension, else the file's.
+        ///
+        /// ```no_run
+        /// use hotcfg::cli::Cli;
+        /// use hotcfg::etcd::EtcdClient;
+        /// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, hotcfg::HotReload)]
+        /// # struct Config { #[reload(scope = "limits")] workers: usize }
+        ///
+        /// let client = EtcdClient::new(["127.0.0.1:2379"])?;
+        /// let push = Cli::<Config>::new().prepare_push("new.toml".as_ref(), &client, "app/config.toml")?;
+        /// println!("planned against revision {}", push.revision);
+        /// let revision = push.commit(&client)?; // refused if someone wrote the key meanwhile
+        /// # Ok::<(), Box<dyn std::error::Error>>(())
+        /// ```
+        pub fn prepare_push(
+            &self,
+            file: &Path,
+            client: &EtcdClient,
+            key: &str,
+        ) -> Result<PreparedPush, PushError> {
+            if key.is_empty() || key.ends_with('/') {
+                return Err(PushError::Usage(format!(
+                    "`{key}` is not a key: push writes one key (for a fleet that follows a prefix, \
+                     push to a key inside it)"
+                )));
+            }
+            let content = FileSource::new(file)
+                .read()
+                .map_err(|e| PushError::Invalid(e.into()))?;
+            let file_format = content.layers[0].format;
+            let format = match Format::from_path(key.as_ref()) {
+                Some(key_format) if key_format != file_format => {
+                    return Err(PushError::Usage(format!(
+                        "{} is {file_format} but the key {key} holds {key_format} (from its name)",
+                        file.display()
+                    )));
+                }
+                Some(key_format) => key_format,
+                None => file_format,
+            };
+            let candidate = load_candidate(&self.loader, self.validator.as_ref(), &content)
+                .map_err(PushError::Invalid)?;
+            let current = client.get(key).map_err(PushError::Etcd)?;
+            let text = content.layers[0].text.clone();
+            let identity = content.identity.clone();
+            let Some(current) = current else {
+                return Ok(PreparedPush {
+                    key: key.to_string(),
+                    revision: 0,
+                    plan: None,
+                    note: Some(format!("{key} does not exist yet: this push creates it")),
+                    identity,
+                    text,
+                });
+            };
+            let revision = current.mod_revision;
+            let live = String::from_utf8(current.value)
+                .map_err(|_| "the value is not valid UTF-8".to_string())
+                .and_then(|live_text| {
+                    let live_content = SourceContent {
+                        identity: SourceIdentity {
+                            revision: Some(revision),
+                            ..SourceIdentity::new(format!("etcd:{key}"), live_text.as_bytes())
+                        },
+                        layers: vec![Layer {
+                            name: format!("etcd:{key}"),
+                            format,
+                            text: live_text,
+                        }],
+                    };
+                    load_candidate(&self.loader, self.validator.as_ref(), &live_content)
+                        .map_err(|e| e.to_string())
+                });
+            let (plan, note) = match live {
+                Ok(live) => {
+                    let decided = decide(&live, candidate, self.policy, Vec::new());
+                    let plan = plan_of(Some(identity.clone()), decided, |scopes| {
+                        self.scopes.plan(scopes)
+                    });
+                    (Some(plan), None)
+                }
+                Err(problem) => (
+                    None,
+                    Some(format!(
+                        "the value at revision {revision} cannot be used ({problem}); this push \
+                         replaces it"
+                    )),
+                ),
+            };
+            Ok(PreparedPush {
+                key: key.to_string(),
+                revision,
+                plan,
+                note,
+                identity,
+                text,
+            })
+        }
+
+        pub(super) fn push(
+            &self,
+            file: &Path,
+            endpoints: &str,
+            key: &str,
+            expect_revision: Option<i64>,
+            dry_run: bool,
+            out: &mut dyn Write,
+        ) -> std::io::Result<u8> {
+            let client = match EtcdClient::new(split_endpoints(endpoints)) {
+                Ok(client) => client,
+                Err(err) => {
+                    writeln!(out, "nothing pushed: {err}")?;
+                    return Ok(EXIT_ETCD);
+                }
+            };
+            let prepared = match self.prepare_push(file, &client, key) {
+                Ok(prepared) => prepared,
+                Err(err) => {
+                    writeln!(out, "{err}")?;
+                    return Ok(err.exit_code());
+                }
+            };
+            if prepared.revision == 0 {
+                writeln!(out, "planned against: etcd:{key} (absent)")?;
+            } else {
+                writeln!(
+                    out,
+                    "planned against: etcd:{key} at revision {}",
+                    prepared.revision
+                )?;
+            }
+            if let Some(note) = &prepared.note {
+                writeln!(out, "{note}")?;
+                writeln!(out, "candidate: {}", prepared.identity)?;
+            }
+            if let Some(plan) = &prepared.plan {
+                writeln!(out, "{plan}")?;
+            }
+            if prepared.revision > 0 {
+                self.note_nodes_elsewhere(&client, key, prepared.revision, out)?;
+            }
+            if let Some(expected) = expect_revision {
+                if expected != prepared.revision {
+                    let err = PushError::Conflict {
+                        key: key.to_string(),
+                        planned: expected,
+                        current: prepared.revision,
+                    };
+                    writeln!(out, "{err}")?;
+                    return Ok(EXIT_CONFLICT);
+                }
+            }
+            let rejected = prepared.rejection().map(str::to_string);
+            let code = if rejected.is_some() {
+                EXIT_REJECTED
+            } else {
+                EXIT_OK
+            };
+            if dry_run {
+                writeln!(
+                    out,
+                    "dry run: nothing written (push with --expect-revision {} to write exactly \
+                     over what was planned against)",
+                    prepared.revision
+                )?;
+                return Ok(code);
+            }
+            match prepared.commit(&client) {
+                Ok(revision) => {
+                    writeln!(
+                        out,
+                        "pushed {} to {key}: revision {revision}",
+                        file.display()
+                    )?;
+                    if let Some(reason) = rejected {
+                        writeln!(
+                            out,
+                            "warning: nodes running revision {} with the reject policy will \
+                             refuse revision {revision} ({reason}); it takes effect on each node \
+                             at its next restart. fleet-status shows what each node did.",
+                            prepared.revision
+                        )?;
+                    }
+                    Ok(code)
+                }
+                Err(err) => {
+                    writeln!(out, "{err}")?;
+                    Ok(err.exit_code())
+                }
+            }
+        }
+    }
+
+    impl<C> Cli<C>
+    where
+        C: HotReload + DeserializeOwned + Send + Sync,
+    {
+        /// Says which nodes do not run `revision`: they diff against their own live values, so
+        /// the plan (made against the value in etcd) may not be what they do.
+        fn note_nodes_elsewhere(
+            &self,
+            client: &EtcdClient,
+            key: &str,
+            revision: i64,
+            out: &mut dyn Write,
+        ) -> std::io::Result<()> {
+            let prefix = EtcdSource::for_key(client.clone(), key).default_status_prefix();
+            let Ok(fleet) = FleetStatus::read(client, key, &prefix) else {
+                return Ok(());
+            };
+            let elsewhere: Vec<String> = fleet
+                .nodes
+                .iter()
+                .filter(|n| !(n.result.is_ok() && n.revision == Some(revision)))
+                .map(|n| match n.revision {
+                    Some(r) => format!("{} ({} at revision {r})", n.node, n.result),
+                    None => format!("{} ({})", n.node, n.result),
+                })
+                .collect();
+            if !elsewhere.is_empty() {
+                writeln!(
+                    out,
+                    "note: {} of {} node(s) do not run revision {revision}: {}; each node diffs \
+                     against its own live configuration, so they may do otherwise than planned",
+                    elsewhere.len(),
+                    fleet.nodes.len(),
+                    elsewhere.join(", ")
+                )?;
+            }
+            Ok(())
+        }
+    }
+
+    pub(super) fn fleet_status(
+        endpoints: &str,
+        key: &str,
+        status_prefix: Option<&str>,
+        json: bool,
+        out: &mut dyn Write,
+    ) -> std::io::Result<u8> {
+        let client = match EtcdClient::new(split_endpoints(endpoints)) {
+            Ok(client) => client,
+            Err(err) => {
+                writeln!(out, "{err}")?;
+                return Ok(EXIT_ETCD);
+            }
+        };
+        let prefix = match status_prefix {
+            Some(prefix) => prefix.to_string(),
+            None => EtcdSource::for_key(client.clone(), key).default_status_prefix(),
+        };
+        let fleet = match FleetStatus::read(&client, key, &prefix) {
+            Ok(fleet) => fleet,
+            Err(err) => {
+                writeln!(out, "{err}")?;
+                return Ok(EXIT_ETCD);
+            }
+        };
+        if json {
+            let text = serde_json::to_string_pretty(&fleet).map_err(std::io::Error::other)?;
+            writeln!(out, "{text}")?;
+        } else {
+            writeln!(out, "{fleet}")?;
+        }
+        Ok(if fleet.converged() {
+            EXIT_OK
+        } else {
+            EXIT_NOT_CONVERGED
+        })
+    }
+}
+
+#[cfg(feature = "etcd")]
+use fleet::fleet_status;

@@ -121,7 +121,7 @@ pub use audit::{verify_audit_log, AuditChange, AuditLog, AuditRecord, AuditVerif
 pub use class::{validate_scope_name, Class};
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
 pub use event::{ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, Trigger};
-pub use handle::{Handle, Projection, Snapshot};
+pub use handle::{Handle, Projection, ProjectionGuard, Snapshot};
 pub use handlers::{ApplyContext, BoxError, ScopeHandler};
 pub use hot_reload::{HotReload, WatchedFile};
 pub use load::{locate_key, ConfigError, Format, Loader, Problem, Stage};

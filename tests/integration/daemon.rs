@@ -13,8 +13,9 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Builds the example once per test run and returns its path.
-fn binary() -> &'static Path {
+/// Builds the example once per test run and returns its path. With the `etcd` feature, so the
+/// fleet tests run the same binary (one build, no race on its path).
+pub(crate) fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -28,6 +29,8 @@ fn binary() -> &'static Path {
                 "--quiet",
                 "-p",
                 "hotcfg-examples",
+                "--features",
+                "etcd",
                 "--example",
                 "taskdaemon",
             ])

@@ -3,4 +3,5 @@ mod daemon;
 mod derive;
 mod derive_props;
 mod engine;
+mod fleet;
 mod watcher;

@@ -1,0 +1,402 @@
+//! [`EtcdSource`]: configuration read from one etcd key, or from the keys under a prefix.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sha2::{Digest, Sha256};
+
+use super::client::{EtcdClient, Listing};
+use crate::source::{hex, sha256_hex};
+use crate::{Format, Layer, Source, SourceContent, SourceError, SourceIdentity};
+
+/// Configuration read from etcd: one key, or every key under a prefix merged in key order (later
+/// keys override earlier ones, like file overlays).
+///
+/// The format comes from the key's extension (`.toml`, `.yaml`/`.yml`, `.json`), else from
+/// [`format`](EtcdSource::format), else TOML. Each read is a linearizable range read, so it sees
+/// every write acknowledged before it started. The identity of what was read is
+/// `etcd:<key>`, the SHA-256 of the bytes and the mod revision (for a prefix, the newest mod
+/// revision among its keys).
+///
+/// A read that cannot reach etcd is an error like any other unreadable source: the engine keeps
+/// the live configuration and records a failed event.
+///
+/// ```
+/// use hotcfg::etcd::{EtcdClient, EtcdSource};
+/// use hotcfg::{Format, Source};
+///
+/// let client = EtcdClient::new(["127.0.0.1:2379"])?;
+/// let source = EtcdSource::new(client.clone(), "apps/billing/config.toml");
+/// assert_eq!(source.format_in_use(), Format::Toml);
+/// assert_eq!(source.default_status_prefix(), "apps/billing/config.toml/status/");
+///
+/// let fragments = EtcdSource::prefix(client, "apps/billing/conf.d/").format(Format::Yaml);
+/// assert_eq!(fragments.name(), "etcd:apps/billing/conf.d/*");
+/// assert_eq!(fragments.default_status_prefix(), "apps/billing/conf.d.status/");
+/// # Ok::<(), hotcfg::etcd::EtcdError>(())
+/// ```
+#[derive(Clone)]
+pub struct EtcdSource {
+    client: EtcdClient,
+    key: String,
+    prefix: bool,
+    format: Option<Format>,
+    exclude: Vec<String>,
+    max_bytes: u64,
+    last_read: Arc<Mutex<ReadNote>>,
+}
+
+/// What the last read ran into, for the follower and the status reporter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ReadNote {
+    /// etcd could not be reached.
+    pub unreachable: bool,
+    /// The store revision the read reflects, when etcd answered.
+    pub revision: Option<i64>,
+}
+
+impl fmt::Debug for EtcdSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EtcdSource")
+            .field("endpoints", &self.client.endpoints())
+            .field("key", &self.key)
+            .field("prefix", &self.prefix)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EtcdSource {
+    /// Reads the value of `key`.
+    pub fn new(client: EtcdClient, key: impl Into<String>) -> Self {
+        Self::build(client, key.into(), false)
+    }
+
+    /// Reads every key under `prefix`, merged in key order. Keys under the status prefix (when it
+    /// lies inside this prefix) are skipped.
+    pub fn prefix(client: EtcdClient, prefix: impl Into<String>) -> Self {
+        Self::build(client, prefix.into(), true)
+    }
+
+    /// [`EtcdSource::prefix`] when `key` ends with `/`, else [`EtcdSource::new`]: the convention of
+    /// the `--key` options of the task daemon and the operator commands.
+    pub fn for_key(client: EtcdClient, key: impl Into<String>) -> Self {
+        let key = key.into();
+        let prefix = key.ends_with('/');
+        Self::build(client, key, prefix)
+    }
+
+    fn build(client: EtcdClient, key: String, prefix: bool) -> Self {
+        let status = default_status_prefix(&key, prefix);
+        EtcdSource {
+            client,
+            key,
+            prefix,
+            format: None,
+            exclude: vec![status],
+            max_bytes: crate::DEFAULT_MAX_BYTES,
+            last_read: Arc::default(),
+        }
+    }
+
+    /// Parses values whose key has no known extension as `format` (default TOML).
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// Also skips keys under `prefix` when reading a prefix (another writer's keys).
+    pub fn exclude(mut self, prefix: impl Into<String>) -> Self {
+        self.exclude.push(prefix.into());
+        self
+    }
+
+    /// Refuses values larger than `max` bytes (default [`DEFAULT_MAX_BYTES`](crate::DEFAULT_MAX_BYTES)).
+    pub fn max_bytes(mut self, max: u64) -> Self {
+        self.max_bytes = max;
+        self
+    }
+
+    /// The key or prefix.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Whether this source reads a prefix.
+    pub fn is_prefix(&self) -> bool {
+        self.prefix
+    }
+
+    /// The client it reads with.
+    pub fn client(&self) -> &EtcdClient {
+        &self.client
+    }
+
+    /// The format of a value whose key has no known extension.
+    pub fn format_in_use(&self) -> Format {
+        self.format_of(&self.key)
+    }
+
+    /// Where nodes report their status by default: `<key>/status/` for a key; for a prefix
+    /// `<prefix without its trailing slash>.status/`, outside the prefix.
+    pub fn default_status_prefix(&self) -> String {
+        default_status_prefix(&self.key, self.prefix)
+    }
+
+    pub(crate) fn is_excluded(&self, key: &str) -> bool {
+        self.prefix && self.exclude.iter().any(|p| key.starts_with(p.as_str()))
+    }
+
+    pub(crate) fn last_read(&self) -> ReadNote {
+        *self
+            .last_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn format_of(&self, key: &str) -> Format {
+        Format::from_path(key.as_ref())
+            .or(self.format)
+            .unwrap_or(Format::Toml)
+    }
+
+    /// Reads asynchronously (on the client's runtime); the store revision read comes with it.
+    pub(crate) async fn read_async(&self) -> Result<(SourceContent, i64), SourceError> {
+        let listing = match self.client.range(&self.key, self.prefix).await {
+            Ok(listing) => listing,
+            Err(err) => {
+                self.note(ReadNote {
+                    unreachable: err.is_unreachable(),
+                    revision: None,
+                });
+                return Err(SourceError::new(self.name(), err.to_string()));
+            }
+        };
+        self.note(ReadNote {
+            unreachable: false,
+            revision: Some(listing.revision),
+        });
+        let revision = listing.revision;
+        self.content(listing).map(|content| (content, revision))
+    }
+
+    fn note(&self, note: ReadNote) {
+        *self
+            .last_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = note;
+    }
+
+    fn content(&self, listing: Listing) -> Result<SourceContent, SourceError> {
+        let entries: Vec<_> = listing
+            .entries
+            .into_iter()
+            .filter(|e| !self.is_excluded(&e.key))
+            .collect();
+        if entries.is_empty() {
+            let problem = if self.prefix {
+                format!(
+                    "no keys under this prefix in etcd (store revision {})",
+                    listing.revision
+                )
+            } else {
+                format!(
+                    "the key does not exist in etcd (store revision {})",
+                    listing.revision
+                )
+            };
+            return Err(SourceError::new(self.name(), problem));
+        }
+        let mut layers = Vec::with_capacity(entries.len());
+        let mut hasher = Sha256::new();
+        let mut revision = 0;
+        for entry in entries {
+            let name = format!("etcd:{}", entry.key);
+            if entry.value.len() as u64 > self.max_bytes {
+                return Err(SourceError::new(
+                    name,
+                    format!(
+                        "is {} bytes, above the limit of {} bytes",
+                        entry.value.len(),
+                        self.max_bytes
+                    ),
+                ));
+            }
+            revision = revision.max(entry.mod_revision);
+            let format = self.format_of(&entry.key);
+            let text = String::from_utf8(entry.value).map_err(|err| {
+                let offset = err.utf8_error().valid_up_to();
+                SourceError::new(
+                    &name,
+                    format!(
+                        "not valid UTF-8 (byte offset {offset}, revision {})",
+                        entry.mod_revision
+                    ),
+                )
+            })?;
+            // Length-prefix keys and values so moving bytes between keys changes the hash.
+            hasher.update((entry.key.len() as u64).to_le_bytes());
+            hasher.update(entry.key.as_bytes());
+            hasher.update((text.len() as u64).to_le_bytes());
+            hasher.update(text.as_bytes());
+            layers.push(Layer { name, format, text });
+        }
+        let sha256 = if self.prefix {
+            hex(&hasher.finalize())
+        } else {
+            sha256_hex(layers[0].text.as_bytes())
+        };
+        Ok(SourceContent {
+            layers,
+            identity: SourceIdentity {
+                path: self.identity_path(),
+                sha256,
+                revision: Some(revision),
+            },
+        })
+    }
+
+    fn identity_path(&self) -> String {
+        if self.prefix {
+            format!("etcd:{}*", self.key)
+        } else {
+            format!("etcd:{}", self.key)
+        }
+    }
+}
+
+pub(crate) fn default_status_prefix(key: &str, prefix: bool) -> String {
+    if prefix {
+        format!("{}.status/", key.trim_end_matches('/'))
+    } else {
+        format!("{key}/status/")
+    }
+}
+
+impl Source for EtcdSource {
+    fn read(&self) -> Result<SourceContent, SourceError> {
+        let this = self.clone();
+        let name = self.name();
+        self.client
+            .block_on(async move { Ok(this.read_async().await.map(|(content, _)| content)) })
+            .unwrap_or_else(|err| Err(SourceError::new(name, err.to_string())))
+    }
+
+    fn name(&self) -> String {
+        self.identity_path()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd::Entry;
+
+    fn entry(key: &str, value: &str, mod_revision: i64) -> Entry {
+        Entry {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            mod_revision,
+        }
+    }
+
+    fn client() -> EtcdClient {
+        EtcdClient::new(["127.0.0.1:9"]).unwrap()
+    }
+
+    #[test]
+    fn a_prefix_is_assembled_in_key_order_without_status_keys() {
+        let source = EtcdSource::prefix(client(), "app/conf.d/").exclude("app/conf.d/private/");
+        let listing = Listing {
+            entries: vec![
+                entry("app/conf.d/00-base.toml", "workers = 1\n", 5),
+                entry("app/conf.d/10-region.yaml", "workers: 2\n", 9),
+                entry("app/conf.d/private/x", "ignored = true", 11),
+            ],
+            revision: 12,
+        };
+        let content = source.content(listing).unwrap();
+        let names: Vec<_> = content.layers.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "etcd:app/conf.d/00-base.toml",
+                "etcd:app/conf.d/10-region.yaml"
+            ]
+        );
+        assert_eq!(content.layers[1].format, Format::Yaml);
+        assert_eq!(content.identity.path, "etcd:app/conf.d/*");
+        assert_eq!(content.identity.revision, Some(9));
+
+        // The default status prefix of a prefix lies outside it, and is skipped when inside.
+        assert!(!"app/conf.d.status/n1".starts_with("app/conf.d/"));
+        let inside = EtcdSource::prefix(client(), "app/").exclude("app/status/");
+        assert!(inside.is_excluded("app/status/n1"));
+        assert!(!inside.is_excluded("app/config.toml"));
+    }
+
+    #[test]
+    fn moving_text_between_keys_changes_the_hash() {
+        let source = EtcdSource::prefix(client(), "p/");
+        let hash = |a: &str, b: &str| {
+            let listing = Listing {
+                entries: vec![entry("p/a", a, 1), entry("p/b", b, 2)],
+                revision: 3,
+            };
+            source.content(listing).unwrap().identity.sha256
+        };
+        assert_ne!(hash("x = 1\n", "y = 2\n"), hash("x = 1\ny = 2\n", ""));
+    }
+
+    #[test]
+    fn a_missing_key_a_huge_value_and_bad_utf8_are_errors_naming_the_key() {
+        let source = EtcdSource::new(client(), "app/config").max_bytes(8);
+        let missing = source
+            .content(Listing {
+                entries: vec![],
+                revision: 4,
+            })
+            .unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "etcd:app/config: the key does not exist in etcd (store revision 4)"
+        );
+        let huge = source
+            .content(Listing {
+                entries: vec![entry("app/config", "workers = 1000\n", 3)],
+                revision: 4,
+            })
+            .unwrap_err();
+        assert_eq!(
+            huge.to_string(),
+            "etcd:app/config: is 15 bytes, above the limit of 8 bytes"
+        );
+        let bad = source
+            .content(Listing {
+                entries: vec![Entry {
+                    key: "app/config".into(),
+                    value: vec![b'a', 0xff],
+                    mod_revision: 3,
+                }],
+                revision: 4,
+            })
+            .unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "etcd:app/config: not valid UTF-8 (byte offset 1, revision 3)"
+        );
+        // A single key's hash is the hash of its bytes, as for a file.
+        let ok = source
+            .content(Listing {
+                entries: vec![entry("app/config", "a = 1", 3)],
+                revision: 4,
+            })
+            .unwrap();
+        assert_eq!(ok.identity, {
+            let mut id = SourceIdentity::new("etcd:app/config", b"a = 1");
+            id.revision = Some(3);
+            id
+        });
+        assert_eq!(ok.layers[0].format, Format::Toml);
+    }
+}

@@ -1,0 +1,338 @@
+//! What each node reports back: [`NodeStatus`] under `<status prefix><node id>`, and the operator's
+//! view of all of them, [`FleetStatus`].
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::client::{EtcdClient, EtcdError};
+use crate::{ReloadEvent, ReloadResult};
+
+/// A node's result for one reload, as the `result` field of its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeResult {
+    /// The configuration was applied (hot changes live; restart-only ones deferred when the
+    /// node runs the defer policy, listed in `pending_restart`).
+    Applied,
+    /// Nothing differed from the live configuration.
+    Unchanged,
+    /// Refused before anything was applied: restart-only changes under the reject policy, or a
+    /// handler's veto. `error` says why.
+    Rejected,
+    /// The value could not be read, parsed or validated, or applying it failed and was rolled
+    /// back. `error` says why. The node keeps its previous configuration.
+    Failed,
+}
+
+impl NodeResult {
+    /// `applied`, `unchanged`, `rejected` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeResult::Applied => "applied",
+            NodeResult::Unchanged => "unchanged",
+            NodeResult::Rejected => "rejected",
+            NodeResult::Failed => "failed",
+        }
+    }
+
+    /// `true` for applied and unchanged.
+    pub fn is_ok(self) -> bool {
+        matches!(self, NodeResult::Applied | NodeResult::Unchanged)
+    }
+}
+
+impl fmt::Display for NodeResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One node's report, stored as JSON under `<status prefix><node id>`, bound to the node's lease.
+///
+/// ```
+/// use hotcfg::etcd::{NodeResult, NodeStatus};
+///
+/// let json = r#"{"node":"web-1","revision":42,"result":"rejected",
+///     "error":"restart-only changes: listen","generation":3}"#;
+/// let status: NodeStatus = serde_json::from_str(json)?;
+/// assert_eq!(status.result, NodeResult::Rejected);
+/// assert!(status.pending_restart.is_empty());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeStatus {
+    /// The node's id.
+    pub node: String,
+    /// The mod revision of the value this result is for (`None` when it could not be read).
+    #[serde(default)]
+    pub revision: Option<i64>,
+    /// What the node did with it.
+    pub result: NodeResult,
+    /// Why it was rejected or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Restart-only settings whose new values wait for a restart of this node.
+    #[serde(default)]
+    pub pending_restart: Vec<String>,
+    /// Things worth telling the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The node's live configuration generation.
+    #[serde(default)]
+    pub generation: u64,
+    /// SHA-256 of the value read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// What started the reload (`startup`, `remote etcd ...`, `signal`, `manual`).
+    #[serde(default)]
+    pub trigger: String,
+    /// When the node wrote this report (seconds since the Unix epoch).
+    #[serde(default)]
+    pub reported_at: u64,
+}
+
+impl NodeStatus {
+    /// The report of `event` by `node`; `pending_restart` is the node's pending list after it.
+    pub fn from_event(node: &str, event: &ReloadEvent, pending_restart: Vec<String>) -> Self {
+        let (result, error, warnings) = match &event.result {
+            ReloadResult::Success { warnings, .. } => (NodeResult::Applied, None, warnings.clone()),
+            ReloadResult::Unchanged => (NodeResult::Unchanged, None, Vec::new()),
+            ReloadResult::Rejected {
+                reason,
+                unsafe_changes,
+            } => {
+                let paths: Vec<&str> = unsafe_changes.iter().map(|c| c.path.as_str()).collect();
+                let error = if paths.is_empty() || reason.contains(paths[0]) {
+                    reason.clone()
+                } else {
+                    format!("{reason} ({})", paths.join(", "))
+                };
+                (NodeResult::Rejected, Some(error), Vec::new())
+            }
+            ReloadResult::Failed {
+                error,
+                rollback_performed,
+            } => {
+                let mut warnings = Vec::new();
+                if !rollback_performed {
+                    if let crate::ReloadError::Handler { .. }
+                    | crate::ReloadError::HandlerPanicked { .. } = error
+                    {
+                        warnings.push("the rollback of some handlers failed".to_string());
+                    }
+                }
+                (NodeResult::Failed, Some(error.to_string()), warnings)
+            }
+        };
+        NodeStatus {
+            node: node.to_string(),
+            revision: event.source.as_ref().and_then(|s| s.revision),
+            result,
+            error,
+            pending_restart,
+            warnings,
+            generation: event.generation,
+            sha256: event.source.as_ref().map(|s| s.sha256.clone()),
+            trigger: event.trigger.to_string(),
+            reported_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// Whether two reports say the same thing (ignoring when and why they were written).
+    pub(crate) fn same_as(&self, other: &NodeStatus) -> bool {
+        self.revision == other.revision
+            && self.result == other.result
+            && self.error == other.error
+            && self.pending_restart == other.pending_restart
+            && self.generation == other.generation
+            && self.sha256 == other.sha256
+    }
+}
+
+/// Every node's report under a status prefix, with the configuration key's current revision.
+/// `Display` renders the table `fleet-status` prints.
+///
+/// ```
+/// use hotcfg::etcd::{FleetStatus, NodeResult, NodeStatus};
+///
+/// let node = |name: &str, revision, result, error: Option<&str>| NodeStatus {
+///     node: name.into(), revision: Some(revision), result, error: error.map(Into::into),
+///     pending_restart: vec![], warnings: vec![], generation: 2, sha256: None,
+///     trigger: "remote".into(), reported_at: 0,
+/// };
+/// let fleet = FleetStatus {
+///     key: "app/config".into(),
+///     key_revision: Some(7),
+///     status_prefix: "app/config/status/".into(),
+///     nodes: vec![
+///         node("a", 7, NodeResult::Applied, None),
+///         node("b", 7, NodeResult::Failed, Some("cannot parse configuration: ...")),
+///     ],
+/// };
+/// assert!(!fleet.converged());
+/// let table = fleet.to_string();
+/// assert_eq!(table.lines().nth(1), Some("NODE  REVISION  RESULT   PENDING RESTART  ERROR"));
+/// assert_eq!(table.lines().nth(3), Some("b     7         failed   -                cannot parse configuration: ..."));
+/// assert!(table.ends_with("2 node(s); 1 applied the current revision; not converged"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FleetStatus {
+    /// The configuration key (or prefix).
+    pub key: String,
+    /// Its mod revision now (for a prefix, the newest among its keys); `None` when absent.
+    pub key_revision: Option<i64>,
+    /// Where the reports were read.
+    pub status_prefix: String,
+    /// One report per live node, by node id.
+    pub nodes: Vec<NodeStatus>,
+}
+
+impl FleetStatus {
+    /// Reads every report under `status_prefix`, and the revision of `key` (a prefix when it
+    /// ends with `/`). Unreadable reports appear as failed with the reason.
+    pub fn read(
+        client: &EtcdClient,
+        key: &str,
+        status_prefix: &str,
+    ) -> Result<FleetStatus, EtcdError> {
+        let is_prefix = key.ends_with('/');
+        let listing = client.list(status_prefix)?;
+        let key_revision = if is_prefix {
+            client
+                .list(key)?
+                .entries
+                .iter()
+                .filter(|e| !e.key.starts_with(status_prefix))
+                .map(|e| e.mod_revision)
+                .max()
+        } else {
+            client.get(key)?.map(|e| e.mod_revision)
+        };
+        let nodes = listing
+            .entries
+            .into_iter()
+            .map(|entry| {
+                let id = entry
+                    .key
+                    .strip_prefix(status_prefix)
+                    .unwrap_or(&entry.key)
+                    .to_string();
+                serde_json::from_slice::<NodeStatus>(&entry.value).unwrap_or_else(|err| {
+                    NodeStatus {
+                        node: id,
+                        revision: None,
+                        result: NodeResult::Failed,
+                        error: Some(format!("unreadable status report {}: {err}", entry.key)),
+                        pending_restart: Vec::new(),
+                        warnings: Vec::new(),
+                        generation: 0,
+                        sha256: None,
+                        trigger: String::new(),
+                        reported_at: 0,
+                    }
+                })
+            })
+            .collect();
+        Ok(FleetStatus {
+            key: key.to_string(),
+            key_revision,
+            status_prefix: status_prefix.to_string(),
+            nodes,
+        })
+    }
+
+    /// `true` when there is at least one node and every node applied (or found unchanged) the
+    /// key's current revision.
+    pub fn converged(&self) -> bool {
+        !self.nodes.is_empty()
+            && self.nodes.iter().all(|n| {
+                n.result.is_ok() && n.revision.is_some() && n.revision == self.key_revision
+            })
+    }
+}
+
+impl fmt::Display for FleetStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.key_revision {
+            Some(rev) => writeln!(f, "key {} at revision {rev}", self.key)?,
+            None => writeln!(f, "key {} does not exist", self.key)?,
+        }
+        if self.nodes.is_empty() {
+            return write!(f, "no node reports under {}", self.status_prefix);
+        }
+        let rows: Vec<[String; 5]> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let pending = if n.pending_restart.is_empty() {
+                    "-".to_string()
+                } else {
+                    n.pending_restart.join(",")
+                };
+                let error = match &n.error {
+                    None => "-".to_string(),
+                    Some(error) => {
+                        let mut lines = error.lines();
+                        let first = lines.next().unwrap_or("").to_string();
+                        let more = lines.count();
+                        if more > 0 {
+                            format!("{first} (+{more} more lines)")
+                        } else {
+                            first
+                        }
+                    }
+                };
+                [
+                    n.node.clone(),
+                    n.revision.map_or("-".to_string(), |r| r.to_string()),
+                    n.result.to_string(),
+                    pending,
+                    error,
+                ]
+            })
+            .collect();
+        let header = ["NODE", "REVISION", "RESULT", "PENDING RESTART", "ERROR"];
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row.iter()) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 5]| -> fmt::Result {
+            writeln!(
+                f,
+                "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                cells[4],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3],
+            )
+        };
+        line(f, header)?;
+        for row in &rows {
+            line(f, [&row[0], &row[1], &row[2], &row[3], &row[4]])?;
+        }
+        let current = self
+            .nodes
+            .iter()
+            .filter(|n| n.result.is_ok() && n.revision.is_some() && n.revision == self.key_revision)
+            .count();
+        write!(
+            f,
+            "{} node(s); {current} applied the current revision{}",
+            self.nodes.len(),
+            if self.converged() {
+                "; converged"
+            } else {
+                "; not converged"
+            }
+        )
+    }
+}
