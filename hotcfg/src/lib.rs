@@ -80,6 +80,9 @@
 //! - `derive` (default): re-exports `#[derive(HotReload)]`.
 //! - `cli`: [`cli`], operator commands (`check`, `plan`, `fields`, `history`) for any
 //!   configuration type, on clap.
+//! - `etcd`: [`etcd`], fleets: configuration from an etcd key, followed with its watch, each
+//!   node's result reported back under a lease; with `cli` also the `push` and `fleet-status`
+//!   commands. Building it needs `protoc` (Debian: `protobuf-compiler`).
 //!
 //! ## Caveats
 //!
@@ -98,6 +101,8 @@ mod class;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod diff;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod event;
 mod handle;
 mod handlers;
