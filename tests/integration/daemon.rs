@@ -13,8 +13,8 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Builds the example once per test run and returns its path. With the `etcd` feature, so the
-/// fleet tests run the same binary (one build, no race on its path).
+/// Builds the example once per test run and returns its path. With the `etcd` feature when this
+/// crate has it, so the fleet tests run the same binary (one build, no race on its path).
 pub(crate) fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
@@ -23,17 +23,15 @@ pub(crate) fn binary() -> &'static Path {
             .unwrap()
             .to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let features: &[&str] = if cfg!(feature = "etcd") {
+            &["--features", "etcd"]
+        } else {
+            &[]
+        };
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "hotcfg-examples",
-                "--features",
-                "etcd",
-                "--example",
-                "taskdaemon",
-            ])
+            .args(["build", "--quiet", "-p", "hotcfg-examples"])
+            .args(features)
+            .args(["--example", "taskdaemon"])
             .current_dir(&root)
             .status()
             .expect("run cargo build for the taskdaemon example");

@@ -1,6 +1,9 @@
 //! Fleets on a real etcd: each test starts its own `etcd` (Debian's `etcd-server`, installed by
 //! `scripts/install-deps`) on free loopback ports in a temporary data directory, runs nodes (an
 //! engine on an `EtcdSource` plus an `EtcdFollower`) against it, and stops it at the end.
+//!
+//! Compiled with this crate's `etcd` feature, which `--all-features` (scripts/test) turns on:
+//! `cargo test -p hotcfg-tests --features etcd --test integration fleet`.
 
 use std::fs::File;
 use std::net::TcpListener;

@@ -3,5 +3,6 @@ mod daemon;
 mod derive;
 mod derive_props;
 mod engine;
+#[cfg(feature = "etcd")]
 mod fleet;
 mod watcher;
