@@ -52,3 +52,174 @@ pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// The `taskdaemon` example run as a real process in a sandbox, and a line-protocol client.
+pub mod daemon {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use crate::{wait_until, Sandbox};
+
+    /// How long any wait on the daemon may take.
+    pub const LIMIT: Duration = Duration::from_secs(20);
+
+    /// A running daemon on `taskdaemon.toml` in its own sandbox, with an audit log
+    /// (`audit.jsonl`) and its standard error kept in `daemon.stderr`; killed on drop.
+    #[derive(Debug)]
+    pub struct Daemon {
+        child: Child,
+        /// Where it listens.
+        pub addr: String,
+        /// Its directory.
+        pub sandbox: Sandbox,
+    }
+
+    impl Daemon {
+        /// Starts `binary` on a configuration of `text` with restart policy `policy`.
+        pub fn start(binary: &Path, policy: &str, text: &str) -> Daemon {
+            let sandbox = Sandbox::new();
+            let config = sandbox.write("taskdaemon.toml", text);
+            let stderr = std::fs::File::create(sandbox.path("daemon.stderr")).unwrap();
+            let mut child = Command::new(binary)
+                .arg("--config")
+                .arg(&config)
+                .arg("--audit-log")
+                .arg(sandbox.path("audit.jsonl"))
+                .arg("--policy")
+                .arg(policy)
+                .current_dir(sandbox.dir())
+                .stdout(Stdio::piped())
+                .stderr(stderr)
+                .spawn()
+                .expect("start taskdaemon");
+            let mut stdout = BufReader::new(child.stdout.take().unwrap());
+            let mut addr = None;
+            for _ in 0..10 {
+                let mut line = String::new();
+                if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(rest) = line.trim().strip_prefix("taskdaemon listening on ") {
+                    addr = Some(rest.to_string());
+                    break;
+                }
+            }
+            let addr = addr.expect("the daemon printed `taskdaemon listening on ADDR`");
+            // Keep draining stdout so the daemon never blocks on a full pipe.
+            std::thread::spawn(move || for _ in stdout.lines() {});
+            Daemon {
+                child,
+                addr,
+                sandbox,
+            }
+        }
+
+        /// A connection that has sent `auth TOKEN`.
+        pub fn client(&self, token: &str) -> Client {
+            let mut client = Client::connect(&self.addr);
+            let reply = client.call(&format!("auth {token}"));
+            assert_eq!(reply["ok"], true, "{reply}");
+            client
+        }
+
+        /// Replaces the configuration file atomically with `change` of its text.
+        pub fn edit(&self, change: impl FnOnce(&str) -> String) {
+            let path = self.sandbox.path("taskdaemon.toml");
+            let text = std::fs::read_to_string(&path).unwrap();
+            let tmp = self.sandbox.path("taskdaemon.toml.tmp");
+            std::fs::write(&tmp, change(&text)).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+        }
+
+        /// The audit log's records so far.
+        pub fn audit(&self) -> Vec<Value> {
+            std::fs::read_to_string(self.sandbox.path("audit.jsonl"))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        }
+
+        /// Waits for audit record number `n` (1-based) and returns it.
+        pub fn audit_record(&self, n: usize) -> Value {
+            wait_until(&format!("audit record #{n}"), LIMIT, || {
+                self.audit().len() >= n
+            });
+            self.audit()[n - 1].clone()
+        }
+
+        /// What the daemon wrote to standard error so far.
+        pub fn stderr(&self) -> String {
+            std::fs::read_to_string(self.sandbox.path("daemon.stderr")).unwrap_or_default()
+        }
+
+        /// The process id.
+        pub fn pid(&self) -> u32 {
+            self.child.id()
+        }
+
+        /// Sends SIGTERM and waits for the exit.
+        pub fn stop(&mut self) -> std::process::ExitStatus {
+            let pid = self.child.id().to_string();
+            Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            let mut status = None;
+            wait_until("the daemon to exit after SIGTERM", LIMIT, || {
+                status = self.child.try_wait().unwrap();
+                status.is_some()
+            });
+            status.unwrap()
+        }
+    }
+
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// One connection speaking the line protocol: a command per line, a JSON reply per line.
+    #[derive(Debug)]
+    pub struct Client {
+        reader: BufReader<TcpStream>,
+        writer: TcpStream,
+    }
+
+    impl Client {
+        /// Connects, without authenticating.
+        pub fn connect(addr: &str) -> Client {
+            let stream = TcpStream::connect(addr).expect("connect to the daemon");
+            stream.set_read_timeout(Some(LIMIT)).unwrap();
+            Client {
+                reader: BufReader::new(stream.try_clone().unwrap()),
+                writer: stream,
+            }
+        }
+
+        /// Sends `command` and returns the reply; panics if the connection closes or the reply
+        /// is not JSON.
+        pub fn call(&mut self, command: &str) -> Value {
+            self.try_call(command)
+                .unwrap_or_else(|problem| panic!("`{command}`: {problem}"))
+        }
+
+        /// Sends `command` and returns the reply, or what went wrong.
+        pub fn try_call(&mut self, command: &str) -> Result<Value, String> {
+            writeln!(self.writer, "{command}").map_err(|e| format!("cannot send: {e}"))?;
+            let mut line = String::new();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the reply: {e}"))?;
+            if n == 0 {
+                return Err("the daemon closed the connection".to_string());
+            }
+            serde_json::from_str(&line).map_err(|e| format!("reply `{line}` is not JSON: {e}"))
+        }
+    }
+}

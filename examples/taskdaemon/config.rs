@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use hotcfg::{HotReload, Validate, Violations};
+use hotcfg::{HotReload, Secret, Validate, Violations};
 use serde::{Deserialize, Serialize};
 
 /// The configuration written on first run.
@@ -32,9 +32,10 @@ pub struct TaskDaemonConfig {
     #[reload(nested)]
     pub loops: BTreeMap<String, LoopType>,
     /// Token clients must send (`auth TOKEN`) before any other command; none means open.
+    /// `secret` keeps it out of diffs, plans, events and the audit log; `Secret` out of `{:?}`.
     #[reload(scope = "auth", secret)]
     #[serde(default)]
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret<String>>,
 }
 
 /// Restart-only daemon settings.

@@ -136,7 +136,8 @@ impl Server {
         let live_token = self.work.handle().load().api_token.clone();
         if verb == "auth" {
             return match &live_token {
-                Some(token) if token == arg => {
+                // Compared in constant time: timing must not tell how much of a guess was right.
+                Some(token) if token.matches(arg) => {
                     *authed = Some(arg.to_string());
                     json!({"ok": true})
                 }
@@ -145,7 +146,8 @@ impl Server {
             };
         }
         if let Some(token) = &live_token {
-            if authed.as_deref() != Some(token.as_str()) {
+            // Re-checked on every command: a rotated token logs every client out.
+            if !authed.as_deref().is_some_and(|sent| token.matches(sent)) {
                 return json!({"error": "unauthorized: send `auth TOKEN` first"});
             }
         }

@@ -112,6 +112,7 @@ pub mod metrics;
 mod plan;
 mod reloader;
 mod schema;
+mod secret;
 #[cfg(unix)]
 mod signal;
 mod source;
@@ -122,6 +123,11 @@ pub mod watcher;
 #[path = "private.rs"]
 pub mod __private;
 
+#[cfg(feature = "derive")]
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;
+
 pub use audit::{verify_audit_log, AuditChange, AuditLog, AuditRecord, AuditVerifyError, GENESIS};
 pub use class::{validate_scope_name, Class};
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
@@ -129,10 +135,13 @@ pub use event::{ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, Trigge
 pub use handle::{Handle, Projection, ProjectionGuard, Snapshot};
 pub use handlers::{ApplyContext, BoxError, ScopeHandler};
 pub use hot_reload::{HotReload, WatchedFile};
-pub use load::{locate_key, ConfigError, Format, Loader, Problem, Stage};
+pub use load::{
+    locate_key, ConfigError, Format, Loader, Problem, Stage, DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUES,
+};
 pub use plan::{Decision, Plan, RestartPolicy};
 pub use reloader::{BuildError, Reloader, ReloaderBuilder, DEFAULT_HISTORY_LEN};
 pub use schema::{redacted_json, FieldInfo};
+pub use secret::Secret;
 #[cfg(unix)]
 pub use signal::{reload_on_sighup, SignalGuard};
 pub use source::{

@@ -3,13 +3,14 @@
 //! Errors name the source (file or key), the key path, and where the text shows it, the line and
 //! column.
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
 
 use figment::providers::{Env, Serialized};
-use figment::value::{Dict, Map};
+use figment::value::{Dict, Empty, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned};
 
 use crate::source::{Layer, SourceContent, SourceError};
 
@@ -195,6 +196,7 @@ impl From<SourceError> for ConfigError {
 pub struct Loader<C> {
     defaults: Option<C>,
     env_prefix: Option<String>,
+    limits: Limits,
 }
 
 impl<C> fmt::Debug for Loader<C> {
@@ -202,6 +204,8 @@ impl<C> fmt::Debug for Loader<C> {
         f.debug_struct("Loader")
             .field("defaults", &self.defaults.is_some())
             .field("env_prefix", &self.env_prefix)
+            .field("max_depth", &self.limits.max_depth)
+            .field("max_values", &self.limits.max_values)
             .finish()
     }
 }
@@ -211,6 +215,7 @@ impl<C> Default for Loader<C> {
         Loader {
             defaults: None,
             env_prefix: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -234,15 +239,39 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
         self
     }
 
+    /// Refuses documents nested deeper than `depth` tables or arrays (default
+    /// [`DEFAULT_MAX_DEPTH`]).
+    pub fn max_depth(mut self, depth: usize) -> Self {
+        self.limits.max_depth = depth;
+        self
+    }
+
+    /// Refuses documents holding more than `values` values, counting every table, array and
+    /// scalar (default [`DEFAULT_MAX_VALUES`]).
+    pub fn max_values(mut self, values: usize) -> Self {
+        self.limits.max_values = values;
+        self
+    }
+
     /// Parses and merges the layers of `content`.
     pub fn parse(&self, content: &SourceContent) -> Result<C, ConfigError> {
+        self.parse_hiding(content, &|_| false)
+    }
+
+    /// [`parse`](Loader::parse), with the values of keys for which `is_secret` holds left out of
+    /// error messages ("invalid type: found string \"hunter2\"" would print a secret).
+    pub(crate) fn parse_hiding(
+        &self,
+        content: &SourceContent,
+        is_secret: &dyn Fn(&[String]) -> bool,
+    ) -> Result<C, ConfigError> {
         let mut figment = Figment::new();
         if let Some(defaults) = &self.defaults {
             figment = figment.merge(Serialized::defaults(defaults));
         }
         let mut problems = Vec::new();
         for layer in &content.layers {
-            match parse_layer(layer) {
+            match parse_layer(layer, self.limits) {
                 Ok(dict) => {
                     figment = figment.merge(ParsedLayer {
                         name: layer.name.clone(),
@@ -258,9 +287,9 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
         if let Some(prefix) = &self.env_prefix {
             figment = figment.merge(Env::prefixed(prefix).split("__"));
         }
-        figment
-            .extract::<C>()
-            .map_err(|err| ConfigError::new(Stage::Parse, extraction_problems(err, content)))
+        figment.extract::<C>().map_err(|err| {
+            ConfigError::new(Stage::Parse, extraction_problems(err, content, is_secret))
+        })
     }
 }
 
@@ -280,16 +309,21 @@ impl Provider for ParsedLayer {
     }
 }
 
-fn parse_layer(layer: &Layer) -> Result<Dict, Problem> {
+fn parse_layer(layer: &Layer, limits: Limits) -> Result<Dict, Problem> {
     let problem = |line: Option<usize>, column: Option<usize>, message: String| Problem {
         source: Some(layer.name.clone()),
         line,
         column,
         key: None,
-        message,
+        message: clip(message),
     };
+    // Every format is parsed through `BoundedDict`, never straight into figment's `Dict`: it
+    // refuses duplicate keys, nesting deeper than `max_depth` (the deserializers recurse once per
+    // level: a deep document would overflow the stack) and more than `max_values` values (YAML
+    // aliases expand: a few hundred bytes can describe billions of values).
+    let seed = BoundedDict::new(limits, layer.format);
     match layer.format {
-        Format::Toml => toml::from_str::<Dict>(&layer.text).map_err(|err| {
+        Format::Toml => parse_toml(&layer.text, limits).map_err(|err| {
             let (line, column) = match err.span() {
                 Some(span) => {
                     let (l, c) = line_col(&layer.text, span.start);
@@ -299,36 +333,332 @@ fn parse_layer(layer: &Layer) -> Result<Dict, Problem> {
             };
             problem(line, column, format!("invalid TOML: {}", err.message()))
         }),
-        Format::Json => serde_json::from_str::<Dict>(&layer.text).map_err(|err| {
-            let message = format!("invalid JSON: {err}");
-            let message = match message.rfind(" at line ") {
-                Some(at) => message[..at].to_string(),
-                None => message,
-            };
-            problem(Some(err.line()), Some(err.column()), message)
-        }),
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_str(&layer.text);
+            seed.deserialize(&mut de)
+                .and_then(|dict| de.end().map(|()| dict))
+                .map_err(|err| {
+                    let message = format!("invalid JSON: {err}");
+                    let message = match message.rfind(" at line ") {
+                        Some(at) => message[..at].to_string(),
+                        None => message,
+                    };
+                    problem(Some(err.line()), Some(err.column()), message)
+                })
+        }
         Format::Yaml => {
             if layer.text.trim().is_empty() {
                 return Ok(Dict::new());
             }
-            serde_yaml::from_str::<Dict>(&layer.text).map_err(|err| {
-                let location = err.location();
-                let message = format!("invalid YAML: {err}");
-                let message = match message.rfind(" at line ") {
-                    Some(at) => message[..at].to_string(),
-                    None => message,
-                };
-                problem(
-                    location.as_ref().map(|l| l.line()),
-                    location.as_ref().map(|l| l.column()),
-                    message,
-                )
-            })
+            // libyaml takes time quadratic in the nesting of `[`/`{` (100,000 levels: a minute),
+            // all of it before the first value reaches `BoundedDict`: count first.
+            if let Some(offset) = flow_depth_exceeded(&layer.text, limits.max_depth) {
+                let (line, column) = line_col(&layer.text, offset);
+                return Err(problem(
+                    Some(line),
+                    Some(column),
+                    format!(
+                        "invalid YAML: `[`/`{{` nested deeper than {} levels",
+                        limits.max_depth
+                    ),
+                ));
+            }
+            seed.deserialize(serde_yaml::Deserializer::from_str(&layer.text))
+                .map_err(|err| {
+                    let location = err.location();
+                    let message = format!("invalid YAML: {err}");
+                    let message = match message.rfind(" at line ") {
+                        Some(at) => message[..at].to_string(),
+                        None => message,
+                    };
+                    problem(
+                        location.as_ref().map(|l| l.line()),
+                        location.as_ref().map(|l| l.column()),
+                        message,
+                    )
+                })
         }
     }
 }
 
-fn extraction_problems(err: figment::Error, content: &SourceContent) -> Vec<Problem> {
+/// Stack for the thread that parses TOML. toml_edit bounds nesting (80 levels of arrays and
+/// inline tables, 80 segments per dotted key) but the two multiply: `x = { a.a.(78 more) = { ...`
+/// builds a document thousands of levels deep, and dropping it recurses once per level, which
+/// overflows a 2 MiB thread stack (an abort, not an error). Only the pages used are committed.
+const TOML_PARSER_STACK: usize = 256 * 1024 * 1024;
+
+/// Parses TOML on a thread of its own with a stack large enough for the deepest document
+/// toml_edit accepts.
+fn parse_toml(text: &str, limits: Limits) -> Result<Dict, toml::de::Error> {
+    use serde::de::Error as _;
+    std::thread::scope(|scope| {
+        let parser = std::thread::Builder::new()
+            .name("hotcfg-toml".into())
+            .stack_size(TOML_PARSER_STACK)
+            .spawn_scoped(scope, || {
+                BoundedDict::new(limits, Format::Toml).deserialize(toml::Deserializer::new(text))
+            })
+            .map_err(|err| toml::de::Error::custom(format!("cannot start the parser: {err}")))?;
+        parser.join().unwrap_or_else(|panic| {
+            Err(toml::de::Error::custom(format!(
+                "the parser panicked: {}",
+                crate::handlers::panic_message(panic.as_ref())
+            )))
+        })
+    })
+}
+
+/// The byte offset where `[`/`{` first nest deeper than `max` in `text`, if they do. Counts every
+/// bracket, quoted or not: a false alarm needs more than `max` unclosed brackets inside strings.
+fn flow_depth_exceeded(text: &str, max: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (offset, byte) in text.bytes().enumerate() {
+        match byte {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(offset);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Nesting allowed in one document unless [`Loader::max_depth`] says otherwise.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+
+/// Values allowed in one document unless [`Loader::max_values`] says otherwise.
+pub const DEFAULT_MAX_VALUES: usize = 100_000;
+
+/// What one parsed document may hold.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    max_depth: usize,
+    max_values: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_values: DEFAULT_MAX_VALUES,
+        }
+    }
+}
+
+/// Deserializes a document into figment's [`Dict`] like `Dict::deserialize` does, but within
+/// [`Limits`] and refusing a key written twice in one table (serde_json and serde_yaml would keep
+/// the last one silently; TOML already refuses).
+struct BoundedDict {
+    limits: Limits,
+    /// Levels that may still be opened, and values that may still be read.
+    left: Cell<(usize, usize)>,
+    /// Keys of the tables being read, to name a duplicate key in full.
+    path: std::cell::RefCell<Vec<String>>,
+    yaml: bool,
+}
+
+impl BoundedDict {
+    fn new(limits: Limits, format: Format) -> Self {
+        BoundedDict {
+            limits,
+            left: Cell::new((limits.max_depth, limits.max_values)),
+            path: std::cell::RefCell::new(Vec::new()),
+            yaml: format == Format::Yaml,
+        }
+    }
+
+    fn deserialize<'de, D: de::Deserializer<'de>>(&self, de: D) -> Result<Dict, D::Error> {
+        // `deserialize_any`, not `deserialize_map`: a deserializer asked for a map reports any
+        // other value itself, quoting it ("invalid type: string \"hunter2\""). Here the visitor
+        // reports it, without the value.
+        let value = de.deserialize_any(Bounded {
+            doc: self,
+            top: true,
+        })?;
+        match value {
+            Value::Dict(_, dict) => Ok(dict),
+            // An empty YAML document (`~`, `---`): no settings.
+            _ => Ok(Dict::new()),
+        }
+    }
+
+    fn count<E: de::Error>(&self) -> Result<(), E> {
+        let (depth, values) = self.left.get();
+        if values == 0 {
+            let note = if self.yaml {
+                " (an alias counts once per use)"
+            } else {
+                ""
+            };
+            return Err(E::custom(format_args!(
+                "more than {} values{note}",
+                self.limits.max_values
+            )));
+        }
+        self.left.set((depth, values - 1));
+        Ok(())
+    }
+
+    /// Runs `inside` one level deeper, or fails when that is too deep.
+    fn nested<T, E: de::Error>(&self, inside: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        self.count()?;
+        let (depth, values) = self.left.get();
+        if depth == 0 {
+            return Err(E::custom(format_args!(
+                "nested deeper than {} levels",
+                self.limits.max_depth
+            )));
+        }
+        self.left.set((depth - 1, values));
+        let result = inside();
+        let (depth, values) = self.left.get();
+        self.left.set((depth + 1, values));
+        result
+    }
+}
+
+/// One value of a document (a [`de::DeserializeSeed`] and its visitor).
+#[derive(Clone, Copy)]
+struct Bounded<'a> {
+    doc: &'a BoundedDict,
+    /// The whole document, which must be a table.
+    top: bool,
+}
+
+impl Bounded<'_> {
+    fn child(self) -> Self {
+        Bounded {
+            doc: self.doc,
+            top: false,
+        }
+    }
+
+    fn scalar<E: de::Error>(self, value: impl Into<Value>) -> Result<Value, E> {
+        if self.top {
+            // The value itself is never shown: a file holding only a secret would print it.
+            return Err(E::custom(
+                "expected a table of settings, found a single value",
+            ));
+        }
+        self.doc.count()?;
+        Ok(value.into())
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+macro_rules! visit_scalars {
+    ($($method:ident: $ty:ty),* $(,)?) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<Value, E> {
+            self.scalar(v)
+        }
+    )*};
+}
+
+impl<'de> de::Visitor<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.top {
+            "a table of settings"
+        } else {
+            "a value"
+        })
+    }
+
+    visit_scalars!(
+        visit_bool: bool, visit_char: char, visit_str: &str, visit_string: String,
+        visit_u8: u8, visit_u16: u16, visit_u32: u32, visit_u64: u64, visit_u128: u128,
+        visit_i8: i8, visit_i16: i16, visit_i32: i32, visit_i64: i64, visit_i128: i128,
+        visit_f32: f32, visit_f64: f64,
+    );
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        if self.top {
+            return Ok(Value::from(Dict::new())); // an empty YAML document
+        }
+        self.scalar(Empty::None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        if self.top {
+            return Ok(Value::from(Dict::new()));
+        }
+        self.scalar(Empty::Unit)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+
+    fn visit_newtype_struct<D: de::Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        if self.top {
+            return Err(de::Error::custom(
+                "expected a table of settings, found a list",
+            ));
+        }
+        self.doc.nested(|| {
+            // No `size_hint` preallocation: the hint is the attacker's number.
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(self.child())? {
+                items.push(item);
+            }
+            Ok(Value::from(items))
+        })
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.doc.nested(|| {
+            let mut dict = Dict::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if dict.contains_key(&key) {
+                    let mut path = self.doc.path.borrow().join(".");
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key `{path}{key}`"
+                    )));
+                }
+                self.doc.path.borrow_mut().push(key.clone());
+                let value = map.next_value_seed(self.child());
+                self.doc.path.borrow_mut().pop();
+                dict.insert(key, value?);
+            }
+            Ok(Value::from(dict))
+        })
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
+        // A YAML tag (`!name value`): figment nests the value under the tag's name.
+        use de::VariantAccess;
+        let (tag, variant) = data.variant::<String>()?;
+        let value = self
+            .doc
+            .nested(|| variant.newtype_variant_seed(self.child()))?;
+        Ok(figment::util::nest(&tag, value))
+    }
+}
+
+fn extraction_problems(
+    err: figment::Error,
+    content: &SourceContent,
+    is_secret: &dyn Fn(&[String]) -> bool,
+) -> Vec<Problem> {
     err.into_iter()
         .map(|err| {
             let source = err.metadata.as_ref().map(|m| m.name.to_string());
@@ -336,16 +666,70 @@ fn extraction_problems(err: figment::Error, content: &SourceContent) -> Vec<Prob
                 .as_deref()
                 .and_then(|name| content.layers.iter().find(|l| l.name == name));
             let line = layer.and_then(|l| locate_key(&l.text, l.format, &err.path));
-            let key = (!err.path.is_empty()).then(|| err.path.join("."));
+            let key = (!err.path.is_empty()).then(|| clip(err.path.join(".")));
+            let message = if !err.path.is_empty() && is_secret(&err.path) {
+                describe_hiding_value(&err.kind)
+            } else {
+                err.kind.to_string()
+            };
             Problem {
                 source,
                 line,
                 column: None,
                 key,
-                message: err.kind.to_string(),
+                message: clip(message),
             }
         })
         .collect()
+}
+
+/// Longest problem message or key kept, in characters. Messages quote values ("invalid type:
+/// found string \"...\"") and keys, either of which can be megabytes long; the whole message goes
+/// to the audit log and the logs on every attempt.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+pub(crate) fn clip(mut text: String) -> String {
+    if let Some((at, _)) = text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        let rest = text.len() - at;
+        text.truncate(at);
+        text.push_str(&format!("... ({rest} more bytes)"));
+    }
+    text
+}
+
+/// What is wrong with a secret's value, without the value (figment's messages quote it).
+fn describe_hiding_value(kind: &figment::error::Kind) -> String {
+    use figment::error::{Actual, Kind};
+    let what = |actual: &Actual| match actual {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a float",
+        Actual::Char(_) => "a character",
+        Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Unit => "unit",
+        Actual::Option => "an option",
+        Actual::Seq => "a sequence",
+        Actual::Map => "a map",
+        _ => "a value",
+    };
+    match kind {
+        Kind::InvalidType(actual, expected) => format!(
+            "invalid type: found {} (not shown: the field is secret), expected {expected}",
+            what(actual)
+        ),
+        Kind::InvalidValue(actual, expected) => format!(
+            "invalid value: {} (not shown: the field is secret), expected {expected}",
+            what(actual)
+        ),
+        Kind::MissingField(_) | Kind::UnknownField(..) | Kind::DuplicateField(_) => {
+            kind.to_string()
+        }
+        Kind::InvalidLength(_, expected) => {
+            format!("invalid length (not shown: the field is secret), expected {expected}")
+        }
+        _ => "invalid value (not shown: the field is secret)".to_string(),
+    }
 }
 
 /// 1-based line and column of a byte offset.

@@ -718,16 +718,17 @@ fn hash_referenced<C: HotReload>(
         .collect()
 }
 
-/// Parses and validates a candidate; problems carry file, line and key.
+/// Parses and validates a candidate; problems carry file, line and key. Parse errors about
+/// `#[reload(secret)]` fields do not quote the value.
 pub(crate) fn load_candidate<C>(
     loader: &Loader<C>,
     validator: Option<&Validator<C>>,
     content: &SourceContent,
 ) -> Result<C, ConfigError>
 where
-    C: DeserializeOwned + serde::Serialize,
+    C: HotReload + DeserializeOwned,
 {
-    let candidate = loader.parse(content)?;
+    let candidate = loader.parse_hiding(content, &|key| is_secret_key::<C>(key))?;
     if let Some(validate) = validator {
         let mut violations = Violations::default();
         validate(&candidate, &mut violations);
@@ -738,10 +739,29 @@ where
     Ok(candidate)
 }
 
-/// Turns violations into problems located in the layer that sets each key.
+/// Whether `key` is a secret field, lies inside one, or holds one (a section or map entry whose
+/// value includes a secret): an error about it could quote the secret.
+fn is_secret_key<C: HotReload>(key: &[String]) -> bool {
+    C::schema().iter().filter(|f| f.secret).any(|field| {
+        field
+            .path
+            .split('.')
+            .zip(key)
+            .all(|(schema, key)| schema == "*" || schema.trim_matches('"') == key)
+    })
+}
+
+/// Problems reported, and located in the text, for one failed validation. A validator that reports
+/// one violation per entry of a huge map would otherwise make every reload scan the whole text
+/// once per violation (minutes for a few megabytes) and write a line as long to the audit log.
+pub(crate) const MAX_LOCATED_PROBLEMS: usize = 20;
+
+/// Turns violations into problems located in the layer that sets each key (the first
+/// [`MAX_LOCATED_PROBLEMS`], then one problem counting the rest).
 pub(crate) fn violations_error(violations: &Violations, content: &SourceContent) -> ConfigError {
-    let problems = violations
+    let mut problems: Vec<Problem> = violations
         .iter()
+        .take(MAX_LOCATED_PROBLEMS)
         .map(|v| {
             let path: Vec<String> = v.key.split('.').map(str::to_string).collect();
             // The last layer that mentions the key is the one whose value is in force.
@@ -757,11 +777,23 @@ pub(crate) fn violations_error(violations: &Violations, content: &SourceContent)
                 source,
                 line,
                 column: None,
-                key: Some(v.key.clone()),
-                message: v.message.clone(),
+                key: Some(crate::load::clip(v.key.clone())),
+                message: crate::load::clip(v.message.clone()),
             }
         })
         .collect();
+    if violations.len() > MAX_LOCATED_PROBLEMS {
+        problems.push(Problem {
+            source: Some(content.identity.path.clone()),
+            line: None,
+            column: None,
+            key: None,
+            message: format!(
+                "and {} more problem(s) not listed",
+                violations.len() - MAX_LOCATED_PROBLEMS
+            ),
+        });
+    }
     ConfigError::new(Stage::Validate, problems)
 }
 

@@ -151,6 +151,7 @@ pub trait Source: fmt::Debug + Send + Sync + 'static {
 pub struct FileSource {
     files: Vec<(PathBuf, bool)>,
     max_bytes: u64,
+    strict_permissions: bool,
 }
 
 impl FileSource {
@@ -159,6 +160,7 @@ impl FileSource {
         FileSource {
             files: vec![(path.into(), true)],
             max_bytes: DEFAULT_MAX_BYTES,
+            strict_permissions: false,
         }
     }
 
@@ -180,6 +182,33 @@ impl FileSource {
         self
     }
 
+    /// Refuses (with `strict` true) files that users other than the process's own and root could
+    /// have written, as sshd's `StrictModes` does: each file (after symlinks) and the directory
+    /// holding it must be owned by root or the effective user and not writable by group or
+    /// others (a directory with the sticky bit, like `/tmp`, may be). Off by default. Unix only:
+    /// elsewhere it checks nothing.
+    ///
+    /// ```
+    /// # #[cfg(unix)] {
+    /// use std::os::unix::fs::PermissionsExt;
+    /// use hotcfg::{FileSource, Source};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.toml");
+    /// std::fs::write(&path, "workers = 4\n")?;
+    /// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+    /// let err = FileSource::new(&path).strict_permissions(true).read().unwrap_err();
+    /// assert!(err.problem.starts_with("refused: writable by group and others (mode 0666)"), "{err}");
+    /// std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+    /// assert!(FileSource::new(&path).strict_permissions(true).read().is_ok());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn strict_permissions(mut self, strict: bool) -> Self {
+        self.strict_permissions = strict;
+        self
+    }
+
     /// The base file.
     pub fn path(&self) -> &Path {
         &self.files[0].0
@@ -193,7 +222,7 @@ impl Source for FileSource {
         let mut names = Vec::new();
         for (path, required) in &self.files {
             let name = path.display().to_string();
-            let text = match read_text(path, self.max_bytes) {
+            let text = match read_text(path, self.max_bytes, self.strict_permissions) {
                 Ok(text) => text,
                 Err(ReadFailure::Missing) if !required => continue,
                 Err(ReadFailure::Missing) => {
@@ -246,9 +275,10 @@ pub(crate) enum ReadFailure {
     Other(String),
 }
 
-/// Reads a regular file of at most `max` bytes as UTF-8.
-pub(crate) fn read_text(path: &Path, max: u64) -> Result<String, ReadFailure> {
-    let bytes = read_bytes(path, max)?;
+/// Reads a regular file of at most `max` bytes as UTF-8 (with `strict`, see
+/// [`FileSource::strict_permissions`]).
+pub(crate) fn read_text(path: &Path, max: u64, strict: bool) -> Result<String, ReadFailure> {
+    let bytes = read_file(path, max, strict)?;
     String::from_utf8(bytes).map_err(|err| {
         let offset = err.utf8_error().valid_up_to();
         let bytes = err.as_bytes();
@@ -261,11 +291,49 @@ pub(crate) fn read_text(path: &Path, max: u64) -> Result<String, ReadFailure> {
 
 /// Reads a regular file of at most `max` bytes.
 pub(crate) fn read_bytes(path: &Path, max: u64) -> Result<Vec<u8>, ReadFailure> {
+    read_file(path, max, false)
+}
+
+fn read_file(path: &Path, max: u64, strict: bool) -> Result<Vec<u8>, ReadFailure> {
     // Check the kind first: opening a FIFO would block, reading a device would never end.
     let meta = std::fs::metadata(path).map_err(|err| match err.kind() {
         std::io::ErrorKind::NotFound => ReadFailure::Missing,
         _ => ReadFailure::Other(describe_io(&err)),
     })?;
+    check_kind_and_size(&meta, max)?;
+    let (file, meta) = open_checked(path, max)?;
+    if strict {
+        check_permissions(path, &meta)?;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The file may grow between stat and read: never read more than the limit.
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| ReadFailure::Other(describe_io(&err)))?;
+    if bytes.len() as u64 > max {
+        return Err(ReadFailure::Other(format!(
+            "is above the limit of {max} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Opens `path` and checks what was opened. The path may have been pointed elsewhere since it was
+/// last checked (a FIFO put in place would make a plain open wait for a writer forever): open
+/// without blocking, then check the open file itself.
+fn open_checked(path: &Path, max: u64) -> Result<(std::fs::File, std::fs::Metadata), ReadFailure> {
+    let file = open_nonblocking(path).map_err(|err| match err.kind() {
+        std::io::ErrorKind::NotFound => ReadFailure::Missing,
+        _ => ReadFailure::Other(describe_io(&err)),
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|err| ReadFailure::Other(describe_io(&err)))?;
+    check_kind_and_size(&meta, max)?;
+    Ok((file, meta))
+}
+
+fn check_kind_and_size(meta: &std::fs::Metadata, max: u64) -> Result<(), ReadFailure> {
     if meta.is_dir() {
         return Err(ReadFailure::Other(
             "is a directory, expected a file".to_string(),
@@ -282,21 +350,67 @@ pub(crate) fn read_bytes(path: &Path, max: u64) -> Result<Vec<u8>, ReadFailure> 
             meta.len()
         )));
     }
-    let file = std::fs::File::open(path).map_err(|err| match err.kind() {
-        std::io::ErrorKind::NotFound => ReadFailure::Missing,
-        _ => ReadFailure::Other(describe_io(&err)),
-    })?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // The file may grow between stat and read: never read more than the limit.
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|err| ReadFailure::Other(describe_io(&err)))?;
-    if bytes.len() as u64 > max {
-        return Err(ReadFailure::Other(format!(
-            "is above the limit of {max} bytes"
-        )));
+    Ok(())
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// [`FileSource::strict_permissions`]: the opened file and the directory holding it.
+#[cfg(unix)]
+fn check_permissions(path: &Path, file: &std::fs::Metadata) -> Result<(), ReadFailure> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let check = |what: &str, meta: &std::fs::Metadata, sticky_ok: bool| {
+        let mode = meta.mode() & 0o7777;
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(ReadFailure::Other(format!(
+                "refused: {what}is owned by uid {}, neither root nor this process's user (uid {me}); \
+                 strict permissions are on",
+                meta.uid()
+            )));
+        }
+        let writers = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+            (true, true) => "group and others",
+            (true, false) => "group",
+            (false, true) => "others",
+            (false, false) => return Ok(()),
+        };
+        if sticky_ok && mode & 0o1000 != 0 {
+            return Ok(()); // others may add files but not replace ours
+        }
+        Err(ReadFailure::Other(format!(
+            "refused: {what}writable by {writers} (mode {mode:04o}); strict permissions are on: \
+             `chmod go-w` it"
+        )))
+    };
+    check("", file, false)?;
+    // Whoever may write the directory may replace the file. Resolve symlinks first: the
+    // directory that matters is the one holding the file itself.
+    let real = std::fs::canonicalize(path).map_err(|err| ReadFailure::Other(describe_io(&err)))?;
+    if let Some(dir) = real.parent() {
+        let meta = std::fs::metadata(dir).map_err(|err| ReadFailure::Other(describe_io(&err)))?;
+        check(&format!("its directory {} is ", dir.display()), &meta, true)?;
     }
-    Ok(bytes)
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_permissions(_path: &Path, _file: &std::fs::Metadata) -> Result<(), ReadFailure> {
+    Ok(())
 }
 
 fn describe_io(err: &std::io::Error) -> String {
@@ -316,4 +430,38 @@ fn describe_io(err: &std::io::Error) -> String {
 /// Reads a referenced file's bytes for hashing; `None` when it cannot be read.
 pub(crate) fn hash_file(path: &Path, max: u64) -> Option<String> {
     read_bytes(path, max).ok().map(|b| sha256_hex(&b))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_a_fifo_that_replaced_the_file_never_blocks() {
+        // What a reload meets when a FIFO is renamed over the file between its check of the path
+        // and the open. A plain open would wait for a writer forever: run it on a thread.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("app.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let opener = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(open_checked(&opener, DEFAULT_MAX_BYTES).map(|_| ()));
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(Err(ReadFailure::Other(problem))) => {
+                assert_eq!(problem, "is not a regular file (a FIFO, socket or device?)")
+            }
+            Ok(_) => panic!("a FIFO was accepted"),
+            Err(_) => {
+                // Unblock the opener before failing.
+                let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+                panic!("opening a FIFO blocked");
+            }
+        }
+    }
 }

@@ -1,17 +1,14 @@
 //! End-to-end: the real `taskdaemon` binary in a temporary directory, driven over TCP and by
 //! editing its configuration file.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
 
+use hotcfg_tests::daemon::{Client, Daemon, LIMIT};
 use hotcfg_tests::{wait_until, Sandbox};
 use serde_json::Value;
-
-const LIMIT: Duration = Duration::from_secs(20);
 
 /// Builds the example once per test run and returns its path. With the `etcd` feature when this
 /// crate has it, so the fleet tests run the same binary (one build, no race on its path).
@@ -80,117 +77,11 @@ template = "progress"
     )
 }
 
-struct Daemon {
-    child: Child,
-    addr: String,
-    sandbox: Sandbox,
-}
+/// The token every test configuration sets.
+const TOKEN: &str = "t0ps3cret";
 
-impl Daemon {
-    fn start(policy: &str, text: &str) -> Daemon {
-        let sandbox = Sandbox::new();
-        let config = sandbox.write("taskdaemon.toml", text);
-        let mut child = Command::new(binary())
-            .arg("--config")
-            .arg(&config)
-            .arg("--audit-log")
-            .arg(sandbox.path("audit.jsonl"))
-            .arg("--policy")
-            .arg(policy)
-            .current_dir(sandbox.dir())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start taskdaemon");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut addr = None;
-        for _ in 0..10 {
-            let mut line = String::new();
-            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            if let Some(rest) = line.trim().strip_prefix("taskdaemon listening on ") {
-                addr = Some(rest.to_string());
-                break;
-            }
-        }
-        let addr = addr.expect("the daemon printed `taskdaemon listening on ADDR`");
-        // Keep draining stdout so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || for _ in stdout.lines() {});
-        Daemon {
-            child,
-            addr,
-            sandbox,
-        }
-    }
-
-    fn client(&self) -> Client {
-        let stream = TcpStream::connect(&self.addr).expect("connect to the daemon");
-        stream.set_read_timeout(Some(LIMIT)).unwrap();
-        let mut client = Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        };
-        assert_eq!(client.call("auth t0ps3cret")["ok"], true);
-        client
-    }
-
-    fn edit(&self, change: impl FnOnce(&str) -> String) {
-        let path = self.sandbox.path("taskdaemon.toml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let tmp = self.sandbox.path("taskdaemon.toml.tmp");
-        std::fs::write(&tmp, change(&text)).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-
-    fn audit(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.sandbox.path("audit.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    /// Waits for audit record number `n` (1-based) and returns it.
-    fn audit_record(&self, n: usize) -> Value {
-        wait_until(&format!("audit record #{n}"), LIMIT, || {
-            self.audit().len() >= n
-        });
-        self.audit()[n - 1].clone()
-    }
-
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let mut status = None;
-        wait_until("the daemon to exit after SIGTERM", LIMIT, || {
-            status = self.child.try_wait().unwrap();
-            status.is_some()
-        });
-        status.unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn call(&mut self, command: &str) -> Value {
-        writeln!(self.writer, "{command}").expect("send a command");
-        let mut line = String::new();
-        let n = self.reader.read_line(&mut line).expect("read a reply");
-        assert!(n > 0, "the daemon closed the connection after `{command}`");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply `{line}` is not JSON: {e}"))
-    }
+fn start(policy: &str, text: &str) -> Daemon {
+    Daemon::start(binary(), policy, text)
 }
 
 fn loops(status: &Value) -> Vec<(u64, String, u64)> {
@@ -253,9 +144,9 @@ type Edit = fn(&str) -> String;
 
 #[test]
 fn hot_edits_keep_loops_queue_and_connections() {
-    let mut daemon = Daemon::start("reject", &config(2, 10));
-    let mut alice = daemon.client();
-    let mut bob = daemon.client();
+    let mut daemon = start("reject", &config(2, 10));
+    let mut alice = daemon.client(TOKEN);
+    let mut bob = daemon.client(TOKEN);
     for _ in 0..4 {
         assert!(alice.call("submit build")["queued"].is_u64());
     }
@@ -334,8 +225,8 @@ fn hot_edits_keep_loops_queue_and_connections() {
 
 #[test]
 fn restart_only_edits_are_rejected_or_deferred() {
-    let daemon = Daemon::start("reject", &config(2, 10));
-    let mut client = daemon.client();
+    let daemon = start("reject", &config(2, 10));
+    let mut client = daemon.client(TOKEN);
     daemon.edit(|t| t.replace("data_dir = \"data\"", "data_dir = \"elsewhere\""));
     let record = daemon.audit_record(2);
     assert_eq!(record["result"], "rejected", "{record}");
@@ -345,8 +236,8 @@ fn restart_only_edits_are_rejected_or_deferred() {
     assert_eq!(status["pending_restart"], serde_json::json!([]));
     drop(daemon);
 
-    let daemon = Daemon::start("defer", &config(2, 10));
-    let mut client = daemon.client();
+    let daemon = start("defer", &config(2, 10));
+    let mut client = daemon.client(TOKEN);
     daemon.edit(|t| {
         t.replace("data_dir = \"data\"", "data_dir = \"elsewhere\"")
             .replace("queue_capacity = 10", "queue_capacity = 11")
@@ -368,8 +259,8 @@ fn restart_only_edits_are_rejected_or_deferred() {
 
 #[test]
 fn vetoed_removals_and_invalid_files_change_nothing() {
-    let daemon = Daemon::start("reject", &config(2, 10));
-    let mut client = daemon.client();
+    let daemon = start("reject", &config(2, 10));
+    let mut client = daemon.client(TOKEN);
     client.call("submit short");
     wait_loops_running(&mut client, 1);
     let sha_before = client.call("status")["config_sha256"].clone();
@@ -409,19 +300,14 @@ fn vetoed_removals_and_invalid_files_change_nothing() {
 
 #[test]
 fn the_protocol_needs_the_token_and_redacts_it() {
-    let daemon = Daemon::start("reject", &config(2, 10));
-    let stream = TcpStream::connect(&daemon.addr).unwrap();
-    stream.set_read_timeout(Some(LIMIT)).unwrap();
-    let mut anonymous = Client {
-        reader: BufReader::new(stream.try_clone().unwrap()),
-        writer: stream,
-    };
+    let daemon = start("reject", &config(2, 10));
+    let mut anonymous = Client::connect(&daemon.addr);
     assert!(anonymous.call("status")["error"]
         .as_str()
         .unwrap()
         .starts_with("unauthorized"));
     assert_eq!(anonymous.call("auth wrong")["error"], "bad token");
-    let mut client = daemon.client();
+    let mut client = daemon.client(TOKEN);
     let config = client.call("config");
     assert_eq!(config["api_token"], "<redacted>");
     assert!(!config.to_string().contains("t0ps3cret"));
@@ -523,7 +409,7 @@ fn operator_commands_report_and_exit_clearly() {
         .any(|l| l.starts_with("loops.*.max_iterations") && l.contains("loops")));
 
     // History of a real run, verified, then tampered with.
-    let daemon = Daemon::start("reject", &config(2, 10));
+    let daemon = start("reject", &config(2, 10));
     daemon.edit(|t| t.replace("max_concurrent = 2", "max_concurrent = 3"));
     daemon.audit_record(2);
     let audit = daemon.sandbox.path("audit.jsonl");

@@ -5,4 +5,6 @@ mod derive_props;
 mod engine;
 #[cfg(feature = "etcd")]
 mod fleet;
+mod hostile;
+mod secrets;
 mod watcher;
