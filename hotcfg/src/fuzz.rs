@@ -182,7 +182,8 @@ pub fn config_bytes(data: &[u8]) -> Outcome {
     };
     let reloader = reloader();
     let plan = reloader.plan_content(Ok(content(name, format, text)));
-    check_plan(&plan);
+    // An input may hold the live secret's text itself (in `listen`, say), and then shows it.
+    check_plan(&plan, !text.contains(LIVE_SECRET));
     // A dry run is a pure function of the live configuration and the text.
     let again = reloader.plan_content(Ok(content(name, format, text)));
     assert_eq!(plan, again, "two plans of the same text differ");
@@ -194,13 +195,13 @@ pub fn config_bytes(data: &[u8]) -> Outcome {
     }
 }
 
-fn check_plan(plan: &Plan) {
+fn check_plan(plan: &Plan, secret_must_not_show: bool) {
     let text = plan.to_string();
     let json = serde_json::to_string(plan).expect("a plan serializes");
     let debug = format!("{plan:?}");
     for (what, shown) in [("text", &text), ("JSON", &json), ("Debug", &debug)] {
         assert!(
-            !shown.contains(LIVE_SECRET),
+            !secret_must_not_show || !shown.contains(LIVE_SECRET),
             "the live secret leaked into the plan's {what}: {shown}"
         );
     }

@@ -381,11 +381,12 @@ fn parse_layer(layer: &Layer, limits: Limits) -> Result<Dict, Problem> {
     }
 }
 
-/// Stack for the thread that parses TOML. toml_edit bounds nesting (80 levels of arrays and
-/// inline tables, 80 segments per dotted key) but the two multiply: `x = { a.a.(78 more) = { ...`
-/// builds a document thousands of levels deep, and dropping it recurses once per level, which
-/// overflows a 2 MiB thread stack (an abort, not an error). Only the pages used are committed.
-const TOML_PARSER_STACK: usize = 256 * 1024 * 1024;
+/// Stack for the thread that parses TOML. toml_edit bounds nesting (79 levels of arrays and
+/// inline tables, 79 segments per dotted key) but the two multiply: `x = { a.a.(77 more) = { ...`
+/// builds a document 6,300 levels deep, and dropping it recurses once per level, which overflows
+/// a 2 MiB thread stack (an abort, not an error). The deepest document toml_edit accepts needs
+/// about 4 MiB in a debug build; 64 MiB leaves a wide margin. Only the pages used are committed.
+const TOML_PARSER_STACK: usize = 64 * 1024 * 1024;
 
 /// Parses TOML on a thread of its own with a stack large enough for the deepest document
 /// toml_edit accepts.

@@ -6,5 +6,6 @@ mod engine;
 #[cfg(feature = "etcd")]
 mod fleet;
 mod hostile;
+mod reliability;
 mod secrets;
 mod watcher;

@@ -483,3 +483,24 @@ fn no_daemon_surface_shows_a_secret() {
         }
     }
 }
+
+#[test]
+fn a_file_holding_only_a_secret_is_refused_without_quoting_it() {
+    // Someone writes the token itself into the configuration file. Before the fix serde_json and
+    // serde_yaml answered "invalid type: string \"...\", expected a map", quoting the file.
+    const LONE: &str = "lone-JULIET-8u7y";
+    for (name, text) in [
+        ("c.json", format!("\"{LONE}\"")),
+        ("c.yaml", LONE.to_string()),
+        ("c.toml", LONE.to_string()),
+    ] {
+        let sandbox = Sandbox::new();
+        let path = sandbox.write(name, &text);
+        let err = Reloader::<Config>::builder(FileSource::new(&path))
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("cannot parse configuration"), "{err}");
+        assert!(!err.contains(LONE), "{name}: {err}");
+    }
+}
