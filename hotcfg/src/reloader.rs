@@ -206,11 +206,16 @@ where
                 events,
                 dispatcher: Mutex::new(dispatcher),
                 requested: AtomicU64::new(0),
+                published: Mutex::new(Published {
+                    history,
+                    pending: Vec::new(),
+                    last_event: Arc::clone(&event),
+                    referenced: referenced.clone(),
+                }),
                 state: Mutex::new(State {
                     last_hash: Some(identity.sha256),
                     referenced,
                     pending: Vec::new(),
-                    history,
                     audit,
                     covered: 0,
                     last_event: event,
@@ -308,7 +313,18 @@ struct Inner<C: HotReload> {
     dispatcher: Mutex<Option<mpsc::Sender<Arc<ReloadEvent>>>>,
     /// Reload requests taken so far (tickets).
     requested: AtomicU64,
+    /// Held for a whole attempt: one reload at a time.
     state: Mutex<State>,
+    /// Copied from `state` at the end of each attempt, so that asking for the history or the
+    /// pending restarts never waits for a running reload's handlers.
+    published: Mutex<Published>,
+}
+
+struct Published {
+    history: VecDeque<Arc<ReloadEvent>>,
+    pending: Vec<Change>,
+    last_event: Arc<ReloadEvent>,
+    referenced: BTreeMap<PathBuf, Option<String>>,
 }
 
 struct State {
@@ -317,7 +333,6 @@ struct State {
     /// Hashes of the files `#[reload(watch)]` fields of the live configuration name.
     referenced: BTreeMap<PathBuf, Option<String>>,
     pending: Vec<Change>,
-    history: VecDeque<Arc<ReloadEvent>>,
     audit: Option<AuditLog>,
     /// Every ticket up to this one has been served by a finished reload.
     covered: u64,
@@ -401,8 +416,8 @@ where
                 Err(err) => return invalid_plan(identity, err),
             };
         let referenced = {
-            let state = self.lock();
-            self.referenced_changes(&candidate, &state.referenced).0
+            let published = self.published();
+            self.referenced_changes(&candidate, &published.referenced).0
         };
         let decided = decide(live.config(), candidate, self.inner.policy, referenced);
         plan_of(identity, decided, |scopes| {
@@ -418,17 +433,17 @@ where
 
     /// The most recent events, oldest first.
     pub fn history(&self) -> Vec<Arc<ReloadEvent>> {
-        self.lock().history.iter().cloned().collect()
+        self.published().history.iter().cloned().collect()
     }
 
     /// Restart-only changes in the source that are not live.
     pub fn pending_restart(&self) -> Vec<Change> {
-        self.lock().pending.clone()
+        self.published().pending.clone()
     }
 
     /// The most recent event.
     pub fn last_event(&self) -> Arc<ReloadEvent> {
-        Arc::clone(&self.lock().last_event)
+        Arc::clone(&self.published().last_event)
     }
 
     /// A receiver of every event from now on (a lagging receiver loses the oldest, never blocks
@@ -440,8 +455,15 @@ where
     /// Files to watch: the source's files and the files `#[reload(watch)]` fields name.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files = self.inner.source.files();
-        files.extend(self.lock().referenced.keys().cloned());
+        files.extend(self.published().referenced.keys().cloned());
         files
+    }
+
+    fn published(&self) -> MutexGuard<'_, Published> {
+        self.inner
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -652,11 +674,17 @@ where
     }
 
     fn record(&self, state: &mut State, event: &Arc<ReloadEvent>) {
-        if self.inner.history_len > 0 {
-            while state.history.len() >= self.inner.history_len {
-                state.history.pop_front();
+        {
+            let mut published = self.published();
+            if self.inner.history_len > 0 {
+                while published.history.len() >= self.inner.history_len {
+                    published.history.pop_front();
+                }
+                published.history.push_back(Arc::clone(event));
             }
-            state.history.push_back(Arc::clone(event));
+            published.pending.clone_from(&state.pending);
+            published.last_event = Arc::clone(event);
+            published.referenced.clone_from(&state.referenced);
         }
         if let Some(log) = state.audit.as_mut() {
             if let Err(err) = log.append(event) {

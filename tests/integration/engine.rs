@@ -945,3 +945,38 @@ fn metrics_report_results_generation_and_pending_restart() {
     assert_eq!(gauges["hotcfg_pending_restart_fields{}"], 1.0);
     assert!(gauges["hotcfg_last_success_timestamp_seconds{}"] > 1.7e9);
 }
+
+#[test]
+fn status_queries_do_not_wait_for_a_running_reload() {
+    let sandbox = Sandbox::new();
+    let entered = Arc::new(Barrier::new(2));
+    let release = Arc::new(Barrier::new(2));
+    let reloader = {
+        let (entered, release) = (entered.clone(), release.clone());
+        builder(&sandbox)
+            .on_apply("limits", move |_| {
+                entered.wait();
+                release.wait();
+                Ok(())
+            })
+            .build()
+            .unwrap()
+    };
+    sandbox.write(
+        "app.toml",
+        &config_text("127.0.0.1:7000", 5, &[("fast", 10)], "s3cret-token"),
+    );
+    let running = {
+        let reloader = reloader.clone();
+        std::thread::spawn(move || reloader.reload_now())
+    };
+    entered.wait(); // the reload is inside its handler, holding the engine
+                    // Answered from the last finished attempt, while the handler still runs.
+    assert_eq!(reloader.history().len(), 1);
+    assert!(reloader.pending_restart().is_empty());
+    assert_eq!(reloader.last_event().trigger, Trigger::Startup);
+    assert_eq!(reloader.watched_files().len(), 1);
+    release.wait();
+    assert_eq!(running.join().unwrap().generation, 2);
+    assert_eq!(reloader.history().len(), 2);
+}
