@@ -352,14 +352,13 @@ fn parse_layer(layer: &Layer, limits: Limits) -> Result<Dict, Problem> {
             }
             // libyaml takes time quadratic in the nesting of `[`/`{` (100,000 levels: a minute),
             // all of it before the first value reaches `BoundedDict`: count first.
-            if let Some(offset) = flow_depth_exceeded(&layer.text, limits.max_depth) {
+            if let Some(offset) = flow_depth_exceeded(&layer.text, YAML_FLOW_SCAN_DEPTH) {
                 let (line, column) = line_col(&layer.text, offset);
                 return Err(problem(
                     Some(line),
                     Some(column),
                     format!(
-                        "invalid YAML: `[`/`{{` nested deeper than {} levels",
-                        limits.max_depth
+                        "invalid YAML: `[`/`{{` nested deeper than {YAML_FLOW_SCAN_DEPTH} levels"
                     ),
                 ));
             }
@@ -409,8 +408,14 @@ fn parse_toml(text: &str, limits: Limits) -> Result<Dict, toml::de::Error> {
     })
 }
 
+/// Nesting of `[`/`{` in YAML text refused before parsing. Far above [`DEFAULT_MAX_DEPTH`], which
+/// still applies while deserializing: this count also sees brackets inside strings and comments,
+/// so it is set where libyaml is still fast (a few milliseconds) and a false alarm would need a
+/// thousand unclosed brackets in strings.
+const YAML_FLOW_SCAN_DEPTH: usize = 1000;
+
 /// The byte offset where `[`/`{` first nest deeper than `max` in `text`, if they do. Counts every
-/// bracket, quoted or not: a false alarm needs more than `max` unclosed brackets inside strings.
+/// bracket, quoted or not.
 fn flow_depth_exceeded(text: &str, max: usize) -> Option<usize> {
     let mut depth = 0usize;
     for (offset, byte) in text.bytes().enumerate() {
