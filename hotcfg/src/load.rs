@@ -387,10 +387,28 @@ fn parse_layer(layer: &Layer, limits: Limits) -> Result<Dict, Problem> {
 /// about 4 MiB in a debug build; 64 MiB leaves a wide margin. Only the pages used are committed.
 const TOML_PARSER_STACK: usize = 64 * 1024 * 1024;
 
-/// Parses TOML on a thread of its own with a stack large enough for the deepest document
-/// toml_edit accepts.
+/// Documents whose nesting could exceed this are parsed on a thread with
+/// [`TOML_PARSER_STACK`]; below it (every configuration written by a person) the caller's stack
+/// is ample: about 0.7 MiB at this depth in a debug build, where the smallest stacks hotcfg runs
+/// on (test and tokio blocking threads) have 2 MiB. Starting the thread costs ~100 µs, ten times
+/// the parse of a small file, so it is paid only when needed.
+const TOML_INLINE_NESTING: usize = 1024;
+
+/// An upper bound on how deep a TOML document can nest: every level needs its own `[`, `{` or
+/// `.` token (a table header, an array or inline table, a dotted key segment).
+fn toml_nesting_bound(text: &str) -> usize {
+    text.bytes()
+        .filter(|b| matches!(b, b'[' | b'{' | b'.'))
+        .count()
+}
+
+/// Parses TOML, on a thread of its own with a stack large enough for the deepest document
+/// toml_edit accepts when the text could nest that deep.
 fn parse_toml(text: &str, limits: Limits) -> Result<Dict, toml::de::Error> {
     use serde::de::Error as _;
+    if toml_nesting_bound(text) <= TOML_INLINE_NESTING {
+        return BoundedDict::new(limits, Format::Toml).deserialize(toml::Deserializer::new(text));
+    }
     std::thread::scope(|scope| {
         let parser = std::thread::Builder::new()
             .name("hotcfg-toml".into())
@@ -810,4 +828,50 @@ fn locate_nested(text: &str, path: &[String]) -> Option<usize> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[t.t.(78 dots)]` then `x = ` and `levels` inline tables keyed by 79-segment dotted keys:
+    /// toml_edit's worst case, `levels * 79 + 79` levels deep.
+    fn inline_times_dotted(levels: usize) -> String {
+        let key = vec!["k"; 79].join(".");
+        let mut text = format!("[{}]\nx = ", vec!["t"; 79].join("."));
+        for _ in 0..levels {
+            text.push_str(&format!("{{ {key} = "));
+        }
+        text.push('1');
+        text.push_str(&" }".repeat(levels));
+        text
+    }
+
+    #[test]
+    fn the_deepest_document_parsed_inline_fits_a_two_mib_stack() {
+        // The largest input that stays on the caller's stack, on the smallest stack hotcfg runs on.
+        let levels = (1..)
+            .take_while(|n| toml_nesting_bound(&inline_times_dotted(*n)) <= TOML_INLINE_NESTING)
+            .last()
+            .unwrap();
+        let text = inline_times_dotted(levels);
+        assert!(
+            toml_nesting_bound(&text) > 900,
+            "the case must be near the bound"
+        );
+        let result = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || parse_toml(&text, Limits::default()).map(|_| ()))
+            .unwrap()
+            .join()
+            .expect("parsing on a 2 MiB stack must not overflow it");
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("nested deeper than"), "{err}");
+    }
+
+    #[test]
+    fn the_nesting_bound_counts_every_token_that_opens_a_level() {
+        assert_eq!(toml_nesting_bound("a = 1\nb = \"x\"\n"), 0);
+        assert_eq!(toml_nesting_bound("[a.b]\nc.d = { e = [1.5] }\n"), 6);
+    }
 }
