@@ -112,6 +112,60 @@ impl std::io::Write for Captured {
     }
 }
 
+thread_local! {
+    /// Where tracing output of this thread goes, while a capture is active.
+    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the capture of the current thread, if any.
+struct ThreadCapture;
+
+impl std::io::Write for ThreadCapture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|capture| {
+            if let Some(captured) = capture.borrow_mut().as_mut() {
+                captured.write_all(bytes)?;
+            }
+            Ok(bytes.len())
+        })
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures this thread's tracing output (at TRACE) into `log` until dropped.
+///
+/// A global subscriber, installed once, rather than a thread-local default: with only scoped
+/// subscribers, a callsite first hit by another test thread can be cached as uninteresting, and
+/// its events would then be missed here (seen as a flaky empty capture).
+struct CaptureGuard;
+
+impl CaptureGuard {
+    fn start(log: &Captured) -> CaptureGuard {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+                .with_ansi(false)
+                .with_writer(|| ThreadCapture)
+                .finish();
+            use tracing_subscriber::util::SubscriberInitExt;
+            subscriber
+                .try_init()
+                .expect("no other test installs a global tracing subscriber");
+        });
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(log.clone()));
+        CaptureGuard
+    }
+}
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| *capture.borrow_mut() = None);
+    }
+}
+
 fn assert_nowhere(surfaces: &[(String, String)]) {
     for (name, shown) in surfaces {
         for secret in SECRETS {
@@ -138,17 +192,8 @@ fn no_engine_surface_shows_a_secret() {
     let snapshotter = recorder.snapshotter();
     let mut surfaces: Vec<(String, String)> = Vec::new();
 
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with_ansi(false)
-        .with_writer({
-            let log = log.clone();
-            move || log.clone()
-        })
-        .finish();
     metrics::with_local_recorder(&recorder, || {
-        use tracing_subscriber::util::SubscriberInitExt;
-        let _traced = subscriber.set_default();
+        let _traced = CaptureGuard::start(&log);
         {
             let reloader = Reloader::<Config>::builder(FileSource::new(&path))
                 .validator(|c: &Config, v: &mut Violations| {
