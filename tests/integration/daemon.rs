@@ -40,7 +40,8 @@ pub(crate) fn binary() -> &'static Path {
     })
 }
 
-fn config(max_concurrent: u32, queue_capacity: u32) -> String {
+/// The configuration the end-to-end tests run the daemon on (a free port, a token, two loop types).
+pub(crate) fn config(max_concurrent: u32, queue_capacity: u32) -> String {
     format!(
         r#"api_token = "t0ps3cret"
 

@@ -788,38 +788,6 @@ fn of_two_pushes_planned_against_the_same_revision_one_is_written_the_other_refu
 // ---------------------------------------------------------------------------------------------
 // The task daemon as a fleet member.
 
-fn daemon_config(max_concurrent: u32) -> String {
-    format!(
-        r#"api_token = "t0ps3cret"
-
-[daemon]
-listen = "127.0.0.1:0"
-
-[storage]
-data_dir = "data"
-
-[limits]
-max_concurrent = {max_concurrent}
-queue_capacity = 10
-submits_per_second = 1000
-
-[templates]
-progress = "P {{id}} {{iteration}}"
-done = "D {{id}}"
-template_files = []
-
-[monitoring]
-log_level = "warn"
-status_interval_secs = 60
-
-[loops.build]
-max_iterations = 1000000
-delay_ms = 5
-template = "progress"
-"#
-    )
-}
-
 /// A child process killed on drop.
 struct Running(Child);
 
@@ -855,7 +823,7 @@ fn the_task_daemon_runs_from_etcd_takes_pushes_and_leaves_the_status_view_when_s
     let sandbox = Sandbox::new();
     let admin = admin(&etcd);
     let key = "taskdaemon/config";
-    let first = admin.put(key, daemon_config(2)).unwrap();
+    let first = admin.put(key, crate::daemon::config(2, 10)).unwrap();
     let binary = crate::daemon::binary();
     let endpoint = etcd.endpoint();
 
@@ -910,7 +878,7 @@ fn the_task_daemon_runs_from_etcd_takes_pushes_and_leaves_the_status_view_when_s
             String::from_utf8_lossy(&output.stdout).into_owned(),
         )
     };
-    let file = sandbox.write("new.toml", &daemon_config(5));
+    let file = sandbox.write("new.toml", &crate::daemon::config(5, 10));
     let (code, out) = command(&[
         "push",
         file.to_str().unwrap(),
