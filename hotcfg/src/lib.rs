@@ -78,9 +78,9 @@
 //! ## Feature flags
 //!
 //! - `derive` (default): re-exports `#[derive(HotReload)]`.
-//! - `cli`: [`cli`], operator commands (`check`, `plan`, `fields`, `history`) for any
+//! - `cli`: the `cli` module, operator commands (`check`, `plan`, `fields`, `history`) for any
 //!   configuration type, on clap.
-//! - `etcd`: [`etcd`], fleets: configuration from an etcd key, followed with its watch, each
+//! - `etcd`: the `etcd` module, fleets: configuration from an etcd key, followed with its watch, each
 //!   node's result reported back under a lease; with `cli` also the `push` and `fleet-status`
 //!   commands. Building it needs `protoc` (Debian: `protobuf-compiler`).
 //!
