@@ -22,7 +22,7 @@
 //! assert!(table.contains("limits"));
 //! ```
 //!
-//! With the `etcd` feature there are two fleet commands (see [`crate::etcd`]):
+//! With the `etcd` feature there are two fleet commands (see the `etcd` module):
 //!
 //! - `push FILE --etcd ENDPOINTS --key KEY [--expect-revision REV] [--dry-run]` checks FILE,
 //!   plans it against the value now in etcd (printing the revision planned against), then writes
@@ -30,7 +30,7 @@
 //!   nothing is written and the command says so. A push whose plan would be rejected by the
 //!   nodes (restart-only changes under the reject policy) is still written, since the key is the
 //!   fleet's desired state, and the command warns that running nodes will refuse it until they
-//!   restart. See [`Cli::prepare_push`] for the same in two steps.
+//!   restart. See `Cli::prepare_push` for the same in two steps.
 //! - `fleet-status --etcd ENDPOINTS --key KEY [--status-prefix P] [--json]` prints a table of the
 //!   live nodes: revision, result, pending restart, error.
 //!
