@@ -10,6 +10,7 @@
 //! * `reload_audit_file`: the whole reload, history on, audit log in a temporary file on disk.
 //! * `reload_audit_ram`: the same with the audit log on a RAM file system (`/dev/shm`), so the
 //!   `fdatasync` costs nothing: the CPU cost of auditing.
+//! * `reload_audit_os`: the audit log on disk with `AuditSync::Os` (written, not synced).
 //! * `reload_no_audit`: the same without the audit log.
 //! * `reload_unchanged`: a trigger whose bytes did not change (skipped by hash; no audit log).
 //!
@@ -26,7 +27,7 @@ use std::time::Duration;
 use criterion::Criterion;
 use figment::providers::{Format as _, Toml};
 use figment::Figment;
-use hotcfg::{Loader, ReloadResult, Reloader, Source, Violations};
+use hotcfg::{AuditSync, Loader, ReloadResult, Reloader, Source, Violations};
 use hotcfg_benches::fixtures::{changed, toml_text, Fixture, Leaf10, Leaf1000};
 use hotcfg_benches::{benchmarking, interleaved, ram_tempdir, MemorySource};
 use serde::de::DeserializeOwned;
@@ -63,7 +64,10 @@ impl Checked for Leaf1000 {
     }
 }
 
-fn reloader<C>(texts: &[String], audit: Option<&std::path::Path>) -> Reloader<C>
+fn reloader<C>(
+    texts: &[String],
+    audit: Option<(&std::path::Path, hotcfg::AuditSync)>,
+) -> Reloader<C>
 where
     C: Fixture + Checked + DeserializeOwned + Send + Sync,
 {
@@ -71,8 +75,8 @@ where
         .validator(|c: &C, v| c.check(v))
         .on_apply("limits", |_| Ok(()))
         .on_apply("loops", |_| Ok(()));
-    if let Some(path) = audit {
-        builder = builder.audit_log(path);
+    if let Some((path, sync)) = audit {
+        builder = builder.audit_log(path).audit_sync(sync);
     }
     let reloader = builder.build().expect("the fixture loads");
     if texts.len() > 1 {
@@ -95,6 +99,7 @@ struct Setup<C: Fixture> {
     loader: Loader<C>,
     audited: Reloader<C>,
     audited_ram: Reloader<C>,
+    audited_os: Reloader<C>,
     plain: Reloader<C>,
     unchanged: Reloader<C>,
     // Removed (with the audit logs) when the setup is dropped.
@@ -115,8 +120,15 @@ where
         Setup {
             contents,
             loader: Loader::new(),
-            audited: reloader(&texts, Some(&disk.path().join("audit.jsonl"))),
-            audited_ram: reloader(&texts, Some(&ram.path().join("audit.jsonl"))),
+            audited: reloader(
+                &texts,
+                Some((&disk.path().join("audit.jsonl"), AuditSync::Data)),
+            ),
+            audited_ram: reloader(
+                &texts,
+                Some((&ram.path().join("audit.jsonl"), AuditSync::Data)),
+            ),
+            audited_os: reloader(&texts, Some((&disk.path().join("os.jsonl"), AuditSync::Os))),
             plain: reloader(&texts, None),
             unchanged: reloader(&texts[..1], None),
             texts,
@@ -155,6 +167,9 @@ where
     group.bench_function("reload_audit_ram", |b| {
         b.iter(|| black_box(setup.audited_ram.reload_now()))
     });
+    group.bench_function("reload_audit_os", |b| {
+        b.iter(|| black_box(setup.audited_os.reload_now()))
+    });
     group.bench_function("reload_no_audit", |b| {
         b.iter(|| black_box(setup.plain.reload_now()))
     });
@@ -176,6 +191,7 @@ where
         "reload_no_audit",
         "reload_audit_ram",
         "reload_audit_file",
+        "reload_audit_os",
     ];
     let medians = {
         let mut figment = || {
@@ -194,6 +210,9 @@ where
         let mut disk = || {
             black_box(setup.audited.reload_now());
         };
+        let mut os = || {
+            black_box(setup.audited_os.reload_now());
+        };
         interleaved(
             rounds,
             &mut [
@@ -202,6 +221,7 @@ where
                 (names[2], &mut plain),
                 (names[3], &mut ram),
                 (names[4], &mut disk),
+                (names[5], &mut os),
             ],
         )
     };

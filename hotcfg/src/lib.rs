@@ -128,7 +128,9 @@ pub mod __private;
 #[path = "fuzz.rs"]
 pub mod __fuzz;
 
-pub use audit::{verify_audit_log, AuditChange, AuditLog, AuditRecord, AuditVerifyError, GENESIS};
+pub use audit::{
+    verify_audit_log, AuditChange, AuditLog, AuditRecord, AuditSync, AuditVerifyError, GENESIS,
+};
 pub use class::{validate_scope_name, Class};
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
 pub use event::{ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, Trigger};

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditSync};
 use crate::handle::Snapshot;
 use crate::handlers::{FnHandler, Handlers, Step, StepFailure};
 use crate::plan::{decide, Decided, Decision, Plan, RestartPolicy};
@@ -53,6 +53,7 @@ pub struct ReloaderBuilder<C: HotReload> {
     handlers: Handlers<C>,
     history_len: usize,
     audit_path: Option<PathBuf>,
+    audit_sync: AuditSync,
     subscribers: Vec<Box<dyn ReloadSubscriber>>,
     max_referenced_bytes: u64,
 }
@@ -130,6 +131,13 @@ where
         self
     }
 
+    /// How far each audit record is pushed before a reload returns (default
+    /// [`AuditSync::Data`]: synced to disk).
+    pub fn audit_sync(mut self, sync: AuditSync) -> Self {
+        self.audit_sync = sync;
+        self
+    }
+
     /// Calls `subscriber` with every event, on a dispatcher thread.
     pub fn subscriber(mut self, subscriber: impl ReloadSubscriber) -> Self {
         self.subscribers.push(Box::new(subscriber));
@@ -147,10 +155,14 @@ where
     pub fn build(self) -> Result<Reloader<C>, BuildError> {
         self.check_scopes()?;
         let mut audit = match &self.audit_path {
-            Some(path) => Some(AuditLog::open(path).map_err(|error| BuildError::Audit {
-                path: path.clone(),
-                error,
-            })?),
+            Some(path) => Some(
+                AuditLog::open(path)
+                    .map(|log| log.sync(self.audit_sync))
+                    .map_err(|error| BuildError::Audit {
+                        path: path.clone(),
+                        error,
+                    })?,
+            ),
             None => None,
         };
         let started = Instant::now();
@@ -353,6 +365,7 @@ where
             handlers: Handlers::default(),
             history_len: DEFAULT_HISTORY_LEN,
             audit_path: None,
+            audit_sync: AuditSync::default(),
             subscribers: Vec::new(),
             max_referenced_bytes: DEFAULT_MAX_BYTES,
         }

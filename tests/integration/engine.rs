@@ -980,3 +980,23 @@ fn status_queries_do_not_wait_for_a_running_reload() {
     assert_eq!(running.join().unwrap().generation, 2);
     assert_eq!(reloader.history().len(), 2);
 }
+
+#[test]
+fn an_audit_log_without_disk_sync_still_records_every_attempt_at_once() {
+    let sandbox = Sandbox::new();
+    let audit = sandbox.path("audit.jsonl");
+    let reloader = builder(&sandbox)
+        .audit_log(&audit)
+        .audit_sync(hotcfg::AuditSync::Os)
+        .build()
+        .unwrap();
+    sandbox.write(
+        "app.toml",
+        &config_text("127.0.0.1:7000", 6, &[("fast", 10)], "s3cret-token"),
+    );
+    reloader.reload_now();
+    // Readable by another process as soon as the reload returned, chained as usual.
+    let records = hotcfg::verify_audit_log(&audit).unwrap();
+    let results: Vec<&str> = records.iter().map(|r| r.result.as_str()).collect();
+    assert_eq!(results, ["applied", "applied"]);
+}
