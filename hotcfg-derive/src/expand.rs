@@ -105,11 +105,7 @@ fn diff_field(gen: &Gen<'_>) -> TokenStream {
         Kind::Skipped => TokenStream::new(),
         Kind::Nested { flatten } => {
             let nested = as_nested(gen.field.ty);
-            let path = if *flatten {
-                quote!(prefix)
-            } else {
-                quote!(&prefix.join(#segment))
-            };
+            let path = nested_path(segment, *flatten);
             quote!(#nested::diff_nested(&self.#member, &new.#member, #path, out);)
         }
         Kind::Leaf { class, secret, .. } => {
@@ -179,16 +175,22 @@ fn merge_field(gen: &Gen<'_>) -> TokenStream {
     quote!(#member: #value)
 }
 
+/// The `FieldPath` a nested field's diff and watched files are recorded under: the field's own
+/// segment, or the parent's path itself for `#[serde(flatten)]`.
+fn nested_path(segment: &impl quote::ToTokens, flatten: bool) -> TokenStream {
+    if flatten {
+        quote!(prefix)
+    } else {
+        quote!(&prefix.join(#segment))
+    }
+}
+
 fn watch_field(gen: &Gen<'_>) -> TokenStream {
     let (member, segment) = (gen.field.ident, &gen.segment);
     match &gen.kind {
         Kind::Nested { flatten } => {
             let nested = as_nested(gen.field.ty);
-            let path = if *flatten {
-                quote!(prefix)
-            } else {
-                quote!(&prefix.join(#segment))
-            };
+            let path = nested_path(segment, *flatten);
             quote!(#nested::watched_nested(&self.#member, #path, out);)
         }
         Kind::Leaf {
