@@ -335,6 +335,20 @@ fn run(args: &[&str], dir: &Path) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
+/// `taskdaemon plan --config CURRENT CANDIDATE [--json]`.
+fn run_plan(current: &Path, candidate: &Path, json: bool, dir: &Path) -> (i32, String) {
+    let mut args = vec![
+        "plan",
+        "--config",
+        current.to_str().unwrap(),
+        candidate.to_str().unwrap(),
+    ];
+    if json {
+        args.push("--json");
+    }
+    run(&args, dir)
+}
+
 #[test]
 fn operator_commands_report_and_exit_clearly() {
     let sandbox = Sandbox::new();
@@ -360,45 +374,19 @@ fn operator_commands_report_and_exit_clearly() {
         "{out}"
     );
 
-    let (code, out) = run(
-        &[
-            "plan",
-            "--config",
-            good.to_str().unwrap(),
-            hot.to_str().unwrap(),
-            "--json",
-        ],
-        dir,
-    );
+    let (code, out) = run_plan(&good, &hot, true, dir);
     assert_eq!(code, 0, "{out}");
     let plan: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(plan["decision"], "apply");
     assert_eq!(plan["changes"][0]["path"], "limits.max_concurrent");
     assert_eq!(plan["handlers"], serde_json::json!(["limits"]));
-    let (code, out) = run(
-        &[
-            "plan",
-            "--config",
-            good.to_str().unwrap(),
-            restart.to_str().unwrap(),
-        ],
-        dir,
-    );
+    let (code, out) = run_plan(&good, &restart, false, dir);
     assert_eq!(code, 3, "{out}");
     assert!(
         out.contains("decision: reject: 1 change(s) need a restart: storage.data_dir"),
         "{out}"
     );
-    let (code, out) = run(
-        &[
-            "plan",
-            "--config",
-            good.to_str().unwrap(),
-            bad.to_str().unwrap(),
-            "--json",
-        ],
-        dir,
-    );
+    let (code, out) = run_plan(&good, &bad, true, dir);
     assert_eq!(code, 1, "{out}");
 
     let (code, out) = run(&["fields"], dir);
