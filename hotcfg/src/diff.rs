@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::secret::{holds_fingerprint, scrub, with_fingerprints};
 use crate::Class;
 
 /// What secret values are shown as, everywhere.
@@ -288,7 +289,9 @@ pub(crate) fn render<T: serde::Serialize + ?Sized>(value: &T) -> String {
 ///
 /// Non-secret structured values (structs, maps) are walked so the change is reported at the
 /// deepest differing keys (`daemon.listen` rather than all of `daemon`); arrays and scalars are
-/// reported whole. Secret values are reported once, at the field, redacted.
+/// reported whole. Secret values (`#[reload(secret)]`) are reported once, at the field,
+/// redacted; a [`Secret`](crate::Secret) held anywhere in the value is compared by fingerprint
+/// and shown as [`REDACTED`].
 pub(crate) fn record_leaf<T: serde::Serialize + ?Sized>(
     path: &FieldPath<'_>,
     class: Class,
@@ -309,7 +312,8 @@ pub(crate) fn record_leaf<T: serde::Serialize + ?Sized>(
         return;
     }
     let before = out.len();
-    if let (Ok(old_v), Ok(new_v)) = (serde_json::to_value(old), serde_json::to_value(new)) {
+    let values = with_fingerprints(|| (serde_json::to_value(old), serde_json::to_value(new)));
+    if let (Ok(old_v), Ok(new_v)) = values {
         walk(path, class, &old_v, &new_v, out);
     }
     if out.len() == before {
@@ -322,6 +326,40 @@ pub(crate) fn record_leaf<T: serde::Serialize + ?Sized>(
             new: Some(render(new)),
             secret: false,
         });
+    }
+}
+
+/// A value met by [`walk`], rendered for people: [`REDACTED`] for a secret, the JSON with its
+/// secrets redacted otherwise; and whether it held a secret.
+fn shown(value: &serde_json::Value) -> (String, bool) {
+    if !holds_fingerprint(value) {
+        return (render(value), false);
+    }
+    if value.is_string() {
+        return (REDACTED.to_string(), true);
+    }
+    let mut scrubbed = value.clone();
+    scrub(&mut scrubbed);
+    (render(&scrubbed), true)
+}
+
+/// A change found by [`walk`].
+fn walked_change(
+    path: &FieldPath<'_>,
+    class: Class,
+    kind: ChangeKind,
+    old: Option<&serde_json::Value>,
+    new: Option<&serde_json::Value>,
+) -> Change {
+    let (old, old_secret) = old.map(shown).unzip();
+    let (new, new_secret) = new.map(shown).unzip();
+    Change {
+        path: path.render(),
+        class,
+        kind,
+        old,
+        new,
+        secret: old_secret.unwrap_or(false) || new_secret.unwrap_or(false),
     }
 }
 
@@ -342,37 +380,31 @@ fn walk(
                         walk(&child, class, old_value, new_value, out)
                     }
                     Some(_) => {}
-                    None => out.push(Change {
-                        path: child.render(),
+                    None => out.push(walked_change(
+                        &child,
                         class,
-                        kind: ChangeKind::Removed,
-                        old: Some(render(old_value)),
-                        new: None,
-                        secret: false,
-                    }),
+                        ChangeKind::Removed,
+                        Some(old_value),
+                        None,
+                    )),
                 }
             }
             for (key, new_value) in new_map {
                 if !old_map.contains_key(key) {
-                    out.push(Change {
-                        path: path.join(key).render(),
-                        class,
-                        kind: ChangeKind::Added,
-                        old: None,
-                        new: Some(render(new_value)),
-                        secret: false,
-                    });
+                    let child = path.join(key);
+                    let change =
+                        walked_change(&child, class, ChangeKind::Added, None, Some(new_value));
+                    out.push(change);
                 }
             }
         }
-        _ if old != new => out.push(Change {
-            path: path.render(),
+        _ if old != new => out.push(walked_change(
+            path,
             class,
-            kind: ChangeKind::Modified,
-            old: Some(render(old)),
-            new: Some(render(new)),
-            secret: false,
-        }),
+            ChangeKind::Modified,
+            Some(old),
+            Some(new),
+        )),
         _ => {}
     }
 }
@@ -386,21 +418,25 @@ pub(crate) fn record_presence<T: serde::Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<Change>,
 ) {
-    let rendered = if secret {
-        REDACTED.to_string()
-    } else {
-        render(value)
-    };
+    if secret {
+        let (old, new) = match kind {
+            ChangeKind::Added => (None, Some(REDACTED.to_string())),
+            _ => (Some(REDACTED.to_string()), None),
+        };
+        out.push(Change {
+            path: path.render(),
+            class,
+            kind,
+            old,
+            new,
+            secret,
+        });
+        return;
+    }
+    let value = with_fingerprints(|| serde_json::to_value(value)).unwrap_or_default();
     let (old, new) = match kind {
-        ChangeKind::Added => (None, Some(rendered)),
-        _ => (Some(rendered), None),
+        ChangeKind::Added => (None, Some(&value)),
+        _ => (Some(&value), None),
     };
-    out.push(Change {
-        path: path.render(),
-        class,
-        kind,
-        old,
-        new,
-        secret,
-    });
+    out.push(walked_change(path, class, kind, old, new));
 }

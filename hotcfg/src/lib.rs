@@ -50,8 +50,8 @@
 //! - **Classes.** `#[derive(HotReload)]` classifies every field at compile time: a *scope*
 //!   (`#[reload(scope = "limits")]`: hot, applied by that scope's handlers) or *restart*
 //!   (`#[reload(restart)]`, and every unannotated field). `#[reload(nested)]` recurses into a
-//!   struct (or an `Option` or map of one) that derives it too; `#[reload(secret)]` values are
-//!   never shown; `#[reload(watch)]` path fields name files that are watched with the
+//!   struct (or an `Option` or map of one) that derives it too; `#[reload(secret)]` values, and
+//!   [`Secret`] values wherever they sit, are never shown; `#[reload(watch)]` path fields name files that are watched with the
 //!   configuration. [`HotReload::schema`] lists every field with its class and docs.
 //! - **Diff.** [`HotReload::diff`] compares field by field: dotted paths (`limits.max`,
 //!   `loops.fast.max_iterations`), each change with its class and its old and new values rendered
@@ -112,7 +112,7 @@ pub mod metrics;
 mod plan;
 mod reloader;
 mod schema;
-mod secret;
+pub mod secret;
 #[cfg(unix)]
 mod signal;
 mod source;

@@ -267,7 +267,10 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
     ) -> Result<C, ConfigError> {
         let mut figment = Figment::new();
         if let Some(defaults) = &self.defaults {
-            figment = figment.merge(Serialized::defaults(defaults));
+            // The defaults' secrets must reach figment as values, not as `<redacted>`.
+            figment = crate::secret::with_secrets_exposed(|| {
+                figment.merge(Serialized::defaults(defaults))
+            });
         }
         let mut problems = Vec::new();
         for layer in &content.layers {
@@ -749,6 +752,8 @@ fn describe_hiding_value(kind: &figment::error::Kind) -> String {
         Kind::MissingField(_) | Kind::UnknownField(..) | Kind::DuplicateField(_) => {
             kind.to_string()
         }
+        // A `Secret`'s own refusal, which never quotes the value.
+        Kind::Message(message) if message.ends_with(crate::secret::NOT_SHOWN) => message.clone(),
         Kind::InvalidLength(_, expected) => {
             format!("invalid length (not shown: the field is secret), expected {expected}")
         }

@@ -207,7 +207,7 @@ fn no_engine_surface_shows_a_secret() {
                 .unwrap();
             let mut events = reloader.events();
             let live = reloader.handle().snapshot();
-            assert_eq!(live.token.expose(), TOKEN_1, "the secret is live");
+            assert_eq!(live.token.expose_secret(), TOKEN_1, "the secret is live");
 
             let steps: Vec<(&str, String)> = vec![
                 // A secret changes, with a hot change.
@@ -267,8 +267,8 @@ fn no_engine_surface_shows_a_secret() {
                 }
             }
             let live = reloader.handle().snapshot();
-            assert_eq!(live.token.expose(), TOKEN_2);
-            assert_eq!(live.backends["b"].password.expose(), PASSWORD_2);
+            assert_eq!(live.token.expose_secret(), TOKEN_2);
+            assert_eq!(live.backends["b"].password.expose_secret(), PASSWORD_2);
 
             // A dry run of yet another secret.
             std::fs::write(&path, text("127.0.0.1:1", PLANNED, 6, &[("b", PASSWORD_2)])).unwrap();
@@ -334,11 +334,11 @@ fn no_engine_surface_shows_a_secret() {
     // The surfaces are real: the mistyped values were refused with their type named.
     let all: String = surfaces.iter().map(|(_, s)| s.as_str()).collect();
     assert!(
-        all.contains("`pin`: invalid type: found a string (not shown: the field is secret)"),
+        all.contains("`pin`: invalid value, expected u64 (not shown: the value is secret)"),
         "{all}"
     );
     assert!(
-        all.contains("`token`: invalid type: found an integer (not shown: the field is secret)"),
+        all.contains("`token`: invalid value, expected String (not shown: the value is secret)"),
         "{all}"
     );
     assert_nowhere(&surfaces);
@@ -419,7 +419,7 @@ fn no_daemon_surface_shows_a_secret() {
         reply["error"]
             .as_str()
             .unwrap()
-            .contains("`api_token`: invalid type: found an integer (not shown"),
+            .contains("`api_token`: invalid value, expected String (not shown"),
         "{reply}"
     );
     surfaces.push(("failed reload reply".into(), reply.to_string()));
@@ -547,5 +547,160 @@ fn a_file_holding_only_a_secret_is_refused_without_quoting_it() {
             .to_string();
         assert!(err.starts_with("cannot parse configuration"), "{err}");
         assert!(!err.contains(LONE), "{name}: {err}");
+    }
+}
+
+/// A plain struct (it does not derive `HotReload`) holding a secret: a scoped leaf as a whole.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct HealthCheck {
+    path: String,
+    auth_token: Option<Secret<String>>,
+}
+
+/// Secrets marked by their type only, never by `#[reload(secret)]`: in a leaf struct, a `Vec`,
+/// an `Option` and a map (issue 14).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[reload(scope = "routing")]
+struct Gateway {
+    health: HealthCheck,
+    #[serde(default)]
+    keys: Vec<Secret<String>>,
+    #[serde(default)]
+    spare: Option<Secret<u64>>,
+    #[serde(default)]
+    peers: BTreeMap<String, Secret<String>>,
+    weight: u32,
+}
+
+const TYPED: [&str; 9] = [
+    "hc-KILO-1a2b",
+    "hc-LIMA-3c4d",
+    "key-MIKE-5e6f",
+    "key-NOVEMBER-7g8h",
+    "9081726354",
+    "peer-OSCAR-9i0j",
+    "peer-PAPA-1k2l",
+    "peer-QUEBEC-3m4n",
+    "5550001112",
+];
+
+fn gateway_text(token: &str, keys: &[&str], spare: &str, peers: &[(&str, &str)]) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    let mut text = format!(
+        "keys = [{}]\nspare = {spare}\nweight = 1\n\n[health]\npath = \"/up\"\nauth_token = \
+         {token}\n\n[peers]\n",
+        keys.join(", ")
+    );
+    for (name, value) in peers {
+        text.push_str(&format!("{name} = \"{value}\"\n"));
+    }
+    text
+}
+
+#[test]
+fn secrets_by_type_reach_no_surface() {
+    let [hc1, hc2, key1, key2, spare, peer1, peer2, peer3, mistyped] = TYPED;
+    let sandbox = Sandbox::new();
+    let quoted = |s: &str| format!("\"{s}\"");
+    let path = sandbox.write(
+        "gw.toml",
+        &gateway_text(&quoted(hc1), &[key1], spare, &[("a", peer1)]),
+    );
+    let audit = sandbox.path("audit.jsonl");
+    let log = Captured::default();
+    let mut surfaces: Vec<(String, String)> = Vec::new();
+    let _traced = CaptureGuard::start(&log);
+    let reloader = Reloader::<Gateway>::builder(FileSource::new(&path))
+        .on_apply("routing", |_| Ok(()))
+        .audit_log(&audit)
+        .build()
+        .unwrap();
+    let steps = [
+        // Each secret changes, one at a time; a map entry holding one appears.
+        gateway_text(&quoted(hc2), &[key1], spare, &[("a", peer1)]),
+        gateway_text(&quoted(hc2), &[key1, key2], spare, &[("a", peer1)]),
+        gateway_text(&quoted(hc2), &[key1, key2], spare, &[("a", peer2)]),
+        gateway_text(
+            &quoted(hc2),
+            &[key1, key2],
+            spare,
+            &[("a", peer2), ("b", peer3)],
+        ),
+        // Mistyped: the parse error must not quote the value.
+        gateway_text(mistyped, &[key1, key2], spare, &[("a", peer2)]),
+        gateway_text(
+            &quoted(hc2),
+            &[key1, key2],
+            &quoted(mistyped),
+            &[("a", peer2)],
+        ),
+    ];
+    let expected = [
+        "health.auth_token [routing]: <redacted> -> <redacted>",
+        "keys [routing]: [\"<redacted>\"] -> [\"<redacted>\",\"<redacted>\"]",
+        "peers.a [routing]: <redacted> -> <redacted>",
+        "peers.b [routing]: added <redacted>",
+    ];
+    for (i, content) in steps.iter().enumerate() {
+        std::fs::write(&path, content).unwrap();
+        let event = reloader.reload_now();
+        if let Some(expected) = expected.get(i) {
+            assert_eq!(event.result.kind(), "applied", "{event}");
+            assert_eq!(event.changes.to_string(), *expected, "step {i}");
+            assert!(
+                event.changes.iter().all(|c| c.secret),
+                "{:?}",
+                event.changes
+            );
+        } else {
+            assert_eq!(event.result.kind(), "failed", "{event}");
+            let ReloadResult::Failed { error, .. } = &event.result else {
+                unreachable!()
+            };
+            surfaces.push(("error".into(), format!("{error} {error:?}")));
+            assert!(
+                error
+                    .to_string()
+                    .contains("(not shown: the value is secret)"),
+                "{error}"
+            );
+        }
+        surfaces.push(("event".into(), format!("{event} {event:?}")));
+    }
+    let live = reloader.handle().snapshot();
+    assert_eq!(
+        live.peers["b"].expose_secret(),
+        peer3,
+        "the secrets are live"
+    );
+    std::fs::write(&path, gateway_text(&quoted(hc1), &[], spare, &[])).unwrap();
+    let plan = reloader.plan();
+    assert_eq!(plan.changes.len(), 4, "{plan}");
+    surfaces.push(("plan".into(), format!("{plan} {plan:?}")));
+    surfaces.push(("plan JSON".into(), serde_json::to_string(&plan).unwrap()));
+    let json = hotcfg::redacted_json(live.config());
+    assert_eq!(json["health"]["auth_token"], "<redacted>");
+    surfaces.push(("redacted_json".into(), json.to_string()));
+    surfaces.push((
+        "serialized".into(),
+        serde_json::to_string(live.config()).unwrap(),
+    ));
+    surfaces.push(("snapshot Debug".into(), format!("{live:?}")));
+    for event in reloader.history() {
+        surfaces.push(("history".into(), format!("{event} {event:?}")));
+    }
+    drop(reloader);
+    surfaces.push(("audit log".into(), std::fs::read_to_string(&audit).unwrap()));
+    surfaces.push((
+        "tracing output".into(),
+        String::from_utf8(log.0.lock().unwrap().clone()).unwrap(),
+    ));
+    for (name, shown) in &surfaces {
+        for secret in TYPED {
+            assert!(
+                !shown.contains(secret),
+                "secret `{secret}` leaked into {name}:\n{shown}"
+            );
+        }
     }
 }
