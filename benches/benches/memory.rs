@@ -38,7 +38,7 @@ fn main() {
     let reload = || {
         let event = reloader.reload_now();
         assert!(
-            matches!(event.result, ReloadResult::Success { .. }),
+            matches!(event.result, ReloadResult::Applied { .. }),
             "{:?}",
             event.result
         );

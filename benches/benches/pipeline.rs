@@ -83,7 +83,7 @@ where
         for _ in 0..2 {
             let event = reloader.reload_now();
             assert!(
-                matches!(&event.result, ReloadResult::Success { applied, .. } if !applied.is_empty()),
+                matches!(&event.result, ReloadResult::Applied { applied, .. } if !applied.is_empty()),
                 "every reload applies: {:?}",
                 event.result
             );

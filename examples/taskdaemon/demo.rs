@@ -198,7 +198,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
     let event = tour.next_event("raising limits.max_concurrent").await?;
     show(&event);
     expect(
-        matches!(event.result, ReloadResult::Success { .. }),
+        matches!(event.result, ReloadResult::Applied { .. }),
         "applied",
     )?;
     let status = bob.call("status").await?;
@@ -279,7 +279,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
         matches!(
             event.result,
             ReloadResult::Failed {
-                rollback_performed: true,
+                rollback: hotcfg::Rollback::Complete { .. },
                 ..
             }
         ),
@@ -304,7 +304,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
     let event = tour.next_event("editing the template file").await?;
     show(&event);
     expect(
-        matches!(event.result, ReloadResult::Success { .. })
+        matches!(event.result, ReloadResult::Applied { .. })
             && matches!(&event.trigger, hotcfg::Trigger::File(p) if p.ends_with("banner.tmpl")),
         "reloaded because banner.tmpl changed",
     )?;

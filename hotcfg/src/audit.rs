@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::event::Rollback;
 use crate::source::sha256_hex;
 use crate::{ReloadEvent, ReloadResult, SourceIdentity};
 
@@ -28,7 +29,8 @@ pub struct AuditRecord {
     pub changes: Vec<AuditChange>,
     /// Paths of restart-only changes deferred.
     pub pending_restart: Vec<String>,
-    /// Whether applied handlers were rolled back.
+    /// Whether handlers had applied and were rolled back (an incomplete rollback also says so in
+    /// `error`).
     pub rollback: bool,
     /// The error or rejection reason.
     pub error: Option<String>,
@@ -57,10 +59,13 @@ impl AuditRecord {
     /// The record of `event`, chained to the line whose hash is `prev`.
     pub fn from_event(event: &ReloadEvent, prev: String) -> Self {
         let (rollback, error) = match &event.result {
-            ReloadResult::Failed {
-                error,
-                rollback_performed,
-            } => (*rollback_performed, Some(error.to_string())),
+            ReloadResult::Failed { error, rollback } => {
+                let error = match rollback {
+                    Rollback::Incomplete { .. } => format!("{error}; {rollback}"),
+                    _ => error.to_string(),
+                };
+                (rollback.was_attempted(), Some(error))
+            }
             ReloadResult::Rejected { reason, .. } => (false, Some(reason.clone())),
             _ => (false, None),
         };

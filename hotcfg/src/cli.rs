@@ -52,8 +52,9 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 
 use crate::handlers::Handlers;
+use crate::plan::Plan;
 use crate::plan::{decide, Decision, RestartPolicy};
-use crate::reloader::{load_candidate, plan_of};
+use crate::reloader::load_candidate;
 use crate::validate::Validator;
 use crate::{
     verify_audit_log, AuditRecord, ConfigError, FileSource, HotReload, Loader, Source, Violations,
@@ -277,18 +278,14 @@ where
         };
         let plan = match self.load(file) {
             Ok((candidate, content)) => {
-                let decided = decide(&live, candidate, self.policy, Vec::new());
-                plan_of(Some(content.identity), decided, |scopes| {
-                    self.scopes.plan(scopes)
+                let (changes, decided) = decide(&live, candidate, self.policy, Vec::new());
+                Plan::decided(Some(content.identity), changes, decided, |diff| {
+                    self.scopes.plan(diff.scopes())
                 })
             }
-            Err(error) => crate::Plan {
-                source: FileSource::new(file).read().ok().map(|c| c.identity),
-                changes: crate::Diff::empty(),
-                error: Some(error),
-                handlers: Vec::new(),
-                decision: Decision::Invalid,
-            },
+            Err(error) => {
+                Plan::invalid(FileSource::new(file).read().ok().map(|c| c.identity), error)
+            }
         };
         if json {
             let text = serde_json::to_string_pretty(&plan).map_err(std::io::Error::other)?;
@@ -297,7 +294,7 @@ where
             writeln!(out, "{plan}")?;
         }
         Ok(match plan.decision {
-            Decision::Invalid => EXIT_INVALID,
+            Decision::Invalid { .. } => EXIT_INVALID,
             Decision::Reject { .. } => EXIT_REJECTED,
             _ => EXIT_OK,
         })
@@ -431,7 +428,7 @@ mod fleet {
     };
     use crate::etcd::{split_endpoints, EtcdClient, EtcdError, EtcdSource, FleetStatus, Swap};
     use crate::plan::{decide, Decision};
-    use crate::reloader::{load_candidate, plan_of};
+    use crate::reloader::load_candidate;
     use crate::{
         ConfigError, FileSource, Format, HotReload, Layer, Plan, Source, SourceContent,
         SourceIdentity,
@@ -617,9 +614,9 @@ mod fleet {
                 });
             let (plan, note) = match live {
                 Ok(live) => {
-                    let decided = decide(&live, candidate, self.policy, Vec::new());
-                    let plan = plan_of(Some(identity.clone()), decided, |scopes| {
-                        self.scopes.plan(scopes)
+                    let (changes, decided) = decide(&live, candidate, self.policy, Vec::new());
+                    let plan = Plan::decided(Some(identity.clone()), changes, decided, |diff| {
+                        self.scopes.plan(diff.scopes())
                     });
                     (Some(plan), None)
                 }

@@ -69,11 +69,65 @@ pub enum ReloadError {
     },
 }
 
+/// What became of the handlers that had applied when a reload failed. A sum type rather than a
+/// flag, so that "nothing needed undoing" and "undoing failed" cannot be confused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rollback {
+    /// No handler had applied the candidate (it failed first, or the candidate never reached
+    /// the handlers): nothing to undo.
+    NotNeeded,
+    /// Every handler that had applied was rolled back, in reverse order.
+    Complete {
+        /// The scopes rolled back, in the order they were rolled back.
+        scopes: Vec<String>,
+    },
+    /// Some rollbacks failed or panicked: those subsystems may still follow the refused
+    /// candidate, although readers keep seeing the previous configuration.
+    Incomplete {
+        /// What failed, one entry per handler (`rollback of `scope`: ...`).
+        errors: Vec<String>,
+    },
+}
+
+impl Rollback {
+    /// Whether any handler had applied and was asked to roll back.
+    pub fn was_attempted(&self) -> bool {
+        !matches!(self, Rollback::NotNeeded)
+    }
+}
+
+impl fmt::Display for Rollback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rollback::NotNeeded => {
+                f.write_str("nothing was applied; the previous configuration stays live")
+            }
+            Rollback::Complete { scopes } => write!(
+                f,
+                "rolled back {}; the previous configuration stays live",
+                scopes
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Rollback::Incomplete { errors } => write!(
+                f,
+                "rollback incomplete ({}); readers keep the previous configuration, but those \
+                 subsystems may still run the refused one",
+                errors.join("; ")
+            ),
+        }
+    }
+}
+
 /// The outcome of one reload attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReloadResult {
     /// A new configuration was committed (or restart-only changes were deferred).
-    Success {
+    Applied {
         /// The hot changes now live.
         applied: Vec<Change>,
         /// Things worth telling the operator (deferred changes, rollback trouble).
@@ -87,15 +141,15 @@ pub enum ReloadResult {
     Rejected {
         /// Why: restart-only changes under the reject policy, or a handler's veto.
         reason: String,
-        /// The changes that could not be applied.
-        unsafe_changes: Vec<Change>,
+        /// The changes refused.
+        refused: Vec<Change>,
     },
     /// The reload failed; the live configuration is the one from before.
     Failed {
         /// What went wrong.
         error: ReloadError,
-        /// Whether handlers that had applied were rolled back.
-        rollback_performed: bool,
+        /// What became of the handlers that had applied.
+        rollback: Rollback,
     },
 }
 
@@ -103,22 +157,22 @@ impl ReloadResult {
     /// The name used in the audit log and metrics: `applied`, `unchanged`, `rejected`, `failed`.
     pub fn kind(&self) -> &'static str {
         match self {
-            ReloadResult::Success { .. } => "applied",
+            ReloadResult::Applied { .. } => "applied",
             ReloadResult::Unchanged => "unchanged",
             ReloadResult::Rejected { .. } => "rejected",
             ReloadResult::Failed { .. } => "failed",
         }
     }
 
-    /// `true` for [`ReloadResult::Success`] and [`ReloadResult::Unchanged`].
+    /// `true` for [`ReloadResult::Applied`] and [`ReloadResult::Unchanged`].
     pub fn is_ok(&self) -> bool {
-        matches!(self, ReloadResult::Success { .. } | ReloadResult::Unchanged)
+        matches!(self, ReloadResult::Applied { .. } | ReloadResult::Unchanged)
     }
 
     /// The restart-only changes deferred, for a success.
     pub fn pending_restart(&self) -> &[Change] {
         match self {
-            ReloadResult::Success {
+            ReloadResult::Applied {
                 pending_restart, ..
             } => pending_restart,
             _ => &[],
@@ -148,10 +202,10 @@ pub struct ReloadEvent {
 impl fmt::Display for ReloadEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.result {
-            ReloadResult::Success { applied, .. } if applied.is_empty() => {
+            ReloadResult::Applied { applied, .. } if applied.is_empty() => {
                 f.write_str("nothing applied")?
             }
-            ReloadResult::Success { applied, .. } => {
+            ReloadResult::Applied { applied, .. } => {
                 write!(f, "applied {} change(s)", applied.len())?
             }
             ReloadResult::Unchanged => f.write_str("unchanged")?,
@@ -178,7 +232,7 @@ impl fmt::Display for ReloadEvent {
             self.duration.as_secs_f64() * 1000.0
         )?;
         match &self.result {
-            ReloadResult::Success {
+            ReloadResult::Applied {
                 applied,
                 warnings,
                 pending_restart,
@@ -194,20 +248,12 @@ impl fmt::Display for ReloadEvent {
                 }
             }
             ReloadResult::Unchanged => {}
-            ReloadResult::Rejected { unsafe_changes, .. } => {
-                for change in unsafe_changes {
+            ReloadResult::Rejected { refused, .. } => {
+                for change in refused {
                     write!(f, "\n  refused  {change}")?;
                 }
             }
-            ReloadResult::Failed {
-                rollback_performed, ..
-            } => {
-                if *rollback_performed {
-                    f.write_str("\n  rolled back; the previous configuration stays live")?;
-                } else {
-                    f.write_str("\n  nothing was applied; the previous configuration stays live")?;
-                }
-            }
+            ReloadResult::Failed { rollback, .. } => write!(f, "\n  {rollback}")?,
         }
         Ok(())
     }

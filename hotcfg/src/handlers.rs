@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::event::Rollback;
 use crate::{Change, Diff};
 
 /// The error type handlers return: any error, or a plain message (`Err("...".into())`).
@@ -210,12 +211,12 @@ impl<C: 'static> Handlers<C> {
     }
 
     /// Runs `apply` in order; on failure rolls back what applied, in reverse order.
-    /// Returns the failure and the rollback errors.
-    pub(crate) fn apply_all(
-        &self,
-        order: &[String],
+    /// Returns the failing scope, its failure and what became of the rollback.
+    pub(crate) fn apply_all<'h>(
+        &'h self,
+        order: &'h [String],
         step: &Step<'_, C>,
-    ) -> Result<(), (String, StepFailure, Vec<String>)> {
+    ) -> Result<Applied<'h, C>, (String, StepFailure, Rollback)> {
         let mut applied: Vec<(&String, &dyn ScopeHandler<C>)> = Vec::new();
         for scope in order {
             let failed = step.in_context(scope, |cx| {
@@ -227,11 +228,22 @@ impl<C: 'static> Handlers<C> {
                 Ok(())
             });
             if let Err(failure) = failed {
-                let rollback_errors = rollback(&applied, step);
-                return Err((scope.clone(), failure, rollback_errors));
+                return Err((scope.clone(), failure, rollback(&applied, step)));
             }
         }
-        Ok(())
+        Ok(Applied(applied))
+    }
+}
+
+/// The handlers that applied a candidate, in order: a commit step that fails after them (an audit
+/// write that must precede the store, say) undoes them with [`Applied::rollback`].
+pub(crate) struct Applied<'h, C>(Vec<(&'h String, &'h dyn ScopeHandler<C>)>);
+
+impl<C: 'static> Applied<'_, C> {
+    /// Rolls back every handler that applied, in reverse order.
+    #[allow(dead_code)] // the commit step's pre-store hook (issue 12) calls it
+    pub(crate) fn rollback(&self, step: &Step<'_, C>) -> Rollback {
+        rollback(&self.0, step)
     }
 }
 
@@ -257,13 +269,20 @@ impl<C> Step<'_, C> {
     }
 }
 
-/// Rolls back `applied` handlers in reverse order; returns what failed to roll back.
+/// Rolls back `applied` handlers in reverse order.
 fn rollback<C: 'static>(
     applied: &[(&String, &dyn ScopeHandler<C>)],
     step: &Step<'_, C>,
-) -> Vec<String> {
+) -> Rollback {
+    if applied.is_empty() {
+        return Rollback::NotNeeded;
+    }
     let mut errors = Vec::new();
+    let mut scopes: Vec<String> = Vec::new();
     for (scope, handler) in applied.iter().rev() {
+        if scopes.last() != Some(*scope) {
+            scopes.push(scope.to_string());
+        }
         tracing::warn!(scope = %scope, "rolling back");
         match step.in_context(scope, |cx| guarded(|| handler.rollback(cx))) {
             Ok(()) => {}
@@ -273,7 +292,11 @@ fn rollback<C: 'static>(
             }
         }
     }
-    errors
+    if errors.is_empty() {
+        Rollback::Complete { scopes }
+    } else {
+        Rollback::Incomplete { errors }
+    }
 }
 
 /// Runs a handler step, turning an error or a panic into a [`StepFailure`].

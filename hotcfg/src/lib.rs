@@ -34,7 +34,7 @@
 //! // A hot change is applied and becomes visible to readers.
 //! std::fs::write(&path, "listen = \"127.0.0.1:7000\"\nworkers = 8\n")?;
 //! let event = reloader.reload_now();
-//! assert!(matches!(event.result, ReloadResult::Success { .. }));
+//! assert!(matches!(event.result, ReloadResult::Applied { .. }));
 //! assert_eq!(handle.load().workers, 8);
 //!
 //! // A restart-only change is refused (the default policy); nothing changes.
@@ -133,7 +133,7 @@ pub use audit::{
 };
 pub use class::{validate_scope_name, Class};
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
-pub use event::{ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, Trigger};
+pub use event::{ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, Rollback, Trigger};
 pub use handle::{Handle, Projection, ProjectionGuard, Snapshot};
 pub use handlers::{ApplyContext, BoxError, ScopeHandler};
 pub use hot_reload::{HotReload, WatchedFile};

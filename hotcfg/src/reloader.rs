@@ -11,9 +11,11 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use crate::audit::{AuditLog, AuditSync};
+use crate::event::Rollback;
 use crate::handle::Snapshot;
 use crate::handlers::{FnHandler, Handlers, Step, StepFailure};
-use crate::plan::{decide, Decided, Decision, Plan, RestartPolicy};
+use crate::plan::{decide, Decided, Plan, RestartPolicy};
+use crate::source::SourceIdentity;
 use crate::source::{hash_file, SourceContent, SourceError, DEFAULT_MAX_BYTES};
 use crate::validate::Validator;
 use crate::{
@@ -182,7 +184,7 @@ where
             trigger: Trigger::Startup,
             source: Some(identity.clone()),
             changes: Diff::empty(),
-            result: ReloadResult::Success {
+            result: ReloadResult::Applied {
                 applied: Vec::new(),
                 warnings: Vec::new(),
                 pending_restart: Vec::new(),
@@ -285,7 +287,7 @@ where
 ///
 /// std::fs::write(&path, "workers = 4")?;
 /// let event = reloader.reload_now();
-/// assert!(matches!(event.result, ReloadResult::Success { .. }));
+/// assert!(matches!(event.result, ReloadResult::Applied { .. }));
 /// assert_eq!(handle.load().workers, 4);
 /// assert_eq!(handle.generation(), 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -420,21 +422,21 @@ where
         let live = self.inner.handle.snapshot();
         let content = match content {
             Ok(content) => content,
-            Err(err) => return invalid_plan(None, err.into()),
+            Err(err) => return Plan::invalid(None, err.into()),
         };
         let identity = Some(content.identity.clone());
         let candidate =
             match load_candidate(&self.inner.loader, self.inner.validator.as_ref(), &content) {
                 Ok(candidate) => candidate,
-                Err(err) => return invalid_plan(identity, err),
+                Err(err) => return Plan::invalid(identity, err),
             };
         let referenced = {
             let published = self.published();
             self.referenced_changes(&candidate, &published.referenced).0
         };
-        let decided = decide(live.config(), candidate, self.inner.policy, referenced);
-        plan_of(identity, decided, |scopes| {
-            let order = self.inner.handlers.plan(scopes);
+        let (changes, decided) = decide(live.config(), candidate, self.inner.policy, referenced);
+        Plan::decided(identity, changes, decided, |diff| {
+            let order = self.inner.handlers.plan(diff.scopes());
             self.inner.handlers.with_handlers(&order)
         })
     }
@@ -492,95 +494,115 @@ where
         let _enter = span.enter();
         let started = Instant::now();
         let timestamp = SystemTime::now();
+        let attempt = self.attempt(state);
+        ReloadEvent {
+            generation: attempt.generation,
+            timestamp,
+            trigger,
+            source: attempt.source,
+            changes: attempt.changes,
+            result: attempt.result,
+            duration: started.elapsed(),
+        }
+    }
+
+    /// Read, unchanged-check, load, decide, then carry the decision out.
+    fn attempt(&self, state: &mut State) -> Attempt {
         let live = self.inner.handle.snapshot();
         let generation = live.generation();
-        let finish = |source, changes, result| ReloadEvent {
-            generation,
-            timestamp,
-            trigger: trigger.clone(),
-            source,
-            changes,
-            result,
-            duration: started.elapsed(),
-        };
-        let failed = |error: ReloadError| ReloadResult::Failed {
-            error,
-            rollback_performed: false,
-        };
-
         let content = match self.inner.source.read() {
             Ok(content) => content,
             Err(err) => {
                 tracing::warn!(%err, "cannot read the configuration; keeping the live one");
-                return finish(None, Diff::empty(), failed(ConfigError::from(err).into()));
+                return Attempt::failed(generation, None, ConfigError::from(err));
             }
         };
         let identity = Some(content.identity.clone());
-
-        let unchanged_bytes = state.last_hash.as_deref() == Some(content.identity.sha256.as_str());
-        if unchanged_bytes {
-            let (referenced, _) = self.referenced_changes(live.config(), &state.referenced);
-            if referenced.is_empty() {
-                tracing::debug!("same content as the live configuration");
-                return finish(identity, Diff::empty(), ReloadResult::Unchanged);
-            }
+        let sha256 = content.identity.sha256.clone();
+        if state.last_hash.as_deref() == Some(sha256.as_str())
+            && self
+                .referenced_changes(live.config(), &state.referenced)
+                .0
+                .is_empty()
+        {
+            tracing::debug!("same content as the live configuration");
+            return Attempt::unchanged(generation, identity);
         }
-
         let candidate =
             match load_candidate(&self.inner.loader, self.inner.validator.as_ref(), &content) {
                 Ok(candidate) => candidate,
                 Err(err) => {
                     tracing::warn!(%err, "candidate refused; keeping the live configuration");
-                    return finish(identity, Diff::empty(), failed(err.into()));
+                    return Attempt::failed(generation, identity, err);
                 }
             };
         let (referenced, referenced_hashes) =
             self.referenced_changes(&candidate, &state.referenced);
-        let decided = decide(live.config(), candidate, self.inner.policy, referenced);
-
-        if let Some((reason, unsafe_changes)) = decided.rejection {
-            tracing::warn!(%reason, "reload rejected");
-            return finish(
-                identity,
-                decided.diff,
-                ReloadResult::Rejected {
-                    reason,
-                    unsafe_changes,
-                },
-            );
-        }
-        if decided.diff.is_empty() {
-            state.last_hash = Some(content.identity.sha256.clone());
-            state.pending.clear();
-            return finish(identity, decided.diff, ReloadResult::Unchanged);
-        }
-        if decided.effective_diff.is_empty() {
-            // Only restart-only changes, deferred: nothing to apply or store.
-            state.last_hash = Some(content.identity.sha256.clone());
-            state.pending = decided.pending.clone();
-            let warnings = vec![deferred_warning(&decided.pending)];
-            tracing::warn!(
-                pending = decided.pending.len(),
-                "restart-only changes deferred"
-            );
-            return finish(
-                identity,
-                decided.diff,
-                ReloadResult::Success {
+        let (changes, decided) = decide(live.config(), candidate, self.inner.policy, referenced);
+        let (generation, result) = match decided {
+            Decided::Unchanged => {
+                state.last_hash = Some(sha256);
+                state.pending.clear();
+                (generation, ReloadResult::Unchanged)
+            }
+            Decided::Reject { reason, refused } => {
+                tracing::warn!(%reason, "reload rejected");
+                (generation, ReloadResult::Rejected { reason, refused })
+            }
+            Decided::Defer { pending } => {
+                tracing::warn!(pending = pending.len(), "restart-only changes deferred");
+                state.last_hash = Some(sha256);
+                state.pending.clone_from(&pending);
+                let warnings = vec![deferred_warning(&pending)];
+                let result = ReloadResult::Applied {
                     applied: Vec::new(),
                     warnings,
-                    pending_restart: decided.pending,
-                },
-            );
+                    pending_restart: pending,
+                };
+                (generation, result)
+            }
+            Decided::Apply {
+                effective,
+                effective_diff,
+                pending,
+            } => {
+                let commit = Commit {
+                    live: &live,
+                    effective,
+                    effective_diff,
+                    pending,
+                    identity: identity.clone(),
+                };
+                match self.commit(commit) {
+                    Ok((generation, result)) => {
+                        state.last_hash = Some(sha256);
+                        state.referenced = referenced_hashes;
+                        state.pending = result.pending_restart().to_vec();
+                        (generation, result)
+                    }
+                    Err(result) => (generation, result),
+                }
+            }
+        };
+        Attempt {
+            generation,
+            source: identity,
+            changes,
+            result,
         }
+    }
 
-        let next = generation + 1;
+    /// Prepare every affected handler (any may veto), apply them in dependency order (rolling back
+    /// on failure), then store the new version with one atomic swap. `Err` is the outcome of a
+    /// veto or a failure; the live version is unchanged then.
+    fn commit(&self, commit: Commit<'_, C>) -> Result<(u64, ReloadResult), ReloadResult> {
+        let next = commit.live.generation() + 1;
         let handlers = &self.inner.handlers;
-        let order = handlers.plan(decided.effective_diff.scopes());
+        let order = handlers.plan(commit.effective_diff.scopes());
         let step = Step {
-            old: live.config(),
-            new: &decided.effective,
-            diff: &decided.effective_diff,
+            old: commit.live.config(),
+            new: &commit.effective,
+            diff: &commit.effective_diff,
             generation: next,
         };
         if let Err((scope, failure)) = handlers.prepare_all(&order, &step) {
@@ -589,71 +611,38 @@ where
                 StepFailure::Panic(e) => format!("the `{scope}` handler panicked in prepare: {e}"),
             };
             tracing::warn!(%reason, "reload rejected");
-            let unsafe_changes = decided.effective_diff.in_scope(&scope).cloned().collect();
-            return finish(
-                identity,
-                decided.diff,
-                ReloadResult::Rejected {
-                    reason,
-                    unsafe_changes,
-                },
-            );
+            let refused = commit.effective_diff.in_scope(&scope).cloned().collect();
+            return Err(ReloadResult::Rejected { reason, refused });
         }
-        if let Err((scope, failure, rollback_errors)) = handlers.apply_all(&order, &step) {
-            let suffix = if rollback_errors.is_empty() {
-                String::new()
-            } else {
-                format!(" (and {})", rollback_errors.join("; "))
-            };
+        if let Err((scope, failure, rollback)) = handlers.apply_all(&order, &step) {
             let error = match failure {
-                StepFailure::Error(message) => ReloadError::Handler {
-                    scope,
-                    message: message + &suffix,
-                },
-                StepFailure::Panic(message) => ReloadError::HandlerPanicked {
-                    scope,
-                    message: message + &suffix,
-                },
+                StepFailure::Error(message) => ReloadError::Handler { scope, message },
+                StepFailure::Panic(message) => ReloadError::HandlerPanicked { scope, message },
             };
-            tracing::error!(%error, "reload failed; rolled back");
-            return finish(
-                identity,
-                decided.diff,
-                ReloadResult::Failed {
-                    error,
-                    rollback_performed: rollback_errors.is_empty(),
-                },
-            );
+            tracing::error!(%error, %rollback, "reload failed");
+            return Err(ReloadResult::Failed { error, rollback });
         }
-
-        // Every handler applied: commit with one atomic store.
+        // Every handler applied. (A write that must precede the store, such as a fail-closed
+        // audit record, goes here and undoes the handlers with `Applied::rollback` on error.)
+        drop(step);
         self.inner
             .handle
-            .store(Snapshot::new(next, identity.clone(), decided.effective));
-        state.last_hash = Some(content.identity.sha256.clone());
-        state.referenced = referenced_hashes;
-        state.pending = decided.pending.clone();
+            .store(Snapshot::new(next, commit.identity, commit.effective));
         let mut warnings = Vec::new();
-        if !decided.pending.is_empty() {
-            warnings.push(deferred_warning(&decided.pending));
+        if !commit.pending.is_empty() {
+            warnings.push(deferred_warning(&commit.pending));
         }
         tracing::info!(
             generation = next,
-            changes = decided.effective_diff.len(),
+            changes = commit.effective_diff.len(),
             "configuration applied"
         );
-        ReloadEvent {
-            generation: next,
-            ..finish(
-                identity,
-                decided.diff,
-                ReloadResult::Success {
-                    applied: decided.effective_diff.into_changes(),
-                    warnings,
-                    pending_restart: decided.pending,
-                },
-            )
-        }
+        let result = ReloadResult::Applied {
+            applied: commit.effective_diff.into_changes(),
+            warnings,
+            pending_restart: commit.pending,
+        };
+        Ok((next, result))
     }
 
     /// Changes to files named by `#[reload(watch)]` fields of `candidate` whose content differs
@@ -715,6 +704,47 @@ where
             let _ = tx.send(Arc::clone(event));
         }
     }
+}
+
+/// What one attempt came to, before it is stamped with its trigger and timing.
+struct Attempt {
+    generation: u64,
+    source: Option<SourceIdentity>,
+    changes: Diff,
+    result: ReloadResult,
+}
+
+impl Attempt {
+    fn unchanged(generation: u64, source: Option<SourceIdentity>) -> Self {
+        Attempt {
+            generation,
+            source,
+            changes: Diff::empty(),
+            result: ReloadResult::Unchanged,
+        }
+    }
+
+    /// The candidate could not be read, parsed or validated: nothing reached the handlers.
+    fn failed(generation: u64, source: Option<SourceIdentity>, error: ConfigError) -> Self {
+        Attempt {
+            generation,
+            source,
+            changes: Diff::empty(),
+            result: ReloadResult::Failed {
+                error: error.into(),
+                rollback: Rollback::NotNeeded,
+            },
+        }
+    }
+}
+
+/// A decided candidate on its way to the handlers and the store.
+struct Commit<'a, C> {
+    live: &'a Snapshot<C>,
+    effective: C,
+    effective_diff: Diff,
+    pending: Vec<Change>,
+    identity: Option<SourceIdentity>,
 }
 
 fn deferred_warning(pending: &[Change]) -> String {
@@ -836,55 +866,6 @@ pub(crate) fn violations_error(violations: &Violations, content: &SourceContent)
         });
     }
     ConfigError::new(Stage::Validate, problems)
-}
-
-fn invalid_plan(source: Option<crate::SourceIdentity>, error: ConfigError) -> Plan {
-    Plan {
-        source,
-        changes: Diff::empty(),
-        error: Some(error),
-        handlers: Vec::new(),
-        decision: Decision::Invalid,
-    }
-}
-
-pub(crate) fn plan_of<C>(
-    source: Option<crate::SourceIdentity>,
-    decided: Decided<C>,
-    handlers_for: impl FnOnce(&mut dyn Iterator<Item = &'static str>) -> Vec<String>,
-) -> Plan {
-    if let Some((reason, unsafe_changes)) = decided.rejection {
-        return Plan {
-            source,
-            changes: decided.diff,
-            error: None,
-            handlers: Vec::new(),
-            decision: Decision::Reject {
-                reason,
-                unsafe_changes,
-            },
-        };
-    }
-    if decided.diff.is_empty() {
-        return Plan {
-            source,
-            changes: decided.diff,
-            error: None,
-            handlers: Vec::new(),
-            decision: Decision::Unchanged,
-        };
-    }
-    let handlers = handlers_for(&mut decided.effective_diff.scopes());
-    Plan {
-        source,
-        changes: decided.diff,
-        error: None,
-        handlers,
-        decision: Decision::Apply {
-            applied: decided.effective_diff.into_changes(),
-            pending_restart: decided.pending,
-        },
-    }
 }
 
 /// Starts the thread that calls subscribers, so none of them can delay a reload.

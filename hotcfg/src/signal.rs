@@ -37,7 +37,7 @@ use crate::{HotReload, Reloader, Trigger};
 ///
 /// let event = events.blocking_recv()?;
 /// assert_eq!(event.trigger, Trigger::Signal);
-/// assert!(matches!(event.result, ReloadResult::Success { .. }));
+/// assert!(matches!(event.result, ReloadResult::Applied { .. }));
 /// assert_eq!(reloader.handle().load().workers, 3);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

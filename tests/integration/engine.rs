@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hotcfg::{
     ApplyContext, BoxError, BuildError, Decision, FileSource, HotReload, Loader, ReloadError,
-    ReloadResult, Reloader, RestartPolicy, ScopeHandler, Stage, Trigger, Violations,
+    ReloadResult, Reloader, RestartPolicy, Rollback, ScopeHandler, Stage, Trigger, Violations,
 };
 use hotcfg_tests::Sandbox;
 use serde::{Deserialize, Serialize};
@@ -137,7 +137,7 @@ fn a_hot_change_is_applied_and_becomes_visible() {
         &config_text("127.0.0.1:7000", 8, &[("fast", 10)], "s3cret-token"),
     );
     let event = reloader.reload_now();
-    let ReloadResult::Success {
+    let ReloadResult::Applied {
         applied,
         pending_restart,
         ..
@@ -188,16 +188,12 @@ fn restart_only_changes_are_rejected_under_the_reject_policy() {
         &config_text("127.0.0.1:7001", 8, &[("fast", 10)], "s3cret-token"),
     );
     let event = reloader.reload_now();
-    let ReloadResult::Rejected {
-        reason,
-        unsafe_changes,
-    } = &event.result
-    else {
+    let ReloadResult::Rejected { reason, refused } = &event.result else {
         panic!("expected rejection, got {event}");
     };
     assert!(reason.contains("need a restart: listen"), "{reason}");
-    assert_eq!(unsafe_changes.len(), 1);
-    assert_eq!(unsafe_changes[0].path, "listen");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].path, "listen");
     // Nothing applied: not even the hot change that came with it.
     let live = reloader.handle().load_full_config();
     assert_eq!(live.limits.max, 4);
@@ -227,7 +223,7 @@ fn restart_only_changes_are_deferred_and_reported_pending_under_defer() {
         &config_text("127.0.0.1:7001", 8, &[("fast", 10)], "s3cret-token"),
     );
     let event = reloader.reload_now();
-    let ReloadResult::Success {
+    let ReloadResult::Applied {
         applied,
         pending_restart,
         warnings,
@@ -279,7 +275,7 @@ fn a_validation_failure_names_file_line_and_key_and_changes_nothing() {
     let event = reloader.reload_now();
     let ReloadResult::Failed {
         error: ReloadError::Config(err),
-        rollback_performed: false,
+        rollback: Rollback::NotNeeded,
     } = &event.result
     else {
         panic!("expected a validation failure, got {event}");
@@ -364,18 +360,14 @@ fn a_veto_rejects_the_reload_before_anything_is_applied() {
         &config_text("127.0.0.1:7000", 8, &[], "s3cret-token"),
     );
     let event = reloader.reload_now();
-    let ReloadResult::Rejected {
-        reason,
-        unsafe_changes,
-    } = &event.result
-    else {
+    let ReloadResult::Rejected { reason, refused } = &event.result else {
         panic!("expected a veto, got {event}");
     };
     assert_eq!(
         reason,
         "vetoed by the `loops` handler: loop type `fast` is used by 2 running loops"
     );
-    assert_eq!(unsafe_changes[0].path, "loops.fast");
+    assert_eq!(refused[0].path, "loops.fast");
     assert_eq!(
         rec.take(),
         ["limits:prepare", "loops:prepare"],
@@ -410,7 +402,7 @@ fn handlers_run_in_dependency_order_and_roll_back_in_reverse_on_error() {
     );
     let event = reloader.reload_now();
     assert!(
-        matches!(event.result, ReloadResult::Success { .. }),
+        matches!(event.result, ReloadResult::Applied { .. }),
         "{event}"
     );
     assert_eq!(
@@ -432,12 +424,13 @@ fn handlers_run_in_dependency_order_and_roll_back_in_reverse_on_error() {
     let event = reloader.reload_now();
     let ReloadResult::Failed {
         error: ReloadError::Handler { scope, message },
-        rollback_performed: true,
+        rollback: Rollback::Complete { scopes },
     } = &event.result
     else {
         panic!("expected a handler failure, got {event}");
     };
     assert_eq!((scope.as_str(), message.as_str()), ("auth", "device busy"));
+    assert_eq!(scopes, &["loops", "templates", "limits"]);
     let log = rec.take();
     assert_eq!(
         &log[4..],
@@ -476,7 +469,7 @@ fn a_panicking_handler_is_rolled_back_and_the_engine_keeps_working() {
     let event = reloader.reload_now();
     let ReloadResult::Failed {
         error: ReloadError::HandlerPanicked { scope, message },
-        rollback_performed: true,
+        rollback: Rollback::Complete { .. },
     } = &event.result
     else {
         panic!("expected a caught panic, got {event}");
@@ -494,7 +487,7 @@ fn a_panicking_handler_is_rolled_back_and_the_engine_keeps_working() {
     );
     assert!(matches!(
         reloader.reload_now().result,
-        ReloadResult::Success { .. }
+        ReloadResult::Applied { .. }
     ));
     assert_eq!(reloader.handle().load().limits.max, 9);
 }
@@ -644,7 +637,7 @@ fn readers_never_observe_a_rolled_back_config() {
                 matches!(
                     event.result,
                     ReloadResult::Failed {
-                        rollback_performed: true,
+                        rollback: Rollback::Complete { .. },
                         ..
                     }
                 ),
@@ -683,7 +676,7 @@ fn history_is_bounded_and_subscribers_cannot_block_or_break_reloads() {
         );
         assert!(matches!(
             reloader.reload_now().result,
-            ReloadResult::Success { .. }
+            ReloadResult::Applied { .. }
         ));
     }
     assert_eq!(
@@ -745,8 +738,11 @@ fn plan_is_a_dry_run() {
     assert!(matches!(reloader.plan().decision, Decision::Reject { .. }));
     sandbox.write("app.toml", "not toml at all = = =");
     let plan = reloader.plan();
-    assert_eq!(plan.decision, Decision::Invalid);
-    assert_eq!(plan.error.unwrap().stage, Stage::Parse);
+    let Decision::Invalid { error } = &plan.decision else {
+        panic!("expected an invalid plan, got {plan}");
+    };
+    assert_eq!(error.stage, Stage::Parse);
+    assert_eq!(plan.error(), Some(error));
     let json = serde_json::to_value(reloader.plan()).unwrap();
     assert_eq!(json["decision"], "invalid");
 }

@@ -136,7 +136,7 @@ impl Live {
         std::fs::write(&self.path, changed(self.ext)).unwrap();
         let event = self.reloader.reload_now();
         assert!(
-            matches!(event.result, ReloadResult::Success { .. }),
+            matches!(event.result, ReloadResult::Applied { .. }),
             "{event}"
         );
         assert_eq!(self.reloader.handle().load().max, 3);
@@ -603,7 +603,7 @@ fn an_unreadable_file_is_refused_unless_running_as_root() {
     if running_as_root(&live.sandbox) {
         // Root reads a mode-000 file: the change applies.
         assert!(
-            matches!(attempt.0.result, ReloadResult::Success { .. }),
+            matches!(attempt.0.result, ReloadResult::Applied { .. }),
             "{}",
             attempt.0
         );

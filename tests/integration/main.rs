@@ -7,5 +7,6 @@ mod engine;
 mod fleet;
 mod hostile;
 mod reliability;
+mod rollback;
 mod secrets;
 mod watcher;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hotcfg::{
     ApplyContext, BoxError, FileSource, HotReload, ReloadEvent, ReloadResult, Reloader,
-    RestartPolicy, ScopeHandler, Snapshot,
+    RestartPolicy, Rollback, ScopeHandler, Snapshot,
 };
 use hotcfg_tests::daemon::{Client, Daemon};
 use hotcfg_tests::{wait_until, Sandbox};
@@ -384,11 +384,13 @@ fn run_model(policy: RestartPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
                     let want = expected.reload(&text, parsed, policy);
                     let event = reloader.reload_now();
                     prop_assert_eq!(event.result.kind(), want, "{}: {}", at, event);
-                    if let ReloadResult::Failed {
-                        rollback_performed, ..
-                    } = &event.result
-                    {
-                        prop_assert!(*rollback_performed || parsed_failed(op), "{}", at);
+                    if let ReloadResult::Failed { rollback, .. } = &event.result {
+                        // Every rollback here succeeds; a candidate that does not load reaches
+                        // no handler.
+                        prop_assert!(!matches!(rollback, Rollback::Incomplete { .. }), "{}", at);
+                        if parsed_failed(op) {
+                            prop_assert_eq!(rollback, &Rollback::NotNeeded, "{}", at);
+                        }
                     }
                     returned.push(event);
                 }

@@ -469,7 +469,7 @@ impl Run {
         loop {
             let event = rig.next_event(&format!("the event of generation {live}"));
             let done =
-                event.generation == live && matches!(event.result, ReloadResult::Success { .. });
+                event.generation == live && matches!(event.result, ReloadResult::Applied { .. });
             events.push(event);
             if done {
                 break;
@@ -482,7 +482,7 @@ impl Run {
             assert!(
                 matches!(
                     event.result,
-                    ReloadResult::Success { .. } | ReloadResult::Unchanged
+                    ReloadResult::Applied { .. } | ReloadResult::Unchanged
                 ),
                 "a reload failed on the way to {expected:?}: {event}"
             );
@@ -494,13 +494,13 @@ impl Run {
         let last = events
             .iter()
             .rev()
-            .find(|e| e.generation == live && matches!(e.result, ReloadResult::Success { .. }))
+            .find(|e| e.generation == live && matches!(e.result, ReloadResult::Applied { .. }))
             .unwrap();
         if let Some(file) = &expected.trigger {
             assert_eq!(last.trigger, Trigger::File(self.path(file)), "{last}");
         }
         if let Some(field) = &expected.changed {
-            let ReloadResult::Success { applied, .. } = &last.result else {
+            let ReloadResult::Applied { applied, .. } = &last.result else {
                 unreachable!()
             };
             assert!(
@@ -734,7 +734,7 @@ fn sighup_sent_to_the_process_reloads() {
     let event = rig.next_event("the reload SIGHUP triggers");
     assert_eq!(event.trigger, Trigger::Signal, "{event}");
     assert!(
-        matches!(event.result, ReloadResult::Success { .. }),
+        matches!(event.result, ReloadResult::Applied { .. }),
         "{event}"
     );
     assert_eq!(rig.value(), 2);

@@ -95,13 +95,10 @@ impl NodeStatus {
     /// The report of `event` by `node`; `pending_restart` is the node's pending list after it.
     pub fn from_event(node: &str, event: &ReloadEvent, pending_restart: Vec<String>) -> Self {
         let (result, error, warnings) = match &event.result {
-            ReloadResult::Success { warnings, .. } => (NodeResult::Applied, None, warnings.clone()),
+            ReloadResult::Applied { warnings, .. } => (NodeResult::Applied, None, warnings.clone()),
             ReloadResult::Unchanged => (NodeResult::Unchanged, None, Vec::new()),
-            ReloadResult::Rejected {
-                reason,
-                unsafe_changes,
-            } => {
-                let paths: Vec<&str> = unsafe_changes.iter().map(|c| c.path.as_str()).collect();
+            ReloadResult::Rejected { reason, refused } => {
+                let paths: Vec<&str> = refused.iter().map(|c| c.path.as_str()).collect();
                 let error = if paths.is_empty() || reason.contains(paths[0]) {
                     reason.clone()
                 } else {
@@ -109,17 +106,10 @@ impl NodeStatus {
                 };
                 (NodeResult::Rejected, Some(error), Vec::new())
             }
-            ReloadResult::Failed {
-                error,
-                rollback_performed,
-            } => {
+            ReloadResult::Failed { error, rollback } => {
                 let mut warnings = Vec::new();
-                if !rollback_performed {
-                    if let crate::ReloadError::Handler { .. }
-                    | crate::ReloadError::HandlerPanicked { .. } = error
-                    {
-                        warnings.push("the rollback of some handlers failed".to_string());
-                    }
+                if let crate::Rollback::Incomplete { .. } = rollback {
+                    warnings.push(rollback.to_string());
                 }
                 (NodeResult::Failed, Some(error.to_string()), warnings)
             }

@@ -56,11 +56,11 @@ where
 
     fn look(&self) -> Look {
         let plan = self.plan();
-        match (&plan.error, &plan.decision) {
-            (Some(err), _) if matches!(err.stage, Stage::Read | Stage::Parse) => {
-                Look::Incomplete(err.to_string())
+        match &plan.decision {
+            Decision::Invalid { error } if matches!(error.stage, Stage::Read | Stage::Parse) => {
+                Look::Incomplete(error.to_string())
             }
-            (None, Decision::Unchanged) => Look::Unchanged,
+            Decision::Unchanged => Look::Unchanged,
             _ => Look::Reload,
         }
     }
