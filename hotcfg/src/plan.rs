@@ -99,7 +99,7 @@ impl Plan {
         decided: Decided<C>,
         handlers_for: impl FnOnce(&Diff) -> Vec<String>,
     ) -> Plan {
-        let (decision, handlers) = decided.to_decision(handlers_for);
+        let (decision, handlers) = decided.into_decision(handlers_for);
         Plan {
             source,
             changes,
@@ -196,7 +196,7 @@ pub(crate) enum Decided<C> {
 
 impl<C> Decided<C> {
     /// The public form, for a plan; `handlers_for` orders the scopes an apply would run.
-    pub(crate) fn to_decision(
+    pub(crate) fn into_decision(
         self,
         handlers_for: impl FnOnce(&Diff) -> Vec<String>,
     ) -> (Decision, Vec<String>) {
@@ -325,7 +325,9 @@ mod tests {
     }
 
     /// The decision's kind, the paths it applies (or refuses) and the paths it defers.
-    fn summary(decided: &Decided<Config>) -> (&'static str, Vec<&str>, Vec<&str>) {
+    type Summary<'a> = (&'static str, Vec<&'a str>, Vec<&'a str>);
+
+    fn summary(decided: &Decided<Config>) -> Summary<'_> {
         match decided {
             Decided::Unchanged => ("unchanged", vec![], vec![]),
             Decided::Reject { refused, .. } => ("reject", paths(refused), vec![]),
@@ -343,7 +345,7 @@ mod tests {
         use RestartPolicy::{Defer, Reject};
         let live = config("a", 1);
         #[rustfmt::skip]
-        let table: [(&str, Config, RestartPolicy, bool, (&str, Vec<&str>, Vec<&str>)); 12] = [
+        let table: [(&str, Config, RestartPolicy, bool, Summary<'_>); 12] = [
             ("equal", config("a", 1), Reject, false, ("unchanged", vec![], vec![])),
             ("equal", config("a", 1), Defer, false, ("unchanged", vec![], vec![])),
             ("hot", config("a", 2), Reject, false, ("apply", vec!["max"], vec![])),

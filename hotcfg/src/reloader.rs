@@ -624,7 +624,6 @@ where
         }
         // Every handler applied. (A write that must precede the store, such as a fail-closed
         // audit record, goes here and undoes the handlers with `Applied::rollback` on error.)
-        drop(step);
         self.inner
             .handle
             .store(Snapshot::new(next, commit.identity, commit.effective));
