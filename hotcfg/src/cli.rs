@@ -31,8 +31,9 @@
 //!   nodes (restart-only changes under the reject policy) is still written, since the key is the
 //!   fleet's desired state, and the command warns that running nodes will refuse it until they
 //!   restart. See `Cli::prepare_push` for the same in two steps.
-//! - `fleet-status --etcd ENDPOINTS --key KEY [--status-prefix P] [--json]` prints a table of the
-//!   live nodes: revision, result, pending restart, error.
+//! - `fleet-status --etcd ENDPOINTS --key KEY [--status-prefix P] [--expect NODES | --expect-count N]
+//!   [--json]` prints a table of the live nodes: revision, result, watch state, pending restart,
+//!   error; with `--expect`, expected nodes without a report are listed as missing.
 //!
 //! Exit codes:
 //!
@@ -43,7 +44,7 @@
 //! | 3 ([`EXIT_REJECTED`]) | the plan would be rejected (`push`: written, but running nodes will refuse it) |
 //! | 4 ([`EXIT_CONFLICT`]) | `push` refused: the key changed since the revision planned against; nothing written |
 //! | 5 ([`EXIT_ETCD`]) | etcd cannot be reached or refused the request; nothing written |
-//! | 6 ([`EXIT_NOT_CONVERGED`]) | `fleet-status`: some node has not applied the key's current revision (or no node reports) |
+//! | 6 ([`EXIT_NOT_CONVERGED`]) | `fleet-status`: some node has not applied the key's current revision or is not watching it, an expected node is missing (or no node reports) |
 
 use std::fmt;
 use std::io::Write;
@@ -134,6 +135,12 @@ pub enum Command {
         /// Where the nodes report (default `<KEY>/status/`; for a prefix `<PREFIX>.status/`).
         #[arg(long = "status-prefix", value_name = "PREFIX")]
         status_prefix: Option<String>,
+        /// The node ids that should report, comma-separated: one without a report is missing.
+        #[arg(long, value_name = "NODES", value_delimiter = ',')]
+        expect: Vec<String>,
+        /// At least this many nodes should report.
+        #[arg(long = "expect-count", value_name = "N")]
+        expect_count: Option<usize>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -234,8 +241,16 @@ where
                 etcd,
                 key,
                 status_prefix,
+                expect,
+                expect_count,
                 json,
-            } => fleet_status(etcd, key, status_prefix.as_deref(), *json, out),
+            } => {
+                let expected = crate::etcd::Expected {
+                    nodes: expect.clone(),
+                    count: *expect_count,
+                };
+                fleet_status(etcd, key, status_prefix.as_deref(), expected, *json, out)
+            }
         };
         result.unwrap_or_else(|err| {
             let _ = writeln!(out, "error: cannot write the report: {err}");
@@ -776,6 +791,7 @@ mod fleet {
         endpoints: &str,
         key: &str,
         status_prefix: Option<&str>,
+        expected: crate::etcd::Expected,
         json: bool,
         out: &mut dyn Write,
     ) -> std::io::Result<u8> {
@@ -791,14 +807,15 @@ mod fleet {
             None => EtcdSource::for_key(client.clone(), key).default_status_prefix(),
         };
         let fleet = match FleetStatus::read(&client, key, &prefix) {
-            Ok(fleet) => fleet,
+            Ok(fleet) => fleet.expecting(expected),
             Err(err) => {
                 writeln!(out, "{err}")?;
                 return Ok(EXIT_ETCD);
             }
         };
         if json {
-            let text = serde_json::to_string_pretty(&fleet).map_err(std::io::Error::other)?;
+            let text =
+                serde_json::to_string_pretty(&fleet.to_json()).map_err(std::io::Error::other)?;
             writeln!(out, "{text}")?;
         } else {
             writeln!(out, "{fleet}")?;

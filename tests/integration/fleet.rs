@@ -19,6 +19,8 @@ use hotcfg::etcd::{
 use hotcfg::{HotReload, ReloadResult, Reloader, RestartPolicy, Violations};
 use hotcfg_tests::Sandbox;
 
+mod catchup;
+
 /// The longest any single condition is waited for.
 const LIMIT: Duration = Duration::from_secs(15);
 const KEY: &str = "apps/demo/config.toml";
@@ -379,6 +381,8 @@ fn a_pushed_hot_change_reaches_every_node_and_each_reports_it_applied() {
                 etcd: etcd.endpoint(),
                 key: KEY.to_string(),
                 status_prefix: None,
+                expect: Vec::new(),
+                expect_count: None,
                 json: false,
             },
         )
@@ -390,7 +394,7 @@ fn a_pushed_hot_change_reaches_every_node_and_each_reports_it_applied() {
         "{table}"
     );
     assert!(
-        table.contains("NODE    REVISION  RESULT   PENDING RESTART  ERROR"),
+        table.contains("NODE    REVISION  RESULT   WATCH     PENDING RESTART  ERROR"),
         "{table}"
     );
     for node in &nodes {
@@ -401,7 +405,14 @@ fn a_pushed_hot_change_reaches_every_node_and_each_reports_it_applied() {
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(
             cells,
-            [node.id.as_str(), &revision.to_string(), "applied", "-", "-"]
+            [
+                node.id.as_str(),
+                &revision.to_string(),
+                "applied",
+                "watching",
+                "-",
+                "-"
+            ]
         );
     }
     assert!(
@@ -470,6 +481,8 @@ fn a_restart_only_push_is_rejected_or_deferred_by_every_node_which_says_so() {
             etcd: etcd.endpoint(),
             key: KEY.to_string(),
             status_prefix: None,
+            expect: Vec::new(),
+            expect_count: None,
             json: false,
         },
     );
@@ -533,6 +546,8 @@ fn a_restart_only_push_is_rejected_or_deferred_by_every_node_which_says_so() {
             etcd: etcd.endpoint(),
             key: KEY.to_string(),
             status_prefix: None,
+            expect: Vec::new(),
+            expect_count: None,
             json: false,
         },
     );
@@ -546,6 +561,7 @@ fn a_restart_only_push_is_rejected_or_deferred_by_every_node_which_says_so() {
                 node.id.as_str(),
                 &revision.to_string(),
                 "applied",
+                "watching",
                 "listen",
                 "-"
             ]

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use etcd_client::{
-    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn,
-    TxnOp, TxnOpResponse,
+    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, GetOptions, KvClient,
+    PutOptions, Txn, TxnOp, TxnOpResponse, WatchClient,
 };
 use tokio::runtime::Runtime;
 
@@ -30,7 +30,17 @@ pub struct EtcdOptions {
     /// HTTP/2 keep-alive interval; a connection that does not answer a ping within the same time
     /// is treated as broken (default 5 s). This is how a silent network partition is noticed.
     pub keep_alive: Duration,
+    /// Largest single response accepted from etcd (default [`DEFAULT_MAX_RESPONSE_BYTES`],
+    /// 64 MiB; gRPC's own default of 4 MiB is too small). One value is at most etcd's
+    /// `--max-request-bytes` (1.5 MiB by default); watches ask etcd for fragments of about that
+    /// size, so a catch-up of any length fits; a prefix read carries every value under the
+    /// prefix in one response, so this bounds a prefix's total size. A larger response is an
+    /// [`EtcdError::TooLarge`].
+    pub max_response: usize,
 }
+
+/// The default of [`EtcdOptions::max_response`]: 64 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for EtcdOptions {
     fn default() -> Self {
@@ -38,6 +48,7 @@ impl Default for EtcdOptions {
             connect: Duration::from_secs(2),
             request: Duration::from_secs(5),
             keep_alive: Duration::from_secs(5),
+            max_response: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -58,6 +69,12 @@ impl EtcdOptions {
     /// Sets [`EtcdOptions::keep_alive`].
     pub fn keep_alive(mut self, interval: Duration) -> Self {
         self.keep_alive = interval;
+        self
+    }
+
+    /// Sets [`EtcdOptions::max_response`] (at least 64 KiB).
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response = limit.max(64 * 1024);
         self
     }
 }
@@ -83,6 +100,22 @@ pub enum EtcdError {
         /// etcd's answer.
         message: String,
     },
+    /// etcd answered with a response larger than [`EtcdOptions::max_response`]: nothing of it was
+    /// read. Retrying the same request fails the same way.
+    #[error(
+        "etcd at {endpoints} answered {operation} with {message}, above this client's limit of \
+         {limit} bytes (EtcdOptions::max_response)"
+    )]
+    TooLarge {
+        /// The endpoints, comma-separated.
+        endpoints: String,
+        /// What was asked (`watch app/config`).
+        operation: String,
+        /// The client's limit in bytes.
+        limit: usize,
+        /// How large the response was (`a message of 5599531 bytes`).
+        message: String,
+    },
     /// The client cannot be set up (no endpoints, a malformed endpoint, no thread for its runtime).
     #[error("cannot set up an etcd client: {0}")]
     Setup(String),
@@ -92,6 +125,11 @@ impl EtcdError {
     /// `true` when etcd could not be reached (as opposed to answering with an error).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, EtcdError::Unreachable { .. })
+    }
+
+    /// `true` when etcd's answer was larger than [`EtcdOptions::max_response`].
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, EtcdError::TooLarge { .. })
     }
 }
 
@@ -310,9 +348,10 @@ impl EtcdClient {
                 .and_then([TxnOp::put(key.clone(), value, None)])
                 .or_else([TxnOp::get(key.clone(), None)]);
             let operation = format!("write {key} if at revision {expected}");
+            let limit = this.inner.options.max_response;
             let response = this
-                .call(&operation, move |mut client| async move {
-                    client.txn(txn).await
+                .call(&operation, move |client| async move {
+                    kv_client(&client, limit).txn(txn).await
                 })
                 .await?;
             let revision = response.header().map_or(0, |h| h.revision());
@@ -487,9 +526,22 @@ impl EtcdClient {
         Err(error)
     }
 
-    /// Turns a client error into an [`EtcdError`], telling "could not reach" from "refused".
+    /// Turns a client error into an [`EtcdError`], telling "could not reach" from "refused" from
+    /// "too large".
     pub(crate) fn classify(&self, operation: &str, err: etcd_client::Error) -> EtcdError {
         use etcd_client::Error as E;
+        if let E::GRpcStatus(status) = &err {
+            if i32::from(status.code()) == grpc_code::OUT_OF_RANGE {
+                if let Some(size) = oversized_message(status.message()) {
+                    return EtcdError::TooLarge {
+                        endpoints: self.endpoint_list(),
+                        operation: operation.to_string(),
+                        limit: self.inner.options.max_response,
+                        message: format!("a message of {size} bytes"),
+                    };
+                }
+            }
+        }
         let unreachable = match &err {
             E::TransportError(_) | E::IoError(_) | E::WatchError(_) | E::EndpointError(_) => true,
             E::GRpcStatus(status) => {
@@ -498,6 +550,9 @@ impl EtcdClient {
                     code,
                     grpc_code::CANCELLED | grpc_code::DEADLINE_EXCEEDED | grpc_code::UNAVAILABLE
                 ) || code == grpc_code::UNKNOWN && status.message().contains("transport")
+                    // A status made by the client from a broken connection (h2, io) carries that
+                    // error as its source; one sent by etcd does not.
+                    || std::error::Error::source(status).is_some()
             }
             E::LeaseKeepAliveError(_) => true,
             _ => false,
@@ -529,6 +584,13 @@ impl EtcdClient {
         }
     }
 
+    /// A watch client that accepts responses up to [`EtcdOptions::max_response`].
+    pub(crate) fn watcher(&self, client: &Client) -> WatchClient {
+        client
+            .watch_client()
+            .max_decoding_message_size(self.inner.options.max_response)
+    }
+
     pub(crate) async fn range(&self, key: &str, prefix: bool) -> Result<Listing, EtcdError> {
         let operation = if prefix {
             format!("list {key}*")
@@ -536,14 +598,15 @@ impl EtcdClient {
             format!("get {key}")
         };
         let key = key.to_string();
+        let limit = self.inner.options.max_response;
         let response = self
-            .call(&operation, move |mut client| async move {
+            .call(&operation, move |client| async move {
                 let options = if prefix {
                     Some(GetOptions::new().with_prefix())
                 } else {
                     None
                 };
-                client.get(key, options).await
+                kv_client(&client, limit).get(key, options).await
             })
             .await?;
         let revision = response.header().map_or(0, |h| h.revision());
@@ -586,10 +649,71 @@ impl EtcdClient {
     }
 }
 
+/// A key-value client that accepts responses up to `limit` bytes.
+fn kv_client(client: &Client, limit: usize) -> KvClient {
+    client.kv_client().max_decoding_message_size(limit)
+}
+
 /// gRPC status codes (the protocol's numbers), without depending on tonic directly.
 mod grpc_code {
     pub const CANCELLED: i32 = 1;
     pub const UNKNOWN: i32 = 2;
     pub const DEADLINE_EXCEEDED: i32 = 4;
+    pub const OUT_OF_RANGE: i32 = 11;
     pub const UNAVAILABLE: i32 = 14;
+}
+
+/// The size in tonic's "decoded message length too large: found N bytes, ..." message.
+fn oversized_message(message: &str) -> Option<u64> {
+    let (_, rest) = message.split_once("message length too large: found ")?;
+    rest.split_once(' ')?.0.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_above_the_limit_is_too_large_not_refused_nor_unreachable() {
+        let client = EtcdClient::with_options(
+            ["127.0.0.1:9"],
+            EtcdOptions::default().max_response_bytes(4_194_304),
+        )
+        .unwrap();
+        let status = etcd_client::Error::GRpcStatus(tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 5599531 bytes, the limit is: \
+             4194304 bytes",
+        ));
+        let err = client.classify("watch app/config", status);
+        assert!(err.is_too_large() && !err.is_unreachable(), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "etcd at 127.0.0.1:9 answered watch app/config with a message of 5599531 bytes, \
+             above this client's limit of 4194304 bytes (EtcdOptions::max_response)"
+        );
+        // Another out-of-range answer is etcd's own refusal.
+        let other = etcd_client::Error::GRpcStatus(tonic::Status::out_of_range("bad range"));
+        assert!(matches!(
+            client.classify("get k", other),
+            EtcdError::Refused { .. }
+        ));
+        assert_eq!(oversized_message("message length too large: found x"), None);
+    }
+
+    #[test]
+    fn a_status_made_from_a_broken_connection_is_unreachable() {
+        let client = EtcdClient::new(["127.0.0.1:9"]).unwrap();
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset");
+        let broken = tonic::Status::from_error(Box::new(io));
+        let err = client.classify("watch k", etcd_client::Error::GRpcStatus(broken));
+        assert!(err.is_unreachable(), "{err:?}");
+        let sent = tonic::Status::permission_denied("no");
+        assert!(!client
+            .classify("watch k", etcd_client::Error::GRpcStatus(sent))
+            .is_unreachable());
+        assert_eq!(
+            EtcdOptions::default().max_response,
+            DEFAULT_MAX_RESPONSE_BYTES
+        );
+    }
 }

@@ -5,14 +5,15 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use etcd_client::WatchOptions;
 use serde::de::DeserializeOwned;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use super::client::{EtcdClient, EtcdError};
+use super::follow::Follow;
+use super::health::{WatchHealth, WatchState};
+use super::reporter::Reporter;
 use super::source::EtcdSource;
-use super::status::{NodeResult, NodeStatus};
-use crate::{HotReload, ReloadEvent, Reloader, Trigger};
+use crate::{HotReload, Reloader, Trigger};
 
 /// How an [`EtcdFollower`] behaves.
 ///
@@ -76,7 +77,10 @@ impl FollowerOptions {
     }
 
     /// Reconnection delays: the first retry after `min`, doubling up to `max` (defaults 100 ms and
-    /// 5 s), with jitter so a fleet does not reconnect in lockstep.
+    /// 5 s), each shortened by up to a quarter at random so a fleet does not reconnect in
+    /// lockstep: no delay exceeds `max`. The delays start again from `min` only once a new watch
+    /// has delivered and handled its first response (or stayed up for `max`), so a watch that
+    /// etcd accepts but that fails at once does not retry in a tight loop.
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.backoff_min = min.max(Duration::from_millis(1));
         self.backoff_max = max.max(self.backoff_min);
@@ -103,13 +107,75 @@ pub struct FollowerStats {
     pub reports: u64,
 }
 
-struct Shared {
-    connected: AtomicBool,
-    revision: AtomicI64,
-    reloads: AtomicU64,
-    disconnects: AtomicU64,
-    resyncs: AtomicU64,
-    reports: AtomicU64,
+pub(super) struct Shared {
+    pub(super) connected: AtomicBool,
+    pub(super) revision: AtomicI64,
+    pub(super) reloads: AtomicU64,
+    pub(super) disconnects: AtomicU64,
+    pub(super) resyncs: AtomicU64,
+    pub(super) reports: AtomicU64,
+    /// The watch's state, which the reporter subscribes to.
+    pub(super) health: watch::Sender<WatchHealth>,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            connected: AtomicBool::new(false),
+            revision: AtomicI64::new(0),
+            reloads: AtomicU64::new(0),
+            disconnects: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+            reports: AtomicU64::new(0),
+            health: watch::Sender::new(WatchHealth::now(WatchState::Starting, None)),
+        }
+    }
+
+    /// The watch is established.
+    pub(super) fn watching(&self) {
+        self.connected.store(true, Ordering::SeqCst);
+        self.set_health(WatchHealth::now(WatchState::Watching, None), false);
+    }
+
+    /// The follower was paused.
+    pub(super) fn paused(&self) {
+        self.connected.store(false, Ordering::SeqCst);
+        if self.health.borrow().state != WatchState::Paused {
+            self.set_health(WatchHealth::now(WatchState::Paused, None), false);
+        }
+    }
+
+    /// A connection or watch attempt failed with `err`: reconnecting since the first failure.
+    pub(super) fn failed(&self, err: &EtcdError) {
+        self.connected.store(false, Ordering::SeqCst);
+        self.disconnects.fetch_add(1, Ordering::SeqCst);
+        let current = self.health.borrow().clone();
+        let mut health = if current.state == WatchState::Reconnecting {
+            current
+        } else {
+            WatchHealth::now(WatchState::Reconnecting, None)
+        };
+        health.last_error = Some(err.to_string());
+        self.set_health(health, true);
+    }
+
+    /// `revision` of the key was handed to the engine.
+    pub(super) fn handed(&self, revision: i64) {
+        let newest = self
+            .revision
+            .fetch_max(revision, Ordering::SeqCst)
+            .max(revision);
+        metrics::gauge!(super::health::ETCD_REVISION).set(newest as f64);
+    }
+
+    fn set_health(&self, health: WatchHealth, failed: bool) {
+        health.record(failed);
+        self.health.send_if_modified(|old| {
+            let changed = *old != health;
+            *old = health;
+            changed
+        });
+    }
 }
 
 /// Follows an etcd key for one engine: reads it at start, watches it from the revision read
@@ -172,14 +238,7 @@ impl EtcdFollower {
     where
         C: HotReload + DeserializeOwned + Send + Sync + 'static,
     {
-        let shared = Arc::new(Shared {
-            connected: AtomicBool::new(false),
-            revision: AtomicI64::new(0),
-            reloads: AtomicU64::new(0),
-            disconnects: AtomicU64::new(0),
-            resyncs: AtomicU64::new(0),
-            reports: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new());
         let (stop, stop_rx) = watch::channel(false);
         let (paused, paused_rx) = watch::channel(false);
         let client = source.client().clone();
@@ -251,6 +310,12 @@ impl EtcdFollower {
         }
     }
 
+    /// What the watch is doing now: watching, reconnecting (since when, and why) or paused. Every
+    /// status report carries it too.
+    pub fn health(&self) -> WatchHealth {
+        self.shared.health.borrow().clone()
+    }
+
     /// The key this node reports under, when reporting.
     pub fn status_key(&self) -> Option<&str> {
         self.status_key.as_deref()
@@ -295,265 +360,9 @@ impl Drop for EtcdFollower {
     }
 }
 
-/// Exponential backoff with jitter.
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new((min, max): (Duration, Duration)) -> Self {
-        Backoff {
-            min,
-            max,
-            next: min,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = self.min;
-    }
-
-    /// The delay to wait now: the current step with up to 25% jitter either way.
-    fn step(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        // A cheap spread in [-25%, +25%].
-        let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
-        base.mul_f64(factor)
-    }
-}
-
-/// Sleeps `delay` unless `stop` turns true first; returns `true` when stopped.
-async fn sleep_or_stop(delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
-    if *stop.borrow() {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => false,
-        _ = stop.changed() => true,
-    }
-}
-
-enum SessionEnd {
-    Stopped,
-    Paused,
-    Compacted,
-}
-
-struct Follow<C: HotReload> {
-    reloader: Reloader<C>,
-    source: EtcdSource,
-    shared: Arc<Shared>,
-    backoff: (Duration, Duration),
-}
-
-impl<C> Follow<C>
-where
-    C: HotReload + DeserializeOwned + Send + Sync + 'static,
-{
-    async fn run(self, mut stop: watch::Receiver<bool>, mut paused: watch::Receiver<bool>) {
-        // The revision every change up to which has been handed to the engine; `None` until a
-        // fresh read established it.
-        let mut position: Option<i64> = None;
-        let mut backoff = Backoff::new(self.backoff);
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            if *paused.borrow() {
-                self.shared.connected.store(false, Ordering::SeqCst);
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    _ = paused.changed() => continue,
-                }
-            }
-            match self
-                .session(&mut position, &mut stop, &mut paused, &mut backoff)
-                .await
-            {
-                Ok(SessionEnd::Stopped) => return,
-                Ok(SessionEnd::Paused) => {}
-                Ok(SessionEnd::Compacted) => {
-                    self.shared.resyncs.fetch_add(1, Ordering::SeqCst);
-                    tracing::warn!(
-                        key = self.source.key(),
-                        after = ?position,
-                        "the revision to resume from was compacted; reading the key afresh"
-                    );
-                    position = None;
-                }
-                Err(err) => {
-                    self.shared.connected.store(false, Ordering::SeqCst);
-                    self.shared.disconnects.fetch_add(1, Ordering::SeqCst);
-                    let delay = backoff.step();
-                    tracing::warn!(
-                        key = self.source.key(),
-                        %err,
-                        retry_in = ?delay,
-                        "lost etcd; keeping the live configuration"
-                    );
-                    if sleep_or_stop(delay, &mut stop).await {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// One connection: a fresh read when needed, then a watch until it fails or is told to stop.
-    async fn session(
-        &self,
-        position: &mut Option<i64>,
-        stop: &mut watch::Receiver<bool>,
-        paused: &mut watch::Receiver<bool>,
-        backoff: &mut Backoff,
-    ) -> Result<SessionEnd, EtcdError> {
-        let client = self.source.client();
-        let key = self.source.key().to_string();
-        let start = match *position {
-            Some(revision) => revision + 1,
-            None => {
-                // Learn the store revision first, then have the engine read: the read sees at
-                // least that revision, and the watch delivers everything after it.
-                let listing = client.range(&key, self.source.is_prefix()).await?;
-                let revision = listing.revision;
-                let newest = listing
-                    .entries
-                    .iter()
-                    .filter(|e| !self.source.is_excluded(&e.key))
-                    .map(|e| e.mod_revision)
-                    .max();
-                // The engine already runs exactly this version of a key (typically: it was just
-                // built from it): nothing to reload. A prefix always re-reads, since a deleted key
-                // leaves no revision behind.
-                let live = self
-                    .reloader
-                    .handle()
-                    .snapshot()
-                    .source()
-                    .and_then(|s| s.revision);
-                if self.source.is_prefix() || newest.is_none() || live != newest {
-                    self.reload(remote_trigger(&key, true, revision)).await?;
-                }
-                *position = Some(revision);
-                self.shared
-                    .revision
-                    .fetch_max(newest.unwrap_or(0), Ordering::SeqCst);
-                revision + 1
-            }
-        };
-        let (raw, epoch) = client.raw().await?;
-        let mut options = WatchOptions::new().with_start_revision(start);
-        if self.source.is_prefix() {
-            options = options.with_prefix();
-        }
-        let timeout = client.options().request;
-        let watching = async {
-            let mut raw = raw;
-            let mut stream = raw.watch(key.clone(), Some(options)).await?;
-            // Wait for etcd to confirm (or refuse) the watch.
-            let first = stream.message().await?;
-            Ok::<_, etcd_client::Error>((stream, first))
-        };
-        let (mut stream, first) = match tokio::time::timeout(timeout, watching).await {
-            Ok(Ok(ok)) => ok,
-            Ok(Err(err)) => {
-                let err = client.classify(&format!("watch {key}"), err);
-                if err.is_unreachable() {
-                    client.forget(epoch).await;
-                }
-                return Err(err);
-            }
-            Err(_) => {
-                client.forget(epoch).await;
-                return Err(
-                    client.unreachable(format!("no answer within {timeout:?} to watch {key}"))
-                );
-            }
-        };
-        let mut confirmed = false;
-        let mut next = first;
-        loop {
-            let Some(response) = next else {
-                client.forget(epoch).await;
-                return Err(client.unreachable(format!("the watch of {key} was closed")));
-            };
-            if response.canceled() {
-                if response.compact_revision() > 0 {
-                    return Ok(SessionEnd::Compacted);
-                }
-                return Err(EtcdError::Refused {
-                    endpoints: client.endpoint_list(),
-                    operation: format!("watch {key}"),
-                    message: format!("watch canceled: {}", response.cancel_reason()),
-                });
-            }
-            if !confirmed {
-                confirmed = true;
-                self.shared.connected.store(true, Ordering::SeqCst);
-                backoff.reset();
-                tracing::info!(key, from = start, "following etcd");
-            }
-            let newest = response
-                .events()
-                .iter()
-                .filter_map(|event| event.kv())
-                .filter(|kv| !self.source.is_excluded(&String::from_utf8_lossy(kv.key())))
-                .map(|kv| kv.mod_revision())
-                .max();
-            if let Some(revision) = newest {
-                self.reload(remote_trigger(&key, false, revision)).await?;
-                *position = Some(revision);
-                self.shared.revision.fetch_max(revision, Ordering::SeqCst);
-            }
-            let message = loop {
-                tokio::select! {
-                    _ = stop.changed() => return Ok(SessionEnd::Stopped),
-                    changed = paused.changed() => {
-                        if changed.is_err() || *paused.borrow() {
-                            return Ok(SessionEnd::Paused);
-                        }
-                    }
-                    message = stream.message() => break message,
-                }
-            };
-            next = match message {
-                Ok(message) => message,
-                Err(err) => {
-                    let err = client.classify(&format!("watch {key}"), err);
-                    client.forget(epoch).await;
-                    return Err(err);
-                }
-            };
-        }
-    }
-
-    /// Runs one reload on a blocking thread. A read that could not reach etcd is an error, so the
-    /// session reconnects and the revision is handled again.
-    async fn reload(&self, trigger: Trigger) -> Result<Arc<ReloadEvent>, EtcdError> {
-        let reloader = self.reloader.clone();
-        let event = tokio::task::spawn_blocking(move || reloader.trigger(trigger))
-            .await
-            .map_err(|e| EtcdError::Setup(format!("the reload task failed: {e}")))?;
-        self.shared.reloads.fetch_add(1, Ordering::SeqCst);
-        if event.source.is_none() && self.source.last_read().unreachable {
-            return Err(self
-                .source
-                .client()
-                .unreachable("etcd went away while the engine read the key"));
-        }
-        Ok(event)
-    }
-}
-
 /// The trigger of a reload for `revision` of `key`: `etcd KEY revision N` for a watched change,
 /// `etcd KEY read at revision N` for a fresh read.
-fn remote_trigger(key: &str, fresh: bool, revision: i64) -> Trigger {
+pub(super) fn remote_trigger(key: &str, fresh: bool, revision: i64) -> Trigger {
     let what = if fresh {
         "read at revision"
     } else {
@@ -563,176 +372,12 @@ fn remote_trigger(key: &str, fresh: bool, revision: i64) -> Trigger {
 }
 
 /// The revision a trigger made by [`remote_trigger`] names.
-fn trigger_revision(trigger: &Trigger) -> Option<i64> {
+pub(super) fn trigger_revision(trigger: &Trigger) -> Option<i64> {
     match trigger {
         Trigger::Remote(what) if what.starts_with("etcd ") => {
             what.rsplit_once(" revision ")?.1.parse().ok()
         }
         _ => None,
-    }
-}
-
-struct Reporter<C: HotReload> {
-    reloader: Reloader<C>,
-    source: EtcdSource,
-    shared: Arc<Shared>,
-    node: String,
-    key: String,
-    ttl: Duration,
-    backoff: (Duration, Duration),
-}
-
-impl<C> Reporter<C>
-where
-    C: HotReload + DeserializeOwned + Send + Sync + 'static,
-{
-    /// The report for `event`, or `None` when it has nothing to say about a revision (a read
-    /// that could not reach etcd).
-    fn status_of(&self, event: &ReloadEvent) -> Option<NodeStatus> {
-        let mut status = NodeStatus::from_event(&self.node, event, self.pending());
-        if event.source.is_none() {
-            // Nothing was read: the result is for the revision that triggered the reload (a
-            // deletion), else for the store revision the failed read saw.
-            let note = self.source.last_read();
-            if note.unreachable {
-                return None;
-            }
-            status.revision = trigger_revision(&event.trigger).or(note.revision);
-        }
-        Some(status)
-    }
-
-    fn pending(&self) -> Vec<String> {
-        self.reloader
-            .pending_restart()
-            .into_iter()
-            .map(|c| c.path.to_string())
-            .collect()
-    }
-
-    async fn run(
-        self,
-        mut events: broadcast::Receiver<Arc<ReloadEvent>>,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let mut latest =
-            NodeStatus::from_event(&self.node, &self.reloader.last_event(), self.pending());
-        let mut backoff = Backoff::new(self.backoff);
-        loop {
-            match self
-                .session(&mut latest, &mut events, &mut stop, &mut backoff)
-                .await
-            {
-                Ok(()) => return,
-                Err(err) => {
-                    tracing::warn!(key = self.key, %err, "cannot report status; retrying");
-                    if sleep_or_stop(backoff.step(), &mut stop).await {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Grants a lease, writes the latest report, then writes each new one and keeps the lease
-    /// alive, until stopped (revoking the lease) or etcd fails.
-    async fn session(
-        &self,
-        latest: &mut NodeStatus,
-        events: &mut broadcast::Receiver<Arc<ReloadEvent>>,
-        stop: &mut watch::Receiver<bool>,
-        backoff: &mut Backoff,
-    ) -> Result<(), EtcdError> {
-        let client = self.source.client();
-        let ttl = self.ttl.as_secs().max(2) as i64;
-        let lease = client
-            .call("grant a status lease", |mut c| async move {
-                c.lease_grant(ttl, None).await
-            })
-            .await?
-            .id();
-        let (raw, epoch) = client.raw().await?;
-        let (mut keeper, mut answers) = {
-            let mut raw = raw;
-            match tokio::time::timeout(client.options().request, raw.lease_keep_alive(lease)).await
-            {
-                Ok(Ok(pair)) => pair,
-                Ok(Err(err)) => {
-                    client.forget(epoch).await;
-                    return Err(client.classify("keep the status lease alive", err));
-                }
-                Err(_) => {
-                    client.forget(epoch).await;
-                    return Err(client.unreachable("no answer to the lease keep-alive"));
-                }
-            }
-        };
-        let mut written: NodeStatus = latest.clone();
-        self.write(latest, lease).await?;
-        backoff.reset();
-        let mut tick = tokio::time::interval(self.ttl / 3);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = stop.changed() => {
-                    let _ = client
-                        .call("revoke the status lease", |mut c| async move { c.lease_revoke(lease).await })
-                        .await;
-                    return Ok(());
-                }
-                event = events.recv() => {
-                    let event = match event {
-                        Ok(event) => event,
-                        Err(broadcast::error::RecvError::Lagged(_)) => self.reloader.last_event(),
-                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
-                    };
-                    let Some(status) = self.status_of(&event) else { continue };
-                    // A repeated read of a revision already reported says nothing new.
-                    let repeat = status.result == NodeResult::Unchanged
-                        && status.revision == written.revision;
-                    *latest = status;
-                    if repeat || latest.same_as(&written) {
-                        continue;
-                    }
-                    self.write(latest, lease).await?;
-                    written = latest.clone();
-                }
-                _ = tick.tick() => {
-                    keeper.keep_alive().await.map_err(|e| client.classify("keep the status lease alive", e))?;
-                    match tokio::time::timeout(client.options().request, answers.message()).await {
-                        Ok(Ok(Some(answer))) if answer.ttl() > 0 => {}
-                        Ok(Ok(Some(_))) => {
-                            return Err(client.unreachable("the status lease expired"));
-                        }
-                        Ok(Ok(None)) => {
-                            client.forget(epoch).await;
-                            return Err(client.unreachable("the lease keep-alive stream closed"));
-                        }
-                        Ok(Err(err)) => {
-                            client.forget(epoch).await;
-                            return Err(client.classify("keep the status lease alive", err));
-                        }
-                        Err(_) => {
-                            client.forget(epoch).await;
-                            return Err(client.unreachable("no answer to the lease keep-alive"));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    async fn write(&self, status: &NodeStatus, lease: i64) -> Result<(), EtcdError> {
-        let json = serde_json::to_vec(status)
-            .map_err(|e| EtcdError::Setup(format!("cannot encode the status: {e}")))?;
-        self.source
-            .client()
-            .put_async(&self.key, json, Some(lease))
-            .await?;
-        self.shared.reports.fetch_add(1, Ordering::SeqCst);
-        tracing::debug!(key = self.key, result = %status.result, revision = ?status.revision, "status reported");
-        Ok(())
     }
 }
 
@@ -755,21 +400,5 @@ mod tests {
             trigger_revision(&Trigger::Remote("consul k revision 3".into())),
             None
         );
-    }
-
-    #[test]
-    fn backoff_doubles_to_its_cap_with_bounded_jitter_and_resets() {
-        let mut backoff = Backoff::new((Duration::from_millis(100), Duration::from_millis(400)));
-        let steps: Vec<Duration> = (0..5).map(|_| backoff.step()).collect();
-        let bases = [100, 200, 400, 400, 400];
-        for (step, base) in steps.iter().zip(bases) {
-            let base = Duration::from_millis(base);
-            assert!(
-                *step >= base.mul_f64(0.75) && *step <= base.mul_f64(1.25),
-                "{steps:?}"
-            );
-        }
-        backoff.reset();
-        assert!(backoff.step() <= Duration::from_millis(125));
     }
 }

@@ -50,16 +50,44 @@
 //!
 //! - **etcd down or unreachable.** A node keeps serving its live configuration: an unreachable
 //!   store is never a reason to drop, reset or reload it. The follower retries with exponential
-//!   backoff (with jitter) and, once reconnected, resumes the watch from the last revision it saw,
-//!   so changes made meanwhile arrive in order. A reload asked for while etcd is down (SIGHUP, an
-//!   admin command) fails and is recorded as such; the live configuration stays.
+//!   backoff (jitter below each step; no delay above the cap, 5 s by default) and, once
+//!   reconnected, resumes the watch from the last revision it saw, so changes made meanwhile
+//!   arrive in order. The delays start again from the shortest only once a new watch has
+//!   delivered and handled a response (or stayed up for the cap). A reload asked for while etcd
+//!   is down (SIGHUP, an admin command) fails and is recorded as such; the live configuration
+//!   stays.
+//! - **What a node reports while its watch is down.** Every status report carries the watch's
+//!   [`WatchHealth`]: `watching`, `reconnecting` since when with the last error (etcd
+//!   unreachable, a refused watch, a response too large), or `paused`; so do the metrics
+//!   ([`ETCD_WATCHING`], [`ETCD_WATCH_STATE_SINCE_SECONDS`], [`ETCD_WATCH_FAILURES_TOTAL`],
+//!   [`ETCD_REVISION`]). The report is rewritten when the state changes and etcd can be written
+//!   (while etcd is unreachable, nothing can be: the report keeps its last content until its
+//!   lease expires). [`FleetStatus`] never counts a node that is not watching as converged,
+//!   whatever revision it runs: it would miss the next change.
+//! - **Size limits.** etcd refuses a value above its `--max-request-bytes` (1.5 MiB by default).
+//!   The client accepts responses up to [`EtcdOptions::max_response`] (64 MiB by default, not
+//!   gRPC's 4 MiB) and asks for watch responses in fragments, so a node that missed any amount
+//!   of changes catches up; a prefix read carries all of a prefix's values in one response, so
+//!   the limit bounds their total. A catch-up that is still too large is not asked for again:
+//!   the follower reads the newest value afresh instead. A read that is too large is an
+//!   [`EtcdError::TooLarge`] naming both sizes; the engine also refuses any single value above
+//!   [`EtcdSource::max_bytes`] (4 MiB by default).
 //! - **Compaction.** When the revision to resume from has been compacted away, the follower reads
 //!   the key afresh and watches from there: the node converges on the newest value.
 //! - **Ordering.** Each node handles revisions in etcd's order and never goes back to an older
 //!   value: every reload does a linearizable read of the newest value, so changes that arrive
-//!   during a reload coalesce (intermediate revisions may be skipped, never reordered). Nodes are
-//!   independent: there is no fleet-wide atomic switch, and at a given moment nodes may run
-//!   different revisions; their status keys tell which.
+//!   during a reload, or a backlog of them after a reconnection, coalesce into one reload
+//!   (intermediate revisions may be skipped, never reordered; one already covered by a read is
+//!   not read again). Nodes are independent: there is no fleet-wide atomic switch, and at a given
+//!   moment nodes may run different revisions; their status keys tell which.
+//! - **Status upkeep.** A node's status key is bound to its lease: it disappears at most the
+//!   lease's time to live after the node dies. A report deleted while the node lives is written
+//!   again at once, and a lease that expired while etcd was up (the node could not renew it in
+//!   time) is reported as that, and replaced.
+//! - **Membership.** `fleet-status` (and [`FleetStatus::expecting`]) can be told which nodes,
+//!   or how many, should report ([`Expected`]): a node that is missing (never started, crashed,
+//!   or paused long enough for its lease to expire) is then listed as missing and the fleet is
+//!   not converged. Without it, the fleet is whoever reports.
 //! - **Bad values.** An invalid value (syntax, types, validation, a deleted key) is refused by
 //!   every node, which keeps its configuration and reports the error; the next good value is
 //!   applied.
@@ -69,12 +97,23 @@
 //! Network calls wait at most [`EtcdOptions::request`]; TLS and authentication are not supported
 //! by this build.
 
+mod backoff;
 mod client;
+mod follow;
 mod follower;
+mod health;
+mod reporter;
 mod source;
 mod status;
 
-pub use client::{split_endpoints, Entry, EtcdClient, EtcdError, EtcdOptions, Listing, Swap};
+pub use client::{
+    split_endpoints, Entry, EtcdClient, EtcdError, EtcdOptions, Listing, Swap,
+    DEFAULT_MAX_RESPONSE_BYTES,
+};
 pub use follower::{EtcdFollower, FollowerOptions, FollowerStats};
+pub use health::{
+    WatchHealth, WatchState, ETCD_REVISION, ETCD_WATCHING, ETCD_WATCH_FAILURES_TOTAL,
+    ETCD_WATCH_STATE_SINCE_SECONDS,
+};
 pub use source::EtcdSource;
-pub use status::{FleetStatus, NodeResult, NodeStatus};
+pub use status::{Expected, FleetStatus, NodeResult, NodeStatus};

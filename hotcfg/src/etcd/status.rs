@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::client::{EtcdClient, EtcdError};
+use super::health::WatchHealth;
 use crate::{ReloadEvent, ReloadResult};
 
 /// A node's result for one reload, as the `result` field of its status.
@@ -89,6 +90,10 @@ pub struct NodeStatus {
     /// When the node wrote this report (seconds since the Unix epoch).
     #[serde(default)]
     pub reported_at: u64,
+    /// What the node's watch is doing: a node that is not watching will not see the next change
+    /// (`None` in reports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchHealth>,
 }
 
 impl NodeStatus {
@@ -127,7 +132,13 @@ impl NodeStatus {
             reported_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            watch: None,
         }
+    }
+
+    /// Whether the node follows the key now (reports without a watch state count as following).
+    pub fn is_following(&self) -> bool {
+        self.watch.as_ref().is_none_or(WatchHealth::is_watching)
     }
 
     /// Whether two reports say the same thing (ignoring when and why they were written).
@@ -138,19 +149,67 @@ impl NodeStatus {
             && self.pending_restart == other.pending_restart
             && self.generation == other.generation
             && self.sha256 == other.sha256
+            && self.watch == other.watch
     }
 }
 
-/// Every node's report under a status prefix, with the configuration key's current revision.
-/// `Display` renders the table `fleet-status` prints.
+/// The nodes a fleet is expected to have, so that `fleet-status` can tell a missing node from a
+/// fleet that shrank. Empty (the default): whoever reports is the fleet.
 ///
 /// ```
-/// use hotcfg::etcd::{FleetStatus, NodeResult, NodeStatus};
+/// let expected = hotcfg::etcd::Expected::nodes(["web-1", "web-2"]);
+/// assert_eq!(expected.count, None);
+/// assert!(!expected.is_empty());
+/// assert!(hotcfg::etcd::Expected::default().is_empty());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Expected {
+    /// These node ids must report.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// At least this many nodes must report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+}
+
+impl Expected {
+    /// Expects these node ids.
+    pub fn nodes<S: Into<String>>(ids: impl IntoIterator<Item = S>) -> Self {
+        Expected {
+            nodes: ids.into_iter().map(Into::into).collect(),
+            count: None,
+        }
+    }
+
+    /// Expects at least `count` nodes.
+    pub fn count(count: usize) -> Self {
+        Expected {
+            nodes: Vec::new(),
+            count: Some(count),
+        }
+    }
+
+    /// Whether nothing is expected.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.count.is_none()
+    }
+}
+
+/// Every node's report under a status prefix, with the configuration key's current revision and
+/// the membership expected. `Display` renders the table `fleet-status` prints.
+///
+/// The fleet has converged when at least one node reports, every expected node reports, and every
+/// node applied (or found unchanged) the key's current revision *and* still watches the key: a
+/// node whose watch is down (reconnecting, paused) will miss the next change, so it never counts
+/// as converged, whatever revision it runs.
+///
+/// ```
+/// use hotcfg::etcd::{Expected, FleetStatus, NodeResult, NodeStatus};
 ///
 /// let node = |name: &str, revision, result, error: Option<&str>| NodeStatus {
 ///     node: name.into(), revision: Some(revision), result, error: error.map(Into::into),
 ///     pending_restart: vec![], warnings: vec![], generation: 2, sha256: None,
-///     trigger: "remote".into(), reported_at: 0,
+///     trigger: "remote".into(), reported_at: 0, watch: None,
 /// };
 /// let fleet = FleetStatus {
 ///     key: "app/config".into(),
@@ -160,12 +219,20 @@ impl NodeStatus {
 ///         node("a", 7, NodeResult::Applied, None),
 ///         node("b", 7, NodeResult::Failed, Some("cannot parse configuration: ...")),
 ///     ],
+///     expected: Expected::default(),
 /// };
 /// assert!(!fleet.converged());
 /// let table = fleet.to_string();
-/// assert_eq!(table.lines().nth(1), Some("NODE  REVISION  RESULT   PENDING RESTART  ERROR"));
-/// assert_eq!(table.lines().nth(3), Some("b     7         failed   -                cannot parse configuration: ..."));
+/// assert_eq!(table.lines().nth(1), Some("NODE  REVISION  RESULT   WATCH  PENDING RESTART  ERROR"));
+/// assert_eq!(table.lines().nth(3), Some("b     7         failed   -      -                cannot parse configuration: ..."));
 /// assert!(table.ends_with("2 node(s); 1 applied the current revision; not converged"));
+///
+/// // Expected membership: a node that does not report is missing.
+/// let fleet = FleetStatus { nodes: vec![node("a", 7, NodeResult::Applied, None)], ..fleet }
+///     .expecting(Expected::nodes(["a", "c"]));
+/// assert_eq!(fleet.missing(), ["c"]);
+/// assert!(!fleet.converged());
+/// assert!(fleet.to_string().ends_with("1 node(s); 1 applied the current revision; 1 missing; not converged"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FleetStatus {
@@ -177,6 +244,9 @@ pub struct FleetStatus {
     pub status_prefix: String,
     /// One report per live node, by node id.
     pub nodes: Vec<NodeStatus>,
+    /// The membership expected (see [`FleetStatus::expecting`]).
+    #[serde(skip_serializing_if = "Expected::is_empty")]
+    pub expected: Expected,
 }
 
 impl FleetStatus {
@@ -221,6 +291,7 @@ impl FleetStatus {
                         sha256: None,
                         trigger: String::new(),
                         reported_at: 0,
+                        watch: None,
                     }
                 })
             })
@@ -230,17 +301,146 @@ impl FleetStatus {
             key_revision,
             status_prefix: status_prefix.to_string(),
             nodes,
+            expected: Expected::default(),
         })
     }
 
-    /// `true` when there is at least one node and every node applied (or found unchanged) the
-    /// key's current revision.
+    /// The same view, judged against the membership `expected`.
+    pub fn expecting(mut self, expected: Expected) -> Self {
+        self.expected = expected;
+        self
+    }
+
+    /// Expected node ids without a report, in the order given.
+    pub fn missing(&self) -> Vec<&str> {
+        self.expected
+            .nodes
+            .iter()
+            .filter(|id| !self.nodes.iter().any(|n| &n.node == *id))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Whether `node` applied (or found unchanged) the key's current revision and still follows
+    /// the key.
+    pub fn is_current(&self, node: &NodeStatus) -> bool {
+        node.result.is_ok()
+            && node.revision.is_some()
+            && node.revision == self.key_revision
+            && node.is_following()
+    }
+
+    /// `true` when at least one node reports, every expected node reports, and every node is
+    /// [current](FleetStatus::is_current).
     pub fn converged(&self) -> bool {
         !self.nodes.is_empty()
-            && self.nodes.iter().all(|n| {
-                n.result.is_ok() && n.revision.is_some() && n.revision == self.key_revision
-            })
+            && self.missing().is_empty()
+            && self
+                .expected
+                .count
+                .is_none_or(|count| self.nodes.len() >= count)
+            && self.nodes.iter().all(|n| self.is_current(n))
     }
+
+    /// The JSON `fleet-status --json` prints: the fields, plus `missing` and `converged`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(object) = value.as_object_mut() {
+            object.insert("missing".into(), self.missing().into());
+            object.insert("converged".into(), self.converged().into());
+        }
+        value
+    }
+
+    /// The table's rows: one per report, then one per missing node.
+    fn rows(&self) -> Vec<[String; 6]> {
+        let mut rows: Vec<[String; 6]> = self.nodes.iter().map(row).collect();
+        for id in self.missing() {
+            rows.push([
+                id.to_string(),
+                "-".into(),
+                "missing".into(),
+                "-".into(),
+                "-".into(),
+                "expected, but no report (not started, stopped, or its lease expired)".into(),
+            ]);
+        }
+        rows
+    }
+
+    /// The last line: counts and the verdict.
+    fn summary(&self) -> String {
+        let current = self.nodes.iter().filter(|n| self.is_current(n)).count();
+        let mut text = format!(
+            "{} node(s); {current} applied the current revision",
+            self.nodes.len()
+        );
+        let not_following = self.nodes.iter().filter(|n| !n.is_following()).count();
+        if not_following > 0 {
+            text += &format!("; {not_following} not watching the key");
+        }
+        let missing = self.missing().len();
+        if missing > 0 {
+            text += &format!("; {missing} missing");
+        }
+        if let Some(count) = self.expected.count.filter(|c| self.nodes.len() < *c) {
+            text += &format!("; {} of {count} expected node(s) report", self.nodes.len());
+        }
+        text += if self.converged() {
+            "; converged"
+        } else {
+            "; not converged"
+        };
+        text
+    }
+}
+
+/// One report as a table row.
+fn row(n: &NodeStatus) -> [String; 6] {
+    let pending = if n.pending_restart.is_empty() {
+        "-".to_string()
+    } else {
+        n.pending_restart.join(",")
+    };
+    let mut errors = Vec::new();
+    if let Some(error) = &n.error {
+        let mut lines = error.lines();
+        let first = lines.next().unwrap_or("").to_string();
+        let more = lines.count();
+        errors.push(if more > 0 {
+            format!("{first} (+{more} more lines)")
+        } else {
+            first
+        });
+    }
+    let watch = match &n.watch {
+        None => "-".to_string(),
+        Some(health) => {
+            if !health.is_watching() {
+                let why = health.last_error.as_deref().unwrap_or("");
+                let why = why.lines().next().unwrap_or("");
+                errors.push(
+                    format!("watch {health}: {why}")
+                        .trim_end_matches([':', ' '])
+                        .to_string(),
+                );
+            }
+            health.state.to_string()
+        }
+    };
+    let error = if errors.is_empty() {
+        "-".to_string()
+    } else {
+        errors.join("; ")
+    };
+    [
+        n.node.clone(),
+        n.revision.map_or("-".to_string(), |r| r.to_string()),
+        n.result.to_string(),
+        watch,
+        pending,
+        error,
+    ]
 }
 
 impl fmt::Display for FleetStatus {
@@ -249,80 +449,34 @@ impl fmt::Display for FleetStatus {
             Some(rev) => writeln!(f, "key {} at revision {rev}", self.key)?,
             None => writeln!(f, "key {} does not exist", self.key)?,
         }
-        if self.nodes.is_empty() {
+        let rows = self.rows();
+        if rows.is_empty() {
             return write!(f, "no node reports under {}", self.status_prefix);
         }
-        let rows: Vec<[String; 5]> = self
-            .nodes
-            .iter()
-            .map(|n| {
-                let pending = if n.pending_restart.is_empty() {
-                    "-".to_string()
-                } else {
-                    n.pending_restart.join(",")
-                };
-                let error = match &n.error {
-                    None => "-".to_string(),
-                    Some(error) => {
-                        let mut lines = error.lines();
-                        let first = lines.next().unwrap_or("").to_string();
-                        let more = lines.count();
-                        if more > 0 {
-                            format!("{first} (+{more} more lines)")
-                        } else {
-                            first
-                        }
-                    }
-                };
-                [
-                    n.node.clone(),
-                    n.revision.map_or("-".to_string(), |r| r.to_string()),
-                    n.result.to_string(),
-                    pending,
-                    error,
-                ]
-            })
-            .collect();
-        let header = ["NODE", "REVISION", "RESULT", "PENDING RESTART", "ERROR"];
+        let header = [
+            "NODE",
+            "REVISION",
+            "RESULT",
+            "WATCH",
+            "PENDING RESTART",
+            "ERROR",
+        ];
         let mut widths = header.map(str::len);
         for row in &rows {
             for (w, cell) in widths.iter_mut().zip(row.iter()) {
                 *w = (*w).max(cell.len());
             }
         }
-        let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 5]| -> fmt::Result {
-            writeln!(
-                f,
-                "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
-                cells[0],
-                cells[1],
-                cells[2],
-                cells[3],
-                cells[4],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2],
-                w3 = widths[3],
-            )
+        let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 6]| -> fmt::Result {
+            for (cell, width) in cells.iter().zip(widths).take(5) {
+                write!(f, "{cell:width$}  ")?;
+            }
+            writeln!(f, "{}", cells[5])
         };
         line(f, header)?;
         for row in &rows {
-            line(f, [&row[0], &row[1], &row[2], &row[3], &row[4]])?;
+            line(f, row.each_ref().map(String::as_str))?;
         }
-        let current = self
-            .nodes
-            .iter()
-            .filter(|n| n.result.is_ok() && n.revision.is_some() && n.revision == self.key_revision)
-            .count();
-        write!(
-            f,
-            "{} node(s); {current} applied the current revision{}",
-            self.nodes.len(),
-            if self.converged() {
-                "; converged"
-            } else {
-                "; not converged"
-            }
-        )
+        write!(f, "{}", self.summary())
     }
 }
