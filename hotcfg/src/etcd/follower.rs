@@ -185,13 +185,16 @@ impl Shared {
 /// * **etcd down.** The engine keeps serving its live configuration; nothing is dropped or
 ///   reset. The follower retries with exponential backoff and jitter, and on reconnection resumes
 ///   the watch from the last revision it saw, so changes made meanwhile arrive in order. If that
-///   revision has been compacted away, it reads the key afresh instead (a *resync*).
+///   revision has been compacted away, or the changes since are too large to receive, it reads
+///   the key afresh instead (a *resync*).
 /// * **Ordering.** A node handles revisions in etcd's order and never goes back to an older one:
-///   each reload reads the newest value, so changes that arrive while a reload runs coalesce into
-///   one reload of the newest (intermediate revisions may be skipped, never reordered).
-/// * **Reports.** One JSON [`NodeStatus`] per result, written when it says something new. The
-///   key disappears when the lease expires (the node died) or at once on
-///   [`shutdown`](EtcdFollower::shutdown).
+///   each reload reads the newest value, so changes that arrive while a reload runs, or a backlog
+///   received at once, coalesce into one reload of the newest (intermediate revisions may be
+///   skipped, never reordered).
+/// * **Reports.** One JSON [`NodeStatus`](super::NodeStatus) per result, written when it says
+///   something new, with the watch's [`health`](EtcdFollower::health) (rewritten when that
+///   changes, and when the key is deleted while the node lives). The key disappears when the
+///   lease expires (the node died) or at once on [`shutdown`](EtcdFollower::shutdown).
 ///
 /// Dropping the follower stops it (the status key then expires with its lease).
 ///
