@@ -344,7 +344,7 @@ fn a_node_whose_watch_is_broken_says_so_and_is_not_converged() {
 
     // A value too large for it: its watch cannot be kept, and it says so.
     let huge = admin.put(KEY, padded(6, 100_000)).unwrap();
-    let status = wait_watch_report(node, WatchState::Reconnecting);
+    let status = wait_watch_report(&node, WatchState::Reconnecting);
     let health = status.watch.clone().unwrap();
     let error = health.last_error.clone().unwrap();
     assert!(
