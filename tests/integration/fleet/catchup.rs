@@ -412,3 +412,64 @@ fn a_deleted_status_key_is_written_again() {
         (NodeResult::Applied, Some(revision))
     );
 }
+
+/// One call to etcd's JSON gateway (HTTP/1.0, so the answer is not chunked).
+fn gateway(etcd: &Etcd, path: &str, body: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(etcd.endpoint()).expect("connect to etcd");
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("etcd's answer");
+    let (_, json) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP body in {answer:?}"));
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+}
+
+/// The ids of the leases etcd holds.
+fn leases(etcd: &Etcd) -> Vec<String> {
+    let answer = gateway(etcd, "/v3/lease/leases", "{}");
+    answer["leases"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|l| l["ID"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_status_lease_lost_while_etcd_is_up_is_replaced_and_the_report_restored() {
+    let etcd = Etcd::start();
+    let admin = admin(&etcd);
+    let revision = admin.put(KEY, super::text("0.0.0.0:7000", 2)).unwrap();
+    let nodes = super::start_nodes(&etcd, 1, RestartPolicy::Reject);
+    let held = leases(&etcd);
+    assert_eq!(held.len(), 1, "the node's status lease: {held:?}");
+
+    // The lease ends while etcd is up (revoked here; expired after a long pause alike): the
+    // report goes with it.
+    gateway(
+        &etcd,
+        "/v3/lease/revoke",
+        &format!(r#"{{"ID":"{}"}}"#, held[0]),
+    );
+    let status = eventually("the report to be back on a new lease", || {
+        let now = leases(&etcd);
+        match nodes[0].status() {
+            Some(status) if now.len() == 1 && now != held => Ok(status),
+            other => Err(format!("leases {now:?}, report {other:?}")),
+        }
+    });
+    assert_eq!(
+        (status.result, status.revision),
+        (NodeResult::Applied, Some(revision))
+    );
+}
