@@ -10,12 +10,19 @@ use serde::{Deserialize, Serialize};
 /// The configuration written on first run.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
-/// The task daemon's configuration.
+/// The task daemon's configuration. Every section refuses keys it does not know, so a misspelled
+/// or misplaced key (an `api_token` that TOML puts under the last table) is an error with its
+/// line, never a silently ignored setting.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[serde(deny_unknown_fields)]
 pub struct TaskDaemonConfig {
     /// Listen address and pid file.
     #[reload(restart)]
     pub daemon: DaemonSection,
+    /// The HTTP API's address and the limits that protect it.
+    #[reload(restart)]
+    #[serde(default)]
+    pub server: ServerSection,
     /// Where finished work and checkpoints go.
     #[reload(restart)]
     pub storage: StorageSection,
@@ -31,7 +38,8 @@ pub struct TaskDaemonConfig {
     /// Loop types by name.
     #[reload(nested)]
     pub loops: BTreeMap<String, LoopType>,
-    /// Token clients must send (`auth TOKEN`) before any other command; none means open.
+    /// Token clients must send (`auth TOKEN`, or `Authorization: Bearer TOKEN` over HTTP) before
+    /// any other command; none means open. Empty or with surrounding whitespace is refused.
     /// `secret` keeps it out of diffs, plans, events and the audit log; `Secret` out of `{:?}`.
     #[reload(scope = "auth", secret)]
     #[serde(default)]
@@ -40,6 +48,7 @@ pub struct TaskDaemonConfig {
 
 /// Restart-only daemon settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DaemonSection {
     /// Address the line protocol listens on.
     pub listen: String,
@@ -48,8 +57,48 @@ pub struct DaemonSection {
     pub pid_file: Option<PathBuf>,
 }
 
+/// Restart-only settings of the HTTP API: where it listens and the limits that hold under
+/// floods, slow clients and token guessing. Every field has a default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address the HTTP API and the status page listen on; none means no HTTP.
+    pub listen: Option<String>,
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, counted from when the server waits
+    /// for it: this also closes idle keep-alive connections.
+    pub header_timeout_secs: u64,
+    /// Seconds a request (its body and the answer) may take; the event stream is exempt.
+    pub request_timeout_secs: u64,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Failed authentications from one address answered at once; later ones are delayed.
+    pub auth_failures_before_delay: u32,
+    /// Failed authentications from one address before it is answered 429 for a while.
+    pub auth_failures_before_lockout: u32,
+    /// Seconds an address stays locked out (and how long its failures are remembered).
+    pub auth_lockout_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: None,
+            max_connections: 256,
+            header_timeout_secs: 10,
+            request_timeout_secs: 30,
+            body_limit_bytes: 64 * 1024,
+            auth_failures_before_delay: 3,
+            auth_failures_before_lockout: 10,
+            auth_lockout_secs: 60,
+        }
+    }
+}
+
 /// Restart-only storage settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StorageSection {
     /// Directory for finished work and checkpoints (relative to the config file).
     pub data_dir: PathBuf,
@@ -57,6 +106,7 @@ pub struct StorageSection {
 
 /// Limits, applied live by the `limits` handler.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[serde(deny_unknown_fields)]
 #[reload(scope = "limits")]
 pub struct Limits {
     /// Loops running at once.
@@ -69,6 +119,7 @@ pub struct Limits {
 
 /// Templates, applied live by the `templates` handler.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[serde(deny_unknown_fields)]
 #[reload(scope = "templates")]
 pub struct Templates {
     /// Template shown for each iteration.
@@ -83,6 +134,7 @@ pub struct Templates {
 
 /// Monitoring, applied live by the `monitoring` handler.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[serde(deny_unknown_fields)]
 #[reload(scope = "monitoring")]
 pub struct Monitoring {
     /// Log filter: `error`, `warn`, `info`, `debug` or `trace`.
@@ -96,6 +148,7 @@ pub struct Monitoring {
 
 /// A kind of loop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[serde(deny_unknown_fields)]
 #[reload(scope = "loops")]
 pub struct LoopType {
     /// Iterations before the loop finishes.
@@ -132,6 +185,8 @@ impl Validate for TaskDaemonConfig {
                 self.daemon.listen
             ),
         );
+        self.validate_server(v);
+        self.validate_token(v);
         v.check(
             self.limits.max_concurrent >= 1,
             "limits.max_concurrent",
@@ -172,6 +227,56 @@ impl Validate for TaskDaemonConfig {
     }
 }
 
+impl TaskDaemonConfig {
+    fn validate_server(&self, v: &mut Violations) {
+        let server = &self.server;
+        if let Some(listen) = &server.listen {
+            v.check(
+                listen.parse::<SocketAddr>().is_ok(),
+                "server.listen",
+                format!("`{listen}` is not an address like 127.0.0.1:7879"),
+            );
+        }
+        let at_least_one = [
+            ("server.max_connections", server.max_connections as u64),
+            ("server.header_timeout_secs", server.header_timeout_secs),
+            ("server.request_timeout_secs", server.request_timeout_secs),
+            ("server.body_limit_bytes", server.body_limit_bytes as u64),
+            (
+                "server.auth_failures_before_lockout",
+                u64::from(server.auth_failures_before_lockout),
+            ),
+            ("server.auth_lockout_secs", server.auth_lockout_secs),
+        ];
+        for (path, value) in at_least_one {
+            v.check(value >= 1, path, "must be at least 1");
+        }
+        v.check(
+            server.auth_failures_before_delay <= server.auth_failures_before_lockout,
+            "server.auth_failures_before_delay",
+            "must not exceed server.auth_failures_before_lockout",
+        );
+    }
+
+    /// A token no client can send would leave the daemon either open (empty) or closed to all.
+    fn validate_token(&self, v: &mut Violations) {
+        let Some(token) = &self.api_token else {
+            return;
+        };
+        let token = token.expose();
+        v.check(
+            !token.is_empty(),
+            "api_token",
+            "is empty: set a token, or remove the line to run without one",
+        );
+        v.check(
+            token.trim() == token.as_str(),
+            "api_token",
+            "has leading or trailing whitespace, which clients cannot send",
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +306,42 @@ mod tests {
         assert_eq!(class("templates.template_files"), "templates");
         assert_eq!(class("monitoring.log_level"), "monitoring");
         assert_eq!(class("api_token"), "auth");
+        assert_eq!(class("server"), "restart");
+    }
+
+    fn violations(text: &str) -> String {
+        let config: TaskDaemonConfig = toml::from_str(text).unwrap();
+        let mut v = Violations::default();
+        config.validate(&mut v);
+        v.to_string()
+    }
+
+    #[test]
+    fn an_empty_or_padded_token_is_refused() {
+        let empty = format!("api_token = \"\"\n{DEFAULT_CONFIG}");
+        assert!(
+            violations(&empty).contains("api_token"),
+            "{}",
+            violations(&empty)
+        );
+        let padded = format!("api_token = \" t0k \"\n{DEFAULT_CONFIG}");
+        assert!(
+            violations(&padded).contains("whitespace"),
+            "{}",
+            violations(&padded)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_in_every_section() {
+        for text in [
+            format!("api-token = \"x\"\n{DEFAULT_CONFIG}"),
+            format!("{DEFAULT_CONFIG}\napi_token = \"x\"\n"),
+            DEFAULT_CONFIG.replace("[limits]", "[limits]\nmax_concurent = 3"),
+            DEFAULT_CONFIG.replace("[server]", "[server]\nlisten_on = \"x\""),
+        ] {
+            let err = toml::from_str::<TaskDaemonConfig>(&text).unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{err}");
+        }
     }
 }

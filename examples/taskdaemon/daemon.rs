@@ -16,6 +16,7 @@ use crate::config::{TaskDaemonConfig, DEFAULT_CONFIG};
 use crate::handlers::{
     read_template_files, LimitsHandler, LoopsHandler, MonitoringHandler, TemplatesHandler,
 };
+use crate::http::{Api, EventLog};
 use crate::server::{RateLimiter, Server};
 use crate::work::Work;
 
@@ -46,6 +47,8 @@ pub struct Running {
     pub reloader: Reloader<TaskDaemonConfig>,
     pub work: Arc<Work>,
     pub addr: SocketAddr,
+    /// Where the HTTP API and the status page listen, when `server.listen` is set.
+    pub http_addr: Option<SocketAddr>,
     _triggers: Vec<Box<dyn std::any::Any + Send>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pid_file: Option<PathBuf>,
@@ -65,24 +68,51 @@ pub fn operator_cli(policy: RestartPolicy) -> hotcfg::cli::Cli<TaskDaemonConfig>
 /// Changes the log filter live.
 pub type LevelSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
+/// The log filter `RUST_LOG` sets, when it is set and valid; it then wins over the
+/// configuration's `monitoring.log_level`.
+fn log_filter_from_env() -> Option<EnvFilter> {
+    let spec = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())?;
+    match EnvFilter::try_new(&spec) {
+        Ok(filter) => Some(filter),
+        Err(err) => {
+            eprintln!("taskdaemon: ignoring RUST_LOG=`{spec}`: {err}");
+            None
+        }
+    }
+}
+
 /// Installs the global subscriber once (writing to stderr) and returns a way to change its level.
+/// When `RUST_LOG` is set, it is the filter and the returned setter changes nothing.
 fn log_level_setter(initial: &str) -> LevelSetter {
     static HANDLE: OnceLock<Option<reload::Handle<EnvFilter, tracing_subscriber::Registry>>> =
         OnceLock::new();
+    static FROM_ENV: OnceLock<bool> = OnceLock::new();
     let handle = HANDLE.get_or_init(|| {
-        let (filter, handle) = reload::Layer::new(EnvFilter::new(initial));
+        let from_env = log_filter_from_env();
+        let _ = FROM_ENV.set(from_env.is_some());
+        let (filter, handle) =
+            reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new(initial)));
         let installed = tracing_subscriber::registry()
             .with(filter)
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    // Colours only on a terminal: a log file keeps `key=value` searchable.
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .with_target(false),
             )
             .try_init();
         installed.ok().map(|()| handle)
     });
     let handle = handle.clone();
+    let from_env = FROM_ENV.get().copied().unwrap_or(false);
     Box::new(move |level: &str| {
+        if from_env {
+            tracing::debug!(level, "RUST_LOG is set: monitoring.log_level is not used");
+            return Ok(());
+        }
         let filter =
             EnvFilter::try_new(level).map_err(|e| format!("bad log level `{level}`: {e}"))?;
         match &handle {
@@ -124,6 +154,10 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
     let work = Work::new();
     let rate = Arc::new(RateLimiter::new(1));
     let set_level = log_level_setter(settings.initial_log_level);
+    // Before the engine starts, so its first reload is counted.
+    crate::http::install_recorder();
+    let events = EventLog::new();
+    let recorded = Arc::clone(&events);
 
     let builder = match &etcd_source {
         #[cfg(feature = "etcd")]
@@ -169,7 +203,8 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
             if event.trigger != hotcfg::Trigger::Startup {
                 tracing::info!("{event}");
             }
-        });
+        })
+        .subscriber(move |event: &hotcfg::ReloadEvent| recorded.record(event));
     if let Some(audit) = &settings.audit_log {
         builder = builder.audit_log(audit);
     }
@@ -203,17 +238,45 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
             .map_err(|e| format!("cannot write pid file {}: {e}", pid_file.display()))?;
     }
 
+    let http_listener = match &config.server.listen {
+        Some(listen) => Some(
+            TcpListener::bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?,
+        ),
+        None => None,
+    };
+    let api = Arc::new(Api::new(
+        reloader.clone(),
+        Arc::clone(&work),
+        Arc::clone(&rate),
+        events,
+        settings.audit_log.clone(),
+        &config.server,
+    ));
     let server = Arc::new(Server {
         reloader: reloader.clone(),
         work: Arc::clone(&work),
         rate,
         connections: AtomicUsize::new(0),
+        api: Arc::clone(&api),
     });
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(Arc::clone(&work).dispatch()),
         tokio::spawn(Arc::clone(&server).serve(listener)),
         tokio::spawn(status_reporter(Arc::clone(&server), base_dir.clone())),
     ];
+    let mut http_addr = None;
+    if let Some(listener) = http_listener {
+        http_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
+        let app = crate::http::router(Arc::clone(&api), &config.server);
+        tasks.push(tokio::spawn(crate::http::serve(
+            listener,
+            app,
+            config.server.clone(),
+            Arc::clone(&api.connections),
+        )));
+    }
     #[cfg(feature = "etcd")]
     let follower = match (&etcd_source, &settings.etcd) {
         (Some(source), Some(etcd)) => {
@@ -234,6 +297,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         reloader,
         work,
         addr,
+        http_addr,
         _triggers: triggers,
         tasks,
         pid_file,
@@ -306,6 +370,9 @@ pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
     }
     let running = start(&settings).await?;
     println!("taskdaemon listening on {}", running.addr);
+    if let Some(http) = running.http_addr {
+        println!("status page and HTTP API on http://{http}/");
+    }
     let snapshot = running.reloader.handle().snapshot();
     let source = snapshot
         .source()

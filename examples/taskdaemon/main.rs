@@ -22,6 +22,7 @@ mod config;
 mod daemon;
 mod demo;
 mod handlers;
+mod http;
 mod queue;
 mod server;
 mod triggers;

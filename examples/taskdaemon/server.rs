@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hotcfg::{AuditRecord, Reloader};
+use hotcfg::Reloader;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -61,6 +61,8 @@ pub struct Server {
     pub work: Arc<Work>,
     pub rate: Arc<RateLimiter>,
     pub connections: AtomicUsize,
+    /// The HTTP API's state, whose status this protocol shares.
+    pub api: Arc<crate::http::Api>,
 }
 
 struct ConnectionGuard<'a>(&'a AtomicUsize);
@@ -166,7 +168,7 @@ impl Server {
             "reload" => {
                 let reloader = self.reloader.clone();
                 match tokio::task::spawn_blocking(move || reloader.reload_now()).await {
-                    Ok(event) => event_json(&event),
+                    Ok(event) => crate::http::event_json(&event),
                     Err(err) => json!({"error": format!("reload task failed: {err}")}),
                 }
             }
@@ -177,49 +179,10 @@ impl Server {
         }
     }
 
-    /// The `status` reply.
+    /// The `status` reply: the HTTP API's, with this protocol's connections.
     pub fn status(&self) -> Value {
-        let snapshot = self.work.handle().snapshot();
-        let loops: Vec<Value> = self
-            .work
-            .running_loops()
-            .into_iter()
-            .map(|(id, state)| {
-                json!({
-                    "id": id,
-                    "type": state.loop_type,
-                    "iterations": state.iterations.load(Ordering::SeqCst),
-                    "started_generation": state.started_generation,
-                })
-            })
-            .collect();
-        let pending: Vec<String> = self
-            .reloader
-            .pending_restart()
-            .into_iter()
-            .map(|c| c.path)
-            .collect();
-        json!({
-            "generation": snapshot.generation(),
-            "config_sha256": snapshot.source().map(|s| s.sha256.clone()),
-            "pending_restart": pending,
-            "queue_len": self.work.queue.len(),
-            "queue_capacity": self.work.queue.capacity(),
-            "max_concurrent": self.work.slots.max(),
-            "connections": self.connections.load(Ordering::SeqCst),
-            "finished": self.work.finished.load(Ordering::SeqCst),
-            "loops": loops,
-        })
+        let mut status = crate::http::status_json(&self.api);
+        status["connections"] = self.connections.load(Ordering::SeqCst).into();
+        status
     }
-}
-
-/// A reload event as JSON: the audit record's fields plus a readable summary.
-pub fn event_json(event: &hotcfg::ReloadEvent) -> Value {
-    let mut value =
-        serde_json::to_value(AuditRecord::from_event(event, String::new())).unwrap_or(Value::Null);
-    if let Some(map) = value.as_object_mut() {
-        map.remove("prev");
-        map.insert("summary".into(), Value::String(event.to_string()));
-    }
-    value
 }

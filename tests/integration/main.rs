@@ -6,6 +6,7 @@ mod engine;
 #[cfg(feature = "etcd")]
 mod fleet;
 mod hostile;
+mod http;
 mod reliability;
 mod rollback;
 mod secrets;

@@ -1,0 +1,54 @@
+//! `POST /api/submit` with `{"type": "build"}`: `202` and the new work's id.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{body_text, Api, ApiError};
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Submit {
+    #[serde(rename = "type")]
+    loop_type: String,
+}
+
+pub async fn post(
+    State(api): State<Arc<Api>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let text = body_text(body)?;
+    let submit: Submit = serde_json::from_str(&text).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"type\": \"LOOP TYPE\"}}: {err}"),
+        )
+    })?;
+    if !api.rate.allow() {
+        metrics::counter!(super::metrics::SUBMITS, "result" => "rate_limited").increment(1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit: too many submits this second",
+        ));
+    }
+    match api.work.submit(&submit.loop_type) {
+        Ok(id) => {
+            metrics::counter!(super::metrics::SUBMITS, "result" => "queued").increment(1);
+            Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
+        }
+        Err(error) => {
+            metrics::counter!(super::metrics::SUBMITS, "result" => "refused").increment(1);
+            let status = if error.starts_with("unknown loop type") {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            Err(ApiError::new(status, error))
+        }
+    }
+}
