@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub mod http_client;
+pub mod webdriver;
 
 /// A temporary directory holding configuration files; removed on drop.
 #[derive(Debug)]
@@ -77,48 +78,17 @@ pub mod daemon {
         child: Child,
         /// Where it listens.
         pub addr: String,
-        /// Where its HTTP API listens (`host:port`), when its configuration sets one.
-        pub http: Option<String>,
         /// Its directory.
         pub sandbox: Sandbox,
-    }
-
-    /// How to run the daemon's process beyond its configuration.
-    #[derive(Debug, Default)]
-    pub struct Launch<'a> {
-        /// Environment variables to set (`RUST_LOG` is otherwise removed).
-        pub env: &'a [(&'a str, &'a str)],
-        /// A limit on open descriptors (`ulimit -n`), set by a shell that then runs the daemon.
-        pub max_open_files: Option<u32>,
     }
 
     impl Daemon {
         /// Starts `binary` on a configuration of `text` with restart policy `policy`.
         pub fn start(binary: &Path, policy: &str, text: &str) -> Daemon {
-            Self::launch(binary, policy, text, &Launch::default())
-        }
-
-        /// Starts `binary` as [`start`](Self::start) does, with `launch`'s environment and limits.
-        pub fn launch(binary: &Path, policy: &str, text: &str, launch: &Launch<'_>) -> Daemon {
             let sandbox = Sandbox::new();
             let config = sandbox.write("taskdaemon.toml", text);
             let stderr = std::fs::File::create(sandbox.path("daemon.stderr")).unwrap();
-            let mut command = match launch.max_open_files {
-                Some(limit) => {
-                    let mut shell = Command::new("sh");
-                    shell
-                        .arg("-c")
-                        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
-                        .arg(binary);
-                    shell
-                }
-                None => Command::new(binary),
-            };
-            command.env_remove("RUST_LOG");
-            for (name, value) in launch.env {
-                command.env(name, value);
-            }
-            let mut child = command
+            let mut child = Command::new(binary)
                 .arg("--config")
                 .arg(&config)
                 .arg("--audit-log")
@@ -131,21 +101,15 @@ pub mod daemon {
                 .spawn()
                 .expect("start taskdaemon");
             let mut stdout = BufReader::new(child.stdout.take().unwrap());
-            let (mut addr, mut http) = (None, None);
-            // The addresses come before the `config ...` line.
+            let mut addr = None;
             for _ in 0..10 {
                 let mut line = String::new();
-                if stdout.read_line(&mut line).unwrap_or(0) == 0 || line.starts_with("config ") {
+                if stdout.read_line(&mut line).unwrap_or(0) == 0 {
                     break;
                 }
                 if let Some(rest) = line.trim().strip_prefix("taskdaemon listening on ") {
                     addr = Some(rest.to_string());
-                }
-                if let Some(rest) = line
-                    .trim()
-                    .strip_prefix("status page and HTTP API on http://")
-                {
-                    http = Some(rest.trim_end_matches('/').to_string());
+                    break;
                 }
             }
             let addr = addr.expect("the daemon printed `taskdaemon listening on ADDR`");
@@ -154,7 +118,6 @@ pub mod daemon {
             Daemon {
                 child,
                 addr,
-                http,
                 sandbox,
             }
         }

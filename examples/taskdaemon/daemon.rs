@@ -259,7 +259,6 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         work: Arc::clone(&work),
         rate,
         connections: AtomicUsize::new(0),
-        api: Arc::clone(&api),
     });
     let mut tasks = vec![
         tokio::spawn(Arc::clone(&work).dispatch()),

@@ -61,8 +61,6 @@ pub struct Server {
     pub work: Arc<Work>,
     pub rate: Arc<RateLimiter>,
     pub connections: AtomicUsize,
-    /// The HTTP API's state, whose status this protocol shares.
-    pub api: Arc<crate::http::Api>,
 }
 
 struct ConnectionGuard<'a>(&'a AtomicUsize);
@@ -179,10 +177,38 @@ impl Server {
         }
     }
 
-    /// The `status` reply: the HTTP API's, with this protocol's connections.
+    /// The `status` reply.
     pub fn status(&self) -> Value {
-        let mut status = crate::http::status_json(&self.api);
-        status["connections"] = self.connections.load(Ordering::SeqCst).into();
-        status
+        let snapshot = self.work.handle().snapshot();
+        let loops: Vec<Value> = self
+            .work
+            .running_loops()
+            .into_iter()
+            .map(|(id, state)| {
+                json!({
+                    "id": id,
+                    "type": state.loop_type,
+                    "iterations": state.iterations.load(Ordering::SeqCst),
+                    "started_generation": state.started_generation,
+                })
+            })
+            .collect();
+        let pending: Vec<String> = self
+            .reloader
+            .pending_restart()
+            .into_iter()
+            .map(|c| c.path)
+            .collect();
+        json!({
+            "generation": snapshot.generation(),
+            "config_sha256": snapshot.source().map(|s| s.sha256.clone()),
+            "pending_restart": pending,
+            "queue_len": self.work.queue.len(),
+            "queue_capacity": self.work.queue.capacity(),
+            "max_concurrent": self.work.slots.max(),
+            "connections": self.connections.load(Ordering::SeqCst),
+            "finished": self.work.finished.load(Ordering::SeqCst),
+            "loops": loops,
+        })
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use hotcfg_tests::daemon::{Daemon, Launch, LIMIT};
+use hotcfg_tests::daemon::{Daemon, LIMIT};
 use hotcfg_tests::http_client::{get_json, request, Connection, EventStream};
 use hotcfg_tests::{wait_until, Sandbox};
 use serde_json::Value;
@@ -15,27 +15,45 @@ use crate::daemon::{binary, config};
 
 const TOKEN: &str = "t0ps3cret";
 
-/// The end-to-end configuration with an HTTP listener and `server` settings.
-fn http_config(server: &str) -> String {
-    format!(
-        "{}\n[server]\nlisten = \"127.0.0.1:0\"\n{server}\n",
-        config(2, 10)
-    )
+/// The `[server]` line the HTTP address is read back from.
+const LISTEN: &str = "\n[server]\nlisten = \"";
+
+/// The end-to-end configuration with an HTTP listener on a free port and `server` settings.
+pub(crate) fn http_config(server: &str) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    format!("{}{LISTEN}127.0.0.1:{port}\"\n{server}\n", config(2, 10))
 }
 
 fn start(server: &str) -> Daemon {
     Daemon::start(binary(), "reject", &http_config(server))
 }
 
-fn http(daemon: &Daemon) -> &str {
-    daemon
-        .http
-        .as_deref()
-        .expect("the daemon printed its HTTP address")
+/// Where `daemon` serves HTTP: the address its configuration names.
+pub(crate) fn http(daemon: &Daemon) -> String {
+    let text = current_text(daemon);
+    let (_, rest) = text.split_once(LISTEN).expect("a [server] listen line");
+    rest.split('"').next().unwrap().to_string()
+}
+
+/// The daemon's configuration file as it is now, for candidates that differ only where meant.
+pub(crate) fn current_text(daemon: &Daemon) -> String {
+    std::fs::read_to_string(daemon.sandbox.path("taskdaemon.toml")).unwrap()
+}
+
+/// A script in `sandbox` that runs the daemon after `setup` (shell lines: a limit, a variable).
+fn wrapped_binary(sandbox: &Sandbox, setup: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let script = format!("#!/bin/sh\n{setup}\nexec '{}' \"$@\"\n", binary().display());
+    let path = sandbox.write("taskdaemon.sh", &script);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
 }
 
 fn status(daemon: &Daemon) -> Value {
-    let response = request(http(daemon), "GET", "/api/status", Some(TOKEN), "");
+    let response = request(&http(daemon), "GET", "/api/status", Some(TOKEN), "");
     assert!(
         response.status == 200 || response.status == 409,
         "status: {} {}",
@@ -55,6 +73,7 @@ fn submit(addr: &str, loop_type: &str) -> (u16, Value) {
 fn an_over_long_request_head_or_body_runs_nothing() {
     let daemon = start("body_limit_bytes = 1024");
     let addr = http(&daemon);
+    let addr = addr.as_str();
     // The line protocol's bug: the tail of an over-long line ran as a command. Here the head is
     // refused whole and the connection closed, so the pipelined submit after it never runs.
     let mut connection = Connection::open(addr);
@@ -107,19 +126,17 @@ fn a_connection_flood_past_the_cap_leaves_clients_and_reloads_working() {
     const CAP: usize = 32;
     const FLOOD: usize = 300;
     // 128 descriptors: the flood is larger than the limit, the cap well below it.
-    let daemon = Daemon::launch(
-        binary(),
+    let scripts = Sandbox::new();
+    let daemon = Daemon::start(
+        &wrapped_binary(&scripts, "ulimit -n 128"),
         "reject",
         &http_config(&format!(
             "max_connections = {CAP}\nheader_timeout_secs = 60"
         )),
-        &Launch {
-            max_open_files: Some(128),
-            ..Launch::default()
-        },
     );
-    let addr = http(&daemon).to_string();
-    let mut existing = Connection::open(&addr);
+    let addr = http(&daemon);
+    let addr = addr.as_str();
+    let mut existing = Connection::open(addr);
     let before = existing
         .send("GET", "/api/status", Some(TOKEN), &[], b"")
         .unwrap();
@@ -129,7 +146,7 @@ fn a_connection_flood_past_the_cap_leaves_clients_and_reloads_working() {
     let mut flood = Vec::new();
     let mut refused = 0;
     for _ in 0..FLOOD {
-        match TcpStream::connect(&addr) {
+        match TcpStream::connect(addr) {
             Ok(stream) => flood.push(stream),
             Err(_) => refused += 1,
         }
@@ -172,7 +189,7 @@ fn a_connection_flood_past_the_cap_leaves_clients_and_reloads_working() {
     // When the flood goes away, new clients are served again.
     drop(flood);
     wait_until("a new client to be served after the flood", LIMIT, || {
-        Connection::open(&addr)
+        Connection::open(addr)
             .send("GET", "/api/status", Some(TOKEN), &[], b"")
             .is_ok_and(|r| r.status == 200)
     });
@@ -184,11 +201,12 @@ fn a_connection_flood_past_the_cap_leaves_clients_and_reloads_working() {
 fn slow_and_idle_clients_are_closed_by_the_timeouts() {
     const CLIENTS: usize = 20;
     let daemon = start("header_timeout_secs = 1\nrequest_timeout_secs = 1");
-    let addr = http(&daemon).to_string();
+    let addr = http(&daemon);
+    let addr = addr.as_str();
     let started = Instant::now();
     // Slowloris: a byte at a time, never finishing the head; and clients that send nothing.
-    let mut slow: Vec<Connection> = (0..CLIENTS).map(|_| Connection::open(&addr)).collect();
-    let mut idle: Vec<Connection> = (0..CLIENTS).map(|_| Connection::open(&addr)).collect();
+    let mut slow: Vec<Connection> = (0..CLIENTS).map(|_| Connection::open(addr)).collect();
+    let mut idle: Vec<Connection> = (0..CLIENTS).map(|_| Connection::open(addr)).collect();
     let head = b"GET /api/status HTTP/1.1\r\nhost: localhost\r\nx-slow: ";
     let mut closed = vec![false; CLIENTS];
     for byte in head.iter().cycle().take(200) {
@@ -213,7 +231,7 @@ fn slow_and_idle_clients_are_closed_by_the_timeouts() {
         );
     }
     // A body sent a byte at a time past the request timeout is answered 408.
-    let mut slow_body = Connection::open(&addr);
+    let mut slow_body = Connection::open(addr);
     let head = format!(
         "POST /api/submit HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\
          content-length: 100\r\n\r\n{{"
@@ -231,6 +249,7 @@ fn token_guessing_is_slowed_then_locked_out_and_logged_without_the_token() {
         "auth_failures_before_delay = 2\nauth_failures_before_lockout = 5\nauth_lockout_secs = 60",
     );
     let addr = http(&daemon);
+    let addr = addr.as_str();
     let mut codes = Vec::new();
     let mut slowest = Duration::ZERO;
     for attempt in 0..20 {
@@ -322,16 +341,18 @@ fn token_mistakes_are_refused_with_their_location() {
 
 #[test]
 fn rust_log_overrides_the_configured_log_level() {
-    let text = http_config("").replace("log_level = \"info\"", "log_level = \"error\"");
-    let quiet = Daemon::start(binary(), "reject", &text);
-    let loud = Daemon::launch(
-        binary(),
+    let text = || http_config("").replace("log_level = \"info\"", "log_level = \"error\"");
+    let scripts = Sandbox::new();
+    let quiet = Daemon::start(
+        &wrapped_binary(&scripts, "unset RUST_LOG"),
         "reject",
-        &text,
-        &Launch {
-            env: &[("RUST_LOG", "info")],
-            ..Launch::default()
-        },
+        &text(),
+    );
+    let loud_scripts = Sandbox::new();
+    let loud = Daemon::start(
+        &wrapped_binary(&loud_scripts, "export RUST_LOG=info"),
+        "reject",
+        &text(),
     );
     // The status reporter logs an info line as soon as it starts, after the level is set.
     let status_line = " status generation=";
@@ -348,6 +369,7 @@ fn rust_log_overrides_the_configured_log_level() {
 fn every_endpoint_answers_json_with_a_status_code() {
     let daemon = start("");
     let addr = http(&daemon);
+    let addr = addr.as_str();
     // Without the token, everything but the page is refused.
     for path in [
         "/api/status",
@@ -423,13 +445,14 @@ fn every_endpoint_answers_json_with_a_status_code() {
     );
 
     // The plan of a candidate, applying nothing.
-    let candidate = http_config("").replace("max_concurrent = 2", "max_concurrent = 4");
+    let running = current_text(&daemon).replace("max_concurrent = 0", "max_concurrent = 2");
+    let candidate = running.replace("max_concurrent = 2", "max_concurrent = 4");
     let plan = request(addr, "POST", "/api/plan", Some(TOKEN), &candidate);
     assert_eq!(plan.status, 200, "{}", plan.text());
     let plan = plan.json();
     assert_eq!(plan["decision"], "apply", "{plan}");
     assert_eq!(plan["changes"][0]["path"], "limits.max_concurrent");
-    let restart = http_config("").replace("data_dir = \"data\"", "data_dir = \"other\"");
+    let restart = running.replace("data_dir = \"data\"", "data_dir = \"other\"");
     let plan = request(addr, "POST", "/api/plan", Some(TOKEN), &restart).json();
     assert_eq!(plan["decision"], "reject", "{plan}");
     let garbage = request(addr, "POST", "/api/plan", Some(TOKEN), "[limits\n").json();
@@ -497,7 +520,7 @@ fn reload_capacities(daemon: &Daemon, from: u64, to: u64) {
                 &format!("queue_capacity = {capacity}"),
             )
         });
-        let answer = request(http(daemon), "POST", "/api/reload", Some(TOKEN), "");
+        let answer = request(&http(daemon), "POST", "/api/reload", Some(TOKEN), "");
         assert_eq!(answer.status, 200, "{}", answer.text());
     }
 }
@@ -506,7 +529,7 @@ fn reload_capacities(daemon: &Daemon, from: u64, to: u64) {
 fn the_event_stream_delivers_a_burst_in_order_and_resumes_after_last_event_id() {
     const BURST: u64 = 30;
     let daemon = start("");
-    let mut stream = EventStream::open(http(&daemon), TOKEN, None);
+    let mut stream = EventStream::open(&http(&daemon), TOKEN, None);
     // Each manual reload after an edit is one event; the watcher may add more, which must
     // arrive in order too.
     reload_capacities(&daemon, 10, 10 + BURST);
@@ -528,7 +551,7 @@ fn the_event_stream_delivers_a_burst_in_order_and_resumes_after_last_event_id() 
     // Drop the stream, reload more, come back with the last id seen: exactly the rest.
     drop(stream);
     reload_capacities(&daemon, 10 + BURST, 15 + BURST);
-    let mut resumed = EventStream::open(http(&daemon), TOKEN, Some(last_id));
+    let mut resumed = EventStream::open(&http(&daemon), TOKEN, Some(last_id));
     let (after, _) = read_until_generation(&mut resumed, Some(last_id), last_generation + 5);
     assert_eq!(
         applied_generations(&after),
@@ -575,24 +598,32 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
 #[test]
 fn metrics_parse_as_prometheus_text_and_match_the_events() {
     let daemon = start("");
-    let addr = http(&daemon).to_string();
+    let addr = http(&daemon);
+    let addr = addr.as_str();
     for _ in 0..3 {
-        assert_eq!(submit(&addr, "build").0, 202);
+        assert_eq!(submit(addr, "build").0, 202);
     }
-    assert_eq!(submit(&addr, "nope").0, 400);
+    assert_eq!(submit(addr, "nope").0, 400);
     daemon.edit(|t| t.replace("max_concurrent = 2", "max_concurrent = 3"));
     daemon.audit_record(2);
     daemon.edit(|t| t.replace("data_dir = \"data\"", "data_dir = \"other\""));
     daemon.audit_record(3);
-    request(&addr, "POST", "/api/reload", None, "");
-    let answer = request(&addr, "GET", "/metrics", Some(TOKEN), "");
+    request(addr, "POST", "/api/reload", None, "");
+    // The engine counts an event just after writing its audit record.
+    let mut answer = request(addr, "GET", "/metrics", Some(TOKEN), "");
+    wait_until("the rejected reload in /metrics", LIMIT, || {
+        answer = request(addr, "GET", "/metrics", Some(TOKEN), "");
+        answer
+            .text()
+            .contains("hotcfg_reloads_total{result=\"rejected\"} 1")
+    });
     assert_eq!(answer.status, 200);
     assert!(answer
         .header("content-type")
         .unwrap()
         .starts_with("text/plain"));
     let samples = parse_prometheus(&answer.text());
-    let history = get_json(&addr, "/api/history", TOKEN);
+    let history = get_json(addr, "/api/history", TOKEN);
     let count = |result: &str| {
         history["events"]
             .as_array()

@@ -1,4 +1,5 @@
 //! Integration tests of hotcfg.
+mod browser;
 mod daemon;
 mod derive;
 mod derive_props;

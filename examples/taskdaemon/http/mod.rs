@@ -38,7 +38,6 @@ use crate::work::Work;
 pub use events::{event_json, EventLog};
 pub use listener::serve;
 pub use metrics::install_recorder;
-pub use status::status_json;
 
 /// What every endpoint shares.
 pub struct Api {
