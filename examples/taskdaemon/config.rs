@@ -263,7 +263,7 @@ impl TaskDaemonConfig {
         let Some(token) = &self.api_token else {
             return;
         };
-        let token = token.expose();
+        let token = token.expose_secret();
         v.check(
             !token.is_empty(),
             "api_token",

@@ -1,6 +1,6 @@
-//! `Authorization: Bearer TOKEN`, compared in constant time against the live token. Failures
-//! are counted per peer address: past a few they are answered slowly, past more the address
-//! gets 429 for a while. Each failure is logged with the peer, never with what it sent.
+//! `Authorization: Bearer TOKEN`, compared in constant time (`Secret::matches`, on `subtle`)
+//! against the live token. Failures are counted per peer address: past a few they are answered
+//! slowly, past more the address gets 429 for a while. Each failure is logged with the peer, never with what it sent.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,7 +11,6 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use subtle::ConstantTimeEq;
 
 use super::listener::Peer;
 use super::{Api, ApiError};
@@ -118,7 +117,7 @@ pub async fn require(State(api): State<Arc<Api>>, request: Request, next: Next) 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
         .unwrap_or_default();
-    if bool::from(token.expose().as_bytes().ct_eq(sent)) {
+    if token.matches(sent) {
         api.auth.succeed(ip);
         return next.run(request).await;
     }
