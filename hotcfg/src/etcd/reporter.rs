@@ -129,11 +129,15 @@ where
                         Err(broadcast::error::RecvError::Closed) => return Ok(()),
                     };
                     let Some(status) = self.status_of(&event, &health.borrow()) else { continue };
-                    // A repeated read of a revision already reported says nothing new.
+                    // A repeated read of a revision already reported says nothing new: the
+                    // report keeps what was done with that revision.
                     let repeat = status.result == NodeResult::Unchanged
                         && status.revision == written.revision;
+                    if repeat {
+                        continue;
+                    }
                     *latest = status;
-                    if repeat || latest.same_as(&written) {
+                    if latest.same_as(&written) {
                         continue;
                     }
                     self.write(latest, lease.id).await?;

@@ -282,6 +282,24 @@ fn fleet_status_reports_expected_nodes_that_are_missing_or_paused() {
     assert_eq!(code, EXIT_NOT_CONVERGED, "{table}");
     assert!(table.contains("1 applied the current revision"), "{table}");
 
+    // A reload by other means (SIGHUP) brings it to the current revision, but its watch is still
+    // down and it would miss the next change: still not converged.
+    paused.reloader.reload_now();
+    paused.wait_status(NodeResult::Applied, newest);
+    let (code, table) = fleet_status(&["node-1", "node-2"], None);
+    assert_eq!(code, EXIT_NOT_CONVERGED, "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("node-2"))
+        .expect(&table);
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[..4],
+        ["node-2", &newest.to_string(), "applied", "paused"],
+        "{table}"
+    );
+    assert!(table.contains("1 not watching the key"), "{table}");
+
     paused.follower.resume();
     paused.wait_status(NodeResult::Applied, newest);
     let (code, table) = eventually("the fleet to converge after the resume", || {
