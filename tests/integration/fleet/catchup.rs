@@ -108,6 +108,14 @@ fn a_node_starts_on_a_prefix_whose_values_sum_past_4_mib() {
     });
 }
 
+/// The row of node `id` in a `fleet-status` table.
+fn row_of<'a>(table: &'a str, id: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.starts_with(id))
+        .unwrap_or_else(|| panic!("no row for {id} in\n{table}"))
+}
+
 /// Waits until `node` reports its watch in `state`, and returns the report.
 fn wait_watch_report(node: &Node, state: WatchState) -> NodeStatus {
     eventually(
@@ -241,10 +249,7 @@ fn fleet_status_reports_expected_nodes_that_are_missing_or_paused() {
     );
     let (code, table) = fleet_status(&["node-1", "node-2", "node-3"], None);
     assert_eq!(code, EXIT_NOT_CONVERGED, "{table}");
-    let row = table
-        .lines()
-        .find(|l| l.starts_with("node-3"))
-        .expect(&table);
+    let row = row_of(&table, "node-3");
     assert!(
         row.contains("missing") && row.contains("no report"),
         "{table}"
@@ -266,10 +271,7 @@ fn fleet_status_reports_expected_nodes_that_are_missing_or_paused() {
     assert!(!status.is_following());
     let (code, table) = fleet_status(&["node-1", "node-2"], None);
     assert_eq!(code, EXIT_NOT_CONVERGED, "{table}");
-    let row = table
-        .lines()
-        .find(|l| l.starts_with("node-2"))
-        .expect(&table);
+    let row = row_of(&table, "node-2");
     assert!(
         row.contains("paused") && row.contains("watch paused since"),
         "{table}"
@@ -288,10 +290,7 @@ fn fleet_status_reports_expected_nodes_that_are_missing_or_paused() {
     paused.wait_status(NodeResult::Applied, newest);
     let (code, table) = fleet_status(&["node-1", "node-2"], None);
     assert_eq!(code, EXIT_NOT_CONVERGED, "{table}");
-    let row = table
-        .lines()
-        .find(|l| l.starts_with("node-2"))
-        .expect(&table);
+    let row = row_of(&table, "node-2");
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         cells[..4],
