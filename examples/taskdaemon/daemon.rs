@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use hotcfg::{FileSource, Reloader, RestartPolicy, Validate};
+use hotcfg::{FileSource, Pipeline, Reloader, RestartPolicy, Validate};
 use tokio::net::TcpListener;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -57,12 +57,18 @@ pub struct Running {
     pub follower: Option<hotcfg::etcd::EtcdFollower>,
 }
 
-/// The operator commands, with the daemon's own validation, policy and scope dependencies.
-pub fn operator_cli(policy: RestartPolicy) -> hotcfg::cli::Cli<TaskDaemonConfig> {
-    hotcfg::cli::Cli::new()
+/// The daemon's validation, policy and scope dependencies, declared once for the engine and the
+/// operator commands.
+pub fn pipeline(policy: RestartPolicy) -> Pipeline<TaskDaemonConfig> {
+    Pipeline::new()
         .validator(TaskDaemonConfig::validate)
         .policy(policy)
         .scope_depends_on("loops", &["limits", "templates"])
+}
+
+/// The operator commands, with the daemon's own [`pipeline`].
+pub fn operator_cli(policy: RestartPolicy) -> hotcfg::cli::Cli<TaskDaemonConfig> {
+    hotcfg::cli::Cli::from(pipeline(policy))
 }
 
 /// Changes the log filter live.
@@ -167,9 +173,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         None => Reloader::<TaskDaemonConfig>::builder(FileSource::new(&config_path)),
     };
     let mut builder = builder
-        .validator(TaskDaemonConfig::validate)
-        .policy(settings.policy)
-        .scope_depends_on("loops", &["limits", "templates"])
+        .pipeline(pipeline(settings.policy))
         .handler(
             "limits",
             LimitsHandler {

@@ -50,16 +50,12 @@ use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 
-use serde::de::DeserializeOwned;
-
-use crate::handlers::Handlers;
-use crate::plan::Plan;
-use crate::plan::{decide, Decision, RestartPolicy};
-use crate::reloader::load_candidate;
-use crate::validate::Validator;
-use crate::{
-    verify_audit_log, AuditRecord, ConfigError, FileSource, HotReload, Loader, Source, Violations,
-};
+use crate::audit::{verify_audit_log, AuditRecord};
+use crate::engine::Pipeline;
+use crate::hot_reload::{HotConfig, HotReload};
+use crate::load::ConfigError;
+use crate::plan::Decision;
+use crate::source::{FileSource, Source, SourceContent};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -147,74 +143,52 @@ pub enum Command {
     },
 }
 
-/// Runs [`Command`]s for configuration type `C`, with the same loading, validation, policy and
-/// scope dependencies as the application's engine.
+/// Runs [`Command`]s for configuration type `C`, with the same [`Pipeline`] (loading,
+/// validation, policy and scope dependencies) as the application's engine.
+///
+/// ```
+/// use hotcfg::cli::Cli;
+/// use hotcfg::{HotReload, Pipeline, RestartPolicy};
+/// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+/// # struct Config { #[reload(scope = "limits")] workers: usize }
+///
+/// let pipeline = Pipeline::<Config>::new().policy(RestartPolicy::Defer);
+/// let cli = Cli::from(pipeline.clone()); // and `Reloader::builder(..).pipeline(pipeline)`
+/// assert_eq!(cli.pipeline().restart_policy(), RestartPolicy::Defer);
+/// ```
 pub struct Cli<C> {
-    loader: Loader<C>,
-    validator: Option<Validator<C>>,
-    policy: RestartPolicy,
-    scopes: Handlers<C>,
+    pipeline: Pipeline<C>,
 }
 
 impl<C> fmt::Debug for Cli<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cli")
-            .field("policy", &self.policy)
-            .finish_non_exhaustive()
+            .field("pipeline", &self.pipeline)
+            .finish()
     }
 }
 
-impl<C> Default for Cli<C>
-where
-    C: HotReload + DeserializeOwned + Send + Sync,
-{
+impl<C: HotConfig> Default for Cli<C> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<C> Cli<C>
-where
-    C: HotReload + DeserializeOwned + Send + Sync,
-{
-    /// Commands with a plain loader, no validation and the reject policy.
+impl<C: HotConfig> From<Pipeline<C>> for Cli<C> {
+    fn from(pipeline: Pipeline<C>) -> Self {
+        Cli { pipeline }
+    }
+}
+
+impl<C: HotConfig> Cli<C> {
+    /// Commands with the default [`Pipeline`]: a plain loader, no validation, the reject policy.
     pub fn new() -> Self {
-        Cli {
-            loader: Loader::default(),
-            validator: None,
-            policy: RestartPolicy::default(),
-            scopes: Handlers::default(),
-        }
+        Self::from(Pipeline::default())
     }
 
-    /// Parses like the application does (defaults, environment overlay).
-    pub fn loader(mut self, loader: Loader<C>) -> Self {
-        self.loader = loader;
-        self
-    }
-
-    /// Validates like the application does.
-    pub fn validator(
-        mut self,
-        validate: impl Fn(&C, &mut Violations) + Send + Sync + 'static,
-    ) -> Self {
-        self.validator = Some(Box::new(validate));
-        self
-    }
-
-    /// Plans under this restart policy.
-    pub fn policy(mut self, policy: RestartPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Declares the same scope dependencies as the engine, so plans list the same handler order.
-    pub fn scope_depends_on(mut self, scope: &str, dependencies: &[&str]) -> Self {
-        for dep in dependencies {
-            self.scopes
-                .add_dependency(scope.to_string(), dep.to_string());
-        }
-        self
+    /// The stages every command puts a file through.
+    pub fn pipeline(&self) -> &Pipeline<C> {
+        &self.pipeline
     }
 
     /// Runs `command`, writing its report to `out`; returns the exit code.
@@ -258,9 +232,9 @@ where
         })
     }
 
-    fn load(&self, file: &PathBuf) -> Result<(C, crate::SourceContent), ConfigError> {
+    fn load(&self, file: &PathBuf) -> Result<(C, SourceContent), ConfigError> {
         let content = FileSource::new(file).read()?;
-        let config = load_candidate(&self.loader, self.validator.as_ref(), &content)?;
+        let config = self.pipeline.load(&content)?;
         Ok((config, content))
     }
 
@@ -291,17 +265,11 @@ where
                 return Ok(EXIT_INVALID);
             }
         };
-        let plan = match self.load(file) {
-            Ok((candidate, content)) => {
-                let (changes, decided) = decide(&live, candidate, self.policy, Vec::new());
-                Plan::decided(Some(content.identity), changes, decided, |diff| {
-                    self.scopes.plan(diff.scopes())
-                })
-            }
-            Err(error) => {
-                Plan::invalid(FileSource::new(file).read().ok().map(|c| c.identity), error)
-            }
-        };
+        // No handlers here: the plan lists every scope that would run.
+        let content = FileSource::new(file).read();
+        let plan = self
+            .pipeline
+            .plan(&live, content, |_| Vec::new(), |order| order);
         if json {
             let text = serde_json::to_string_pretty(&plan).map_err(std::io::Error::other)?;
             writeln!(out, "{text}")?;
@@ -436,17 +404,14 @@ mod fleet {
     use std::io::Write;
     use std::path::Path;
 
-    use serde::de::DeserializeOwned;
-
     use super::{
         Cli, EXIT_CONFLICT, EXIT_ETCD, EXIT_INVALID, EXIT_NOT_CONVERGED, EXIT_OK, EXIT_REJECTED,
     };
     use crate::etcd::{split_endpoints, EtcdClient, EtcdError, EtcdSource, FleetStatus, Swap};
-    use crate::plan::{decide, Decision};
-    use crate::reloader::load_candidate;
+    use crate::hot_reload::HotConfig;
+    use crate::plan::Decision;
     use crate::{
-        ConfigError, FileSource, Format, HotReload, Layer, Plan, Source, SourceContent,
-        SourceIdentity,
+        ConfigError, FileSource, Format, Layer, Plan, Source, SourceContent, SourceIdentity,
     };
 
     /// A push checked and planned against the value in etcd, not yet written. Made by
@@ -551,7 +516,7 @@ mod fleet {
 
     impl<C> Cli<C>
     where
-        C: HotReload + DeserializeOwned + Send + Sync,
+        C: HotConfig,
     {
         /// Checks `file` and plans it against the value of `key` in etcd, writing nothing. The
         /// value's format is the key's extension, else the file's.
@@ -594,8 +559,7 @@ mod fleet {
                 Some(key_format) => key_format,
                 None => file_format,
             };
-            let candidate = load_candidate(&self.loader, self.validator.as_ref(), &content)
-                .map_err(PushError::Invalid)?;
+            let candidate = self.pipeline.load(&content).map_err(PushError::Invalid)?;
             let current = client.get(key).map_err(PushError::Etcd)?;
             let text = content.layers[0].text.clone();
             let identity = content.identity.clone();
@@ -624,14 +588,13 @@ mod fleet {
                             text: live_text,
                         }],
                     };
-                    load_candidate(&self.loader, self.validator.as_ref(), &live_content)
-                        .map_err(|e| e.to_string())
+                    self.pipeline.load(&live_content).map_err(|e| e.to_string())
                 });
             let (plan, note) = match live {
                 Ok(live) => {
-                    let (changes, decided) = decide(&live, candidate, self.policy, Vec::new());
+                    let (changes, decided) = self.pipeline.decide(&live, candidate, Vec::new());
                     let plan = Plan::decided(Some(identity.clone()), changes, decided, |diff| {
-                        self.scopes.plan(diff.scopes())
+                        self.pipeline.scope_order(diff)
                     });
                     (Some(plan), None)
                 }
@@ -749,7 +712,7 @@ mod fleet {
 
     impl<C> Cli<C>
     where
-        C: HotReload + DeserializeOwned + Send + Sync,
+        C: HotConfig,
     {
         /// Says which nodes do not run `revision`: they diff against their own live values, so
         /// the plan (made against the value in etcd) may not be what they do.

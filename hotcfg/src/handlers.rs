@@ -1,7 +1,7 @@
 //! Scope handlers: the code that makes a running program follow a configuration change, in two
 //! phases (prepare may veto, then apply), with rollback of what was applied when a later step fails.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -95,17 +95,16 @@ pub(crate) enum StepFailure {
     Panic(String),
 }
 
-/// The registered handlers and the dependencies between scopes.
+/// The registered handlers, by scope. (The order scopes run in is the
+/// [`ScopeGraph`](crate::engine::scope_graph::ScopeGraph)'s.)
 pub(crate) struct Handlers<C> {
     by_scope: BTreeMap<String, Vec<Box<dyn ScopeHandler<C>>>>,
-    depends_on: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl<C> fmt::Debug for Handlers<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handlers")
             .field("scopes", &self.by_scope.keys().collect::<Vec<_>>())
-            .field("depends_on", &self.depends_on)
             .finish()
     }
 }
@@ -114,7 +113,6 @@ impl<C> Default for Handlers<C> {
     fn default() -> Self {
         Handlers {
             by_scope: BTreeMap::new(),
-            depends_on: BTreeMap::new(),
         }
     }
 }
@@ -124,64 +122,9 @@ impl<C: 'static> Handlers<C> {
         self.by_scope.entry(scope).or_default().push(handler);
     }
 
-    pub(crate) fn add_dependency(&mut self, scope: String, on: String) {
-        self.depends_on.entry(scope).or_default().insert(on);
-    }
-
+    /// The scopes that have handlers.
     pub(crate) fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.by_scope
-            .keys()
-            .chain(self.depends_on.keys())
-            .chain(self.depends_on.values().flatten())
-            .map(String::as_str)
-    }
-
-    /// Fails with the cycle when scope dependencies loop.
-    pub(crate) fn check_acyclic(&self) -> Result<(), String> {
-        let all: BTreeSet<&str> = self.scopes().collect();
-        self.order(all.iter().copied()).map(|_| ())
-    }
-
-    /// The scopes to run for `touched`: each touched scope and, transitively, the scopes it depends
-    /// on, ordered so that a scope's dependencies come before it.
-    pub(crate) fn plan<'a>(&self, touched: impl Iterator<Item = &'a str>) -> Vec<String> {
-        self.order(touched).unwrap_or_default()
-    }
-
-    fn order<'a>(&self, roots: impl Iterator<Item = &'a str>) -> Result<Vec<String>, String> {
-        // Depth-first topological sort; `visiting` catches cycles.
-        fn visit<C>(
-            handlers: &Handlers<C>,
-            scope: &str,
-            visiting: &mut Vec<String>,
-            done: &mut BTreeSet<String>,
-            out: &mut Vec<String>,
-        ) -> Result<(), String> {
-            if done.contains(scope) {
-                return Ok(());
-            }
-            if let Some(at) = visiting.iter().position(|s| s == scope) {
-                let mut cycle = visiting[at..].to_vec();
-                cycle.push(scope.to_string());
-                return Err(cycle.join(" -> "));
-            }
-            visiting.push(scope.to_string());
-            if let Some(deps) = handlers.depends_on.get(scope) {
-                for dep in deps {
-                    visit(handlers, dep, visiting, done, out)?;
-                }
-            }
-            visiting.pop();
-            done.insert(scope.to_string());
-            out.push(scope.to_string());
-            Ok(())
-        }
-        let mut out = Vec::new();
-        let mut done = BTreeSet::new();
-        for root in roots {
-            visit(self, root, &mut Vec::new(), &mut done, &mut out)?;
-        }
-        Ok(out)
+        self.by_scope.keys().map(String::as_str)
     }
 
     /// The scopes in `order` that have at least one handler.

@@ -80,3 +80,15 @@ pub trait HotReload: Clone + PartialEq + serde::Serialize + 'static {
         out
     }
 }
+
+/// A configuration type the engine runs: [`HotReload`], deserializable, and shareable between
+/// threads. Implemented for every such type; generic code names this one bound instead of four.
+///
+/// ```
+/// fn live_workers<C: hotcfg::HotConfig>(reloader: &hotcfg::Reloader<C>) -> u64 {
+///     reloader.handle().generation()
+/// }
+/// ```
+pub trait HotConfig: HotReload + serde::de::DeserializeOwned + Send + Sync {}
+
+impl<C: HotReload + serde::de::DeserializeOwned + Send + Sync> HotConfig for C {}

@@ -62,6 +62,9 @@
 //!   handler (any may veto), then [`ScopeHandler::apply`] in scope-dependency order, and only then
 //!   stores the new version with one atomic swap. A failed or panicking apply rolls back the
 //!   handlers already applied, in reverse order; readers never see a rolled-back version.
+//!   The stages before the commit (loader, validator, policy, scope dependencies) are one
+//!   [`Pipeline`] value, shared by the engine and the operator commands (`cli::Cli::from`).
+//!   A failed reload says what became of the handlers that had applied ([`Rollback`]).
 //! - **Reading.** [`Handle::load`] is wait-free; hold a [`Handle::snapshot`] for a unit of work
 //!   and that unit sees one version throughout (running work is never changed under its feet).
 //!   [`Handle::project`] gives a component its own part; [`Handle::subscribe`] a change receiver.
@@ -101,6 +104,7 @@ mod class;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod diff;
+mod engine;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 mod event;
@@ -110,7 +114,6 @@ mod hot_reload;
 mod load;
 pub mod metrics;
 mod plan;
-mod reloader;
 mod schema;
 pub mod secret;
 #[cfg(unix)]
@@ -133,15 +136,15 @@ pub use audit::{
 };
 pub use class::{validate_scope_name, Class};
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
+pub use engine::{BuildError, Pipeline, Reloader, ReloaderBuilder, DEFAULT_HISTORY_LEN};
 pub use event::{ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, Rollback, Trigger};
 pub use handle::{Handle, Projection, ProjectionGuard, Snapshot};
 pub use handlers::{ApplyContext, BoxError, ScopeHandler};
-pub use hot_reload::{HotReload, WatchedFile};
+pub use hot_reload::{HotConfig, HotReload, WatchedFile};
 pub use load::{
     locate_key, ConfigError, Format, Loader, Problem, Stage, DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUES,
 };
 pub use plan::{Decision, Plan, RestartPolicy};
-pub use reloader::{BuildError, Reloader, ReloaderBuilder, DEFAULT_HISTORY_LEN};
 pub use schema::{redacted_json, FieldInfo};
 pub use secret::Secret;
 #[cfg(unix)]

@@ -90,6 +90,3 @@ impl fmt::Display for Violations {
         Ok(())
     }
 }
-
-/// A validator closure, as stored by the engine.
-pub(crate) type Validator<C> = Box<dyn Fn(&C, &mut Violations) + Send + Sync>;

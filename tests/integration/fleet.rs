@@ -16,7 +16,7 @@ use hotcfg::cli::{Cli, Command as Op, PushError, EXIT_CONFLICT, EXIT_OK, EXIT_RE
 use hotcfg::etcd::{
     EtcdClient, EtcdFollower, EtcdOptions, EtcdSource, FollowerOptions, NodeResult, NodeStatus,
 };
-use hotcfg::{HotReload, ReloadResult, Reloader, RestartPolicy, Violations};
+use hotcfg::{HotReload, Pipeline, ReloadResult, Reloader, RestartPolicy, Violations};
 use hotcfg_tests::Sandbox;
 
 mod catchup;
@@ -301,7 +301,7 @@ fn push(etcd: &Etcd, file: PathBuf, expect_revision: Option<i64>) -> Op {
 }
 
 fn cli(policy: RestartPolicy) -> Cli<NodeConfig> {
-    Cli::new().validator(validate).policy(policy)
+    Cli::from(Pipeline::new().validator(validate).policy(policy))
 }
 
 /// The revision a push output reports (`pushed ... : revision N`).

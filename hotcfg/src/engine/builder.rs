@@ -1,0 +1,249 @@
+//! Setting up a [`Reloader`]: source, pipeline, handlers, recording; then the first load.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use super::recorder::Recorder;
+use super::referenced::Referenced;
+use super::{Inner, Pipeline, Reloader, State};
+use crate::audit::{AuditLog, AuditSync};
+use crate::diff::Diff;
+use crate::event::{ReloadEvent, ReloadResult, ReloadSubscriber, Trigger};
+use crate::handle::{Handle, Snapshot};
+use crate::handlers::{ApplyContext, BoxError, FnHandler, Handlers, ScopeHandler};
+use crate::hot_reload::{HotConfig, HotReload};
+use crate::load::{ConfigError, Loader};
+use crate::plan::RestartPolicy;
+use crate::source::{Source, DEFAULT_MAX_BYTES};
+use crate::validate::Violations;
+
+/// Events kept in memory by default.
+pub const DEFAULT_HISTORY_LEN: usize = 64;
+
+/// Why a [`Reloader`] could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The initial configuration cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The audit log cannot be opened.
+    #[error("cannot open audit log {path}: {error}")]
+    Audit {
+        /// The log's path.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// Handlers or scope dependencies are set up wrongly.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Sets up a [`Reloader`]: source, [`Pipeline`], handlers, recording.
+pub struct ReloaderBuilder<C: HotReload> {
+    source: Box<dyn Source>,
+    pipeline: Pipeline<C>,
+    handlers: Handlers<C>,
+    history_len: usize,
+    audit_path: Option<PathBuf>,
+    audit_sync: AuditSync,
+    subscribers: Vec<Box<dyn ReloadSubscriber>>,
+    max_referenced_bytes: u64,
+}
+
+impl<C: HotReload> fmt::Debug for ReloaderBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReloaderBuilder")
+            .field("source", &self.source)
+            .field("pipeline", &self.pipeline)
+            .field("handlers", &self.handlers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: HotConfig> ReloaderBuilder<C> {
+    pub(super) fn new(source: Box<dyn Source>) -> Self {
+        ReloaderBuilder {
+            source,
+            pipeline: Pipeline::default(),
+            handlers: Handlers::default(),
+            history_len: DEFAULT_HISTORY_LEN,
+            audit_path: None,
+            audit_sync: AuditSync::default(),
+            subscribers: Vec::new(),
+            max_referenced_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// Loads, validates and decides with `pipeline` (the same value the operator commands take).
+    pub fn pipeline(mut self, pipeline: Pipeline<C>) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// Parses with `loader`: see [`Pipeline::loader`].
+    pub fn loader(mut self, loader: Loader<C>) -> Self {
+        self.pipeline = self.pipeline.loader(loader);
+        self
+    }
+
+    /// Checks every candidate with `validate`: see [`Pipeline::validator`].
+    pub fn validator(
+        mut self,
+        validate: impl Fn(&C, &mut Violations) + Send + Sync + 'static,
+    ) -> Self {
+        self.pipeline = self.pipeline.validator(validate);
+        self
+    }
+
+    /// What to do with restart-only changes: see [`Pipeline::policy`].
+    pub fn policy(mut self, policy: RestartPolicy) -> Self {
+        self.pipeline = self.pipeline.policy(policy);
+        self
+    }
+
+    /// Scope dependencies: see [`Pipeline::scope_depends_on`].
+    pub fn scope_depends_on(mut self, scope: &str, dependencies: &[&str]) -> Self {
+        self.pipeline = self.pipeline.scope_depends_on(scope, dependencies);
+        self
+    }
+
+    /// Registers a handler for `scope`. Several handlers of one scope run in registration order.
+    pub fn handler(mut self, scope: &str, handler: impl ScopeHandler<C>) -> Self {
+        self.handlers.add(scope.to_string(), Box::new(handler));
+        self
+    }
+
+    /// Registers a closure as the apply step of a handler for `scope` (no prepare, no rollback).
+    pub fn on_apply(
+        self,
+        scope: &str,
+        apply: impl Fn(&ApplyContext<'_, C>) -> Result<(), BoxError> + Send + Sync + 'static,
+    ) -> Self {
+        self.handler(scope, FnHandler(apply))
+    }
+
+    /// Keeps the last `len` events in memory (default [`DEFAULT_HISTORY_LEN`]).
+    pub fn history_len(mut self, len: usize) -> Self {
+        self.history_len = len;
+        self
+    }
+
+    /// Appends every attempt to a hash-chained JSON Lines audit log at `path`.
+    pub fn audit_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.audit_path = Some(path.into());
+        self
+    }
+
+    /// How far each audit record is pushed before a reload returns (default
+    /// [`AuditSync::Data`]: synced to disk).
+    pub fn audit_sync(mut self, sync: AuditSync) -> Self {
+        self.audit_sync = sync;
+        self
+    }
+
+    /// Calls `subscriber` with every event, on a dispatcher thread.
+    pub fn subscriber(mut self, subscriber: impl ReloadSubscriber) -> Self {
+        self.subscribers.push(Box::new(subscriber));
+        self
+    }
+
+    /// Refuses files named by `#[reload(watch)]` fields above this size when hashing them.
+    pub fn max_referenced_bytes(mut self, max: u64) -> Self {
+        self.max_referenced_bytes = max;
+        self
+    }
+
+    /// Checks the setup, loads and validates the initial configuration (failing fast with the
+    /// same errors a reload would give), and starts the engine at generation 1.
+    pub fn build(self) -> Result<Reloader<C>, BuildError> {
+        self.check_scopes()?;
+        let audit = self.open_audit()?;
+        let started = Instant::now();
+        let timestamp = SystemTime::now();
+        let content = self.source.read().map_err(ConfigError::from)?;
+        let config = self.pipeline.load(&content)?;
+        let referenced = Referenced {
+            base: self.source.base_dir(),
+            max_bytes: self.max_referenced_bytes,
+        };
+        let hashes = referenced.hash_all(&config);
+        let identity = content.identity;
+        let handle = Handle::from_snapshot(Snapshot::new(1, Some(identity.clone()), config));
+        let event = Arc::new(ReloadEvent {
+            generation: 1,
+            timestamp,
+            trigger: Trigger::Startup,
+            source: Some(identity.clone()),
+            changes: Diff::empty(),
+            result: ReloadResult::Applied {
+                applied: Vec::new(),
+                warnings: Vec::new(),
+                pending_restart: Vec::new(),
+            },
+            duration: started.elapsed(),
+        });
+        let recorder = Recorder::start(
+            &event,
+            hashes.clone(),
+            self.history_len,
+            audit,
+            self.subscribers,
+        );
+        tracing::info!(source = %identity, "configuration loaded");
+        let state = State {
+            last_hash: Some(identity.sha256),
+            referenced: hashes,
+            pending: Vec::new(),
+            covered: 0,
+            last_event: event,
+        };
+        Ok(Reloader {
+            inner: Arc::new(Inner {
+                source: self.source,
+                pipeline: self.pipeline,
+                handlers: self.handlers,
+                referenced,
+                handle,
+                recorder,
+                requested: AtomicU64::new(0),
+                state: Mutex::new(state),
+            }),
+        })
+    }
+
+    fn open_audit(&self) -> Result<Option<AuditLog>, BuildError> {
+        let Some(path) = &self.audit_path else {
+            return Ok(None);
+        };
+        AuditLog::open(path)
+            .map(|log| Some(log.sync(self.audit_sync)))
+            .map_err(|error| BuildError::Audit {
+                path: path.clone(),
+                error,
+            })
+    }
+
+    fn check_scopes(&self) -> Result<(), BuildError> {
+        let known: BTreeSet<&str> = C::schema().iter().filter_map(|f| f.class.scope()).collect();
+        let graph = self.pipeline.scope_graph();
+        for scope in self.handlers.scopes().chain(graph.scopes()) {
+            crate::class::validate_scope_name(scope).map_err(BuildError::Setup)?;
+            if !known.contains(scope) {
+                return Err(BuildError::Setup(format!(
+                    "scope `{scope}` is not used by any field of {} (known scopes: {})",
+                    std::any::type_name::<C>(),
+                    known.iter().copied().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        graph
+            .check_acyclic()
+            .map_err(|cycle| BuildError::Setup(format!("scope dependencies form a cycle: {cycle}")))
+    }
+}

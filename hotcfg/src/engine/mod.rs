@@ -1,0 +1,243 @@
+//! The reload engine. A reload goes through these stages, one file each:
+//!
+//! - [`Reloader`] (this file): the handle callers hold; one reload at a time, and triggers that
+//!   arrive during a reload coalesce into one more.
+//! - `builder`: [`ReloaderBuilder`] sets the engine up and loads the first version.
+//! - `run`: one attempt: read, unchanged-check, load, decide, then commit (prepare, apply in
+//!   dependency order, roll back on failure, one atomic store).
+//! - `pipeline` ([`Pipeline`]): load (parse, validate) and decide, shared with the CLI;
+//!   `decide` is the pure decision; `scope_graph` orders the scopes.
+//! - `recorder`: history, published state, audit log, metrics, broadcast and subscribers.
+//! - `referenced`: the files `#[reload(watch)]` fields name, hashed.
+
+mod builder;
+pub(crate) mod decide;
+mod pipeline;
+mod recorder;
+mod referenced;
+mod run;
+pub(crate) mod scope_graph;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::broadcast;
+
+pub use builder::{BuildError, ReloaderBuilder, DEFAULT_HISTORY_LEN};
+pub use pipeline::Pipeline;
+
+use crate::diff::Change;
+use crate::event::{ReloadEvent, Trigger};
+use crate::handle::Handle;
+use crate::handlers::Handlers;
+use crate::hot_reload::{HotConfig, HotReload};
+use crate::plan::{Plan, RestartPolicy};
+use crate::source::{Source, SourceContent, SourceError};
+use recorder::{Published, Recorder};
+use referenced::{Hashes, Referenced};
+
+/// The hot-reload engine for configuration type `C`.
+///
+/// Cheap to clone; all clones drive the same engine. One reload runs at a time; a trigger that
+/// arrives during a reload causes exactly one more reload of the newest content afterwards (callers
+/// that arrive together share it).
+///
+/// ```
+/// use hotcfg::{FileSource, HotReload, Reloader, ReloadResult};
+///
+/// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+/// struct Config {
+///     #[reload(scope = "limits")]
+///     workers: usize,
+/// }
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("app.toml");
+/// std::fs::write(&path, "workers = 2")?;
+///
+/// let reloader = Reloader::<Config>::builder(FileSource::new(&path))
+///     .on_apply("limits", |cx| {
+///         println!("workers: {} -> {}", cx.old.workers, cx.new.workers);
+///         Ok(())
+///     })
+///     .build()?;
+/// let handle = reloader.handle();
+/// assert_eq!(handle.load().workers, 2);
+///
+/// std::fs::write(&path, "workers = 4")?;
+/// let event = reloader.reload_now();
+/// assert!(matches!(event.result, ReloadResult::Applied { .. }));
+/// assert_eq!(handle.load().workers, 4);
+/// assert_eq!(handle.generation(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Reloader<C: HotReload> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: HotReload> Clone for Reloader<C> {
+    fn clone(&self) -> Self {
+        Reloader {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: HotReload + Send + Sync> fmt::Debug for Reloader<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloader")
+            .field("source", &self.inner.source)
+            .field("pipeline", &self.inner.pipeline)
+            .field("generation", &self.inner.handle.load().generation())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner<C: HotReload> {
+    source: Box<dyn Source>,
+    pipeline: Pipeline<C>,
+    handlers: Handlers<C>,
+    referenced: Referenced,
+    handle: Handle<C>,
+    recorder: Recorder,
+    /// Reload requests taken so far (tickets).
+    requested: AtomicU64,
+    /// Held for a whole attempt: one reload at a time.
+    state: Mutex<State>,
+}
+
+/// What the engine knows between attempts; only the attempt holding the lock changes it.
+struct State {
+    /// Hash of the source content the live state reflects (applied or deferred).
+    last_hash: Option<String>,
+    /// Hashes of the files `#[reload(watch)]` fields of the live configuration name.
+    referenced: Hashes,
+    pending: Vec<Change>,
+    /// Every ticket up to this one has been served by a finished reload.
+    covered: u64,
+    last_event: Arc<ReloadEvent>,
+}
+
+impl<C: HotConfig> Reloader<C> {
+    /// Starts setting up an engine reading from `source`.
+    pub fn builder(source: impl Source) -> ReloaderBuilder<C> {
+        ReloaderBuilder::new(Box::new(source))
+    }
+
+    /// A reader of the live configuration.
+    pub fn handle(&self) -> Handle<C> {
+        self.inner.handle.clone()
+    }
+
+    /// The source this engine reads.
+    pub fn source(&self) -> &dyn Source {
+        self.inner.source.as_ref()
+    }
+
+    /// The restart policy in force.
+    pub fn policy(&self) -> RestartPolicy {
+        self.inner.pipeline.restart_policy()
+    }
+
+    /// The stages a candidate goes through before the commit.
+    pub fn pipeline(&self) -> &Pipeline<C> {
+        &self.inner.pipeline
+    }
+
+    /// Reloads now (trigger [`Trigger::Manual`]) and returns what happened.
+    pub fn reload_now(&self) -> Arc<ReloadEvent> {
+        self.trigger(Trigger::Manual)
+    }
+
+    /// Reloads because of `trigger` and returns what happened. Blocks while another reload runs;
+    /// if a reload that started after this call finishes first, its event is returned instead of
+    /// running another one.
+    pub fn trigger(&self, trigger: Trigger) -> Arc<ReloadEvent> {
+        let ticket = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut state = self.lock();
+        if state.covered >= ticket {
+            tracing::debug!(%trigger, "coalesced with a reload that started after it");
+            return Arc::clone(&state.last_event);
+        }
+        // Everything requested until now is served by this reload: it reads the newest content.
+        let covers = self.inner.requested.load(Ordering::SeqCst);
+        let event = Arc::new(self.run(&mut state, trigger));
+        state.covered = covers;
+        state.last_event = Arc::clone(&event);
+        self.inner
+            .recorder
+            .record(&event, &state.pending, &state.referenced);
+        event
+    }
+
+    /// A dry run against the source's current content.
+    pub fn plan(&self) -> Plan {
+        self.plan_content(self.inner.source.read())
+    }
+
+    /// A dry run of `content` (read elsewhere: a file given on the command line).
+    pub fn plan_content(&self, content: Result<SourceContent, SourceError>) -> Plan {
+        let live = self.inner.handle.snapshot();
+        let handlers = &self.inner.handlers;
+        self.inner.pipeline.plan(
+            live.config(),
+            content,
+            |candidate| {
+                let published = self.published();
+                let (changes, _) = self
+                    .inner
+                    .referenced
+                    .changes(candidate, &published.referenced);
+                changes
+            },
+            |order| handlers.with_handlers(&order),
+        )
+    }
+
+    /// How many reloads have been requested since start (served or coalesced), for monitoring.
+    pub fn requested_reloads(&self) -> u64 {
+        self.inner.requested.load(Ordering::SeqCst)
+    }
+
+    /// The most recent events, oldest first.
+    pub fn history(&self) -> Vec<Arc<ReloadEvent>> {
+        self.published().history.iter().cloned().collect()
+    }
+
+    /// Restart-only changes in the source that are not live.
+    pub fn pending_restart(&self) -> Vec<Change> {
+        self.published().pending.clone()
+    }
+
+    /// The most recent event.
+    pub fn last_event(&self) -> Arc<ReloadEvent> {
+        Arc::clone(&self.published().last_event)
+    }
+
+    /// A receiver of every event from now on (a lagging receiver loses the oldest, never blocks
+    /// a reload).
+    pub fn events(&self) -> broadcast::Receiver<Arc<ReloadEvent>> {
+        self.inner.recorder.subscribe()
+    }
+
+    /// Files to watch: the source's files and the files `#[reload(watch)]` fields name.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files = self.inner.source.files();
+        files.extend(self.published().referenced.keys().cloned());
+        files
+    }
+
+    fn published(&self) -> MutexGuard<'_, Published> {
+        self.inner.recorder.published()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Handler panics are caught, so poisoning means a bug here; the state is still usable.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
