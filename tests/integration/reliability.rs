@@ -211,7 +211,9 @@ impl Readers {
                 std::thread::spawn(move || {
                     let mut last = 0u64;
                     let mut reads = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
+                    // At least one read, even when stopped before this thread first runs (a
+                    // one-step case on a busy machine): `reads > 0` is checked at the end.
+                    loop {
                         let snapshot: Arc<Snapshot<Model>> = handle.snapshot();
                         let generation = snapshot.generation();
                         if generation < last {
@@ -235,6 +237,9 @@ impl Readers {
                         reads += 1;
                         if reads.is_multiple_of(64) {
                             std::thread::yield_now();
+                        }
+                        if stop.load(Ordering::Relaxed) {
+                            break;
                         }
                     }
                     reads
