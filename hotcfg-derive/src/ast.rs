@@ -41,8 +41,9 @@ pub enum Kind {
     /// `#[serde(skip)]`: not in the file; left out of diff, schema and watch; merge keeps the
     /// current value.
     Skipped,
-    /// `#[reload(nested)]`: recurse; `flatten` recurses without a path segment.
-    Nested { flatten: bool },
+    /// `#[reload(nested)]`: recurse; `flatten` recurses without a path segment; `key` matches
+    /// the elements of a list by that field.
+    Nested { flatten: bool, key: Option<Ident> },
     /// Compared and rendered as a whole (structured values are walked down to their keys).
     Leaf {
         class: Class,
@@ -139,6 +140,7 @@ impl<'a> Field<'a> {
         } else if self.reload.nested.is_some() {
             Kind::Nested {
                 flatten: self.serde.flatten.is_some(),
+                key: self.reload.key.as_ref().map(|k| k.field.clone()),
             }
         } else {
             Kind::Leaf {

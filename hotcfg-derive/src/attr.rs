@@ -7,7 +7,7 @@
 use proc_macro2::{TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::meta::ParseNestedMeta;
-use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Meta, Path, Token};
+use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitStr, Meta, Path, Token};
 
 use crate::case::RenameRule;
 use crate::ctxt::Ctxt;
@@ -24,9 +24,11 @@ pub const NESTED: &str = "nested";
 pub const SECRET: &str = "secret";
 /// `watch`: the field names files that are watched along with the configuration.
 pub const WATCH: &str = "watch";
+/// `key = "field"`, with `nested` on a list: elements are matched by that field's value.
+pub const KEY: &str = "key";
 
 /// Keys accepted on a field, in the order messages list them.
-pub const FIELD_KEYS: &[&str] = &[SCOPE, RESTART, NESTED, SECRET, WATCH];
+pub const FIELD_KEYS: &[&str] = &[SCOPE, RESTART, NESTED, SECRET, WATCH, KEY];
 /// Keys accepted on the struct.
 pub const CONTAINER_KEYS: &[&str] = &[SCOPE, RESTART];
 
@@ -64,6 +66,14 @@ pub struct Scope {
     pub name: LitStr,
 }
 
+/// `key = "field"`: the element field that identifies an element of a nested list.
+#[derive(Clone, Debug)]
+pub struct ElementKey {
+    pub key: Key,
+    /// The field, spanned at the literal so a misspelt name is reported there.
+    pub field: Ident,
+}
+
 /// The `#[reload(...)]` keys of one field or of the struct.
 #[derive(Clone, Debug, Default)]
 pub struct Reload {
@@ -72,6 +82,7 @@ pub struct Reload {
     pub nested: Option<Key>,
     pub secret: Option<Key>,
     pub watch: Option<Key>,
+    pub key: Option<ElementKey>,
 }
 
 impl Reload {
@@ -103,6 +114,7 @@ impl Reload {
             self.nested.as_ref(),
             self.secret.as_ref(),
             self.watch.as_ref(),
+            self.key.as_ref().map(|k| &k.key),
         ]
         .into_iter()
         .flatten()
@@ -126,6 +138,12 @@ impl Reload {
         if name == SCOPE {
             if let Some(lit) = scope_value(cx, meta)? {
                 set(cx, &mut self.scope, Scope { key, name: lit }, path);
+            }
+            return Ok(());
+        }
+        if name == KEY {
+            if let Some(field) = key_value(cx, meta)? {
+                set(cx, &mut self.key, ElementKey { key, field }, path);
             }
             return Ok(());
         }
@@ -178,7 +196,7 @@ fn unknown_key_message(name: &str, place: Place) -> String {
         let keys: Vec<String> = keys
             .iter()
             .map(|key| match *key {
-                SCOPE => format!("`{SCOPE} = \"...\"`"),
+                SCOPE | KEY => format!("`{key} = \"...\"`"),
                 other => format!("`{other}`"),
             })
             .collect();
@@ -237,6 +255,37 @@ fn scope_value(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<LitS
                 &other,
                 "the scope name must be a string literal: `scope = \"limits\"`",
             );
+            Ok(None)
+        }
+    }
+}
+
+/// The field named by `key = "name"`; `None` (with an error recorded) when missing or not the
+/// name of a field.
+fn key_value(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Ident>> {
+    let usage = "`key` names the element's key field: `#[reload(nested, key = \"name\")]`";
+    if !meta.input.peek(Token![=]) {
+        let key = &meta.path;
+        let stray = skip_value(meta)?;
+        cx.error_spanned_by(quote::quote!(#key #stray), usage);
+        return Ok(None);
+    }
+    let expr: Expr = meta.value()?.parse()?;
+    match &expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => match syn::parse_str::<Ident>(&lit.value()) {
+            Ok(ident) => Ok(Some(Ident::new(&ident.to_string(), lit.span()))),
+            Err(_) => {
+                cx.error_spanned_by(
+                    lit,
+                    format!("`{}` is not a field name; {usage}", lit.value()),
+                );
+                Ok(None)
+            }
+        },
+        other => {
+            cx.error_spanned_by(other, usage);
             Ok(None)
         }
     }
@@ -483,7 +532,7 @@ mod tests {
         assert_eq!(
             message,
             "unknown `#[reload]` key `scopes`; expected `scope = \"...\"`, `restart`, `nested`, \
-             `secret` or `watch`"
+             `secret`, `watch` or `key = \"...\"`"
         );
         let message = one_error(vec![parse_quote!(#[reload(a::b)])], Place::Field);
         assert!(

@@ -20,6 +20,9 @@ pub fn check(cx: &Ctxt, cont: &Container<'_>) {
         check_watch_with_nested(cx, field);
         check_flatten_without_nested(cx, field);
         check_reload_on_skipped(cx, field);
+        check_key_without_nested(cx, field);
+        check_key_on_a_list(cx, field);
+        check_no_128_bit_integers(cx, field);
     }
 }
 
@@ -132,6 +135,76 @@ fn check_reload_on_skipped(cx: &Ctxt, field: &Field<'_>) {
     }
 }
 
+/// Elements are matched by a key only in a nested list.
+fn check_key_without_nested(cx: &Ctxt, field: &Field<'_>) {
+    if let (Some(key), None) = (&field.reload.key, &field.reload.nested) {
+        cx.error_spanned_by(
+            &key.key.path,
+            "`key` needs `nested`: it matches the elements of a nested list \
+             (`#[reload(nested, key = \"name\")]` on a `Vec` of a type deriving `HotReload`)",
+        );
+    }
+}
+
+/// Only a list's elements are matched by a key field; a map has its own keys. Read from the type
+/// as written (`Vec<..>`, `Option<Vec<..>>`); an alias is left to the `NestedList` bound.
+fn check_key_on_a_list(cx: &Ctxt, field: &Field<'_>) {
+    let (Some(_), Some(key)) = (&field.reload.nested, &field.reload.key) else {
+        return;
+    };
+    let outer = |ty: &syn::Type| match ty {
+        syn::Type::Path(path) => path.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    };
+    let name = outer(field.ty);
+    if matches!(name.as_deref(), Some("Vec" | "Option")) || name.is_none() {
+        return;
+    }
+    let ty = field.ty;
+    cx.error_spanned_by(
+        &key.key.path,
+        format!(
+            "`key` matches the elements of a `Vec` or `Option<Vec>`, and this field is a `{}`; \
+             a map's entries are matched by the map's own keys: remove `key`",
+            crate::expand::type_name(ty)
+        ),
+    );
+}
+
+/// figment, which reads the configuration, has no 128-bit integers: such a field compiles and
+/// then can never load ("u128 is not supported"). Found in the type as written (an alias or a
+/// plain struct holding one is not seen).
+fn check_no_128_bit_integers(cx: &Ctxt, field: &Field<'_>) {
+    if field.serde.skip.is_some() {
+        return;
+    }
+    let ty = field.ty;
+    let mut found = Vec::new();
+    find_128_bit(quote!(#ty), &mut found);
+    for ident in found {
+        cx.error_spanned_by(
+            &ident,
+            format!(
+                "`{ident}` cannot be loaded: figment, which reads the configuration, does not \
+                 support 128-bit integers; use `{}64`, or a `String` your code parses",
+                &ident.to_string()[..1]
+            ),
+        );
+    }
+}
+
+fn find_128_bit(tokens: TokenStream, found: &mut Vec<proc_macro2::Ident>) {
+    for token in tokens {
+        match token {
+            proc_macro2::TokenTree::Ident(ident) if ident == "u128" || ident == "i128" => {
+                found.push(ident)
+            }
+            proc_macro2::TokenTree::Group(group) => find_128_bit(group.stream(), found),
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use syn::{parse_quote, DeriveInput};
@@ -200,8 +273,20 @@ mod tests {
                 ("plain".into(), leaf(loops(), false, false)),
                 ("token".into(), leaf(Class::Restart, true, false)),
                 ("cert".into(), leaf(Class::Scope("tls".into()), false, true)),
-                ("limits".into(), Kind::Nested { flatten: false }),
-                ("common".into(), Kind::Nested { flatten: true }),
+                (
+                    "limits".into(),
+                    Kind::Nested {
+                        flatten: false,
+                        key: None
+                    }
+                ),
+                (
+                    "common".into(),
+                    Kind::Nested {
+                        flatten: true,
+                        key: None
+                    }
+                ),
                 ("cache".into(), Kind::Skipped),
             ]
         );
@@ -339,6 +424,56 @@ mod tests {
             }
         ));
         assert!(message.contains("does not support generic structs"));
+    }
+
+    #[test]
+    fn key_needs_nested() {
+        let message = one_error(parse_quote! {
+            struct C { #[reload(scope = "r", key = "name")] routes: Vec<Route> }
+        });
+        assert!(message.starts_with("`key` needs `nested`"), "{message}");
+        let input: DeriveInput = parse_quote! {
+            struct C { #[reload(nested, key = "name")] routes: Vec<Route> }
+        };
+        assert_eq!(errors(input.clone()), Vec::<String>::new());
+        let cx = Ctxt::new();
+        let cont = Container::from_ast(&cx, &input).unwrap();
+        cx.check().unwrap();
+        let Kind::Nested { key: Some(key), .. } = cont.fields[0].kind(&cont) else {
+            panic!("a keyed nested field");
+        };
+        assert_eq!(key, "name");
+    }
+
+    #[test]
+    fn key_only_on_a_list() {
+        let message = one_error(parse_quote! {
+            struct C { #[reload(nested, key = "name")] routes: BTreeMap<String, Route> }
+        });
+        assert!(
+            message.starts_with(
+                "`key` matches the elements of a `Vec` or `Option<Vec>`, and \
+                 this field is a `BTreeMap<String, Route>`"
+            ),
+            "{message}"
+        );
+        let ok = errors(parse_quote! {
+            struct C { #[reload(nested, key = "name")] routes: Option<Vec<Route>> }
+        });
+        assert_eq!(ok, Vec::<String>::new());
+    }
+
+    #[test]
+    fn no_128_bit_integers() {
+        let errors = errors(parse_quote! {
+            struct C { a: u128, b: Option<Vec<i128>>, #[serde(skip)] c: u128, d: u64 }
+        });
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("`u128` cannot be loaded"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("use `i64`"), "{errors:?}");
     }
 
     #[test]

@@ -94,6 +94,18 @@ fn impl_hot_reload(cont: &Container<'_>) -> TokenStream {
     }
 }
 
+/// `<Ty as NestedList>` (spanned at the field's type) and the element key: a closure rendering
+/// the key field of an element, the field spanned at its name in `key = "..."`.
+fn keyed(ty: &Type, key: &syn::Ident) -> (TokenStream, TokenStream) {
+    let list = quote_spanned!(ty.span()=> <#ty as ::hotcfg::__private::NestedList>);
+    let member = quote_spanned!(key.span()=> item.#key);
+    // `#ty` keeps its own spans: a type that is not a list is reported once, at the type.
+    let closure = quote! {
+        ::hotcfg::__private::element_key::<#ty>(&|item| ::std::string::ToString::to_string(&#member))
+    };
+    (list, closure)
+}
+
 /// `<Ty as Nested>`, spanned at the field's type so an unimplemented `Nested` points there.
 fn as_nested(ty: &Type) -> TokenStream {
     quote_spanned!(ty.span()=> <#ty as ::hotcfg::__private::Nested>)
@@ -103,10 +115,18 @@ fn diff_field(gen: &Gen<'_>) -> TokenStream {
     let (member, segment) = (gen.field.ident, &gen.segment);
     match &gen.kind {
         Kind::Skipped => TokenStream::new(),
-        Kind::Nested { flatten } => {
-            let nested = as_nested(gen.field.ty);
+        Kind::Nested { flatten, key } => {
             let path = nested_path(segment, *flatten);
-            quote!(#nested::diff_nested(&self.#member, &new.#member, #path, out);)
+            match key {
+                Some(key) => {
+                    let (list, key) = keyed(gen.field.ty, key);
+                    quote!(#list::diff_list(&self.#member, &new.#member, #path, #key, out);)
+                }
+                None => {
+                    let nested = as_nested(gen.field.ty);
+                    quote!(#nested::diff_nested(&self.#member, &new.#member, #path, out);)
+                }
+            }
         }
         Kind::Leaf { class, secret, .. } => {
             let class = class_tokens(class);
@@ -127,7 +147,7 @@ fn schema_field(gen: &Gen<'_>) -> TokenStream {
     let segment = &gen.segment;
     match &gen.kind {
         Kind::Skipped => TokenStream::new(),
-        Kind::Nested { flatten } => {
+        Kind::Nested { flatten, .. } => {
             let nested = as_nested(gen.field.ty);
             let prefix = if *flatten {
                 quote!(prefix)
@@ -157,7 +177,11 @@ fn schema_field(gen: &Gen<'_>) -> TokenStream {
 fn merge_field(gen: &Gen<'_>) -> TokenStream {
     let member = gen.field.ident;
     let value = match &gen.kind {
-        Kind::Nested { .. } => {
+        Kind::Nested { key: Some(key), .. } => {
+            let (list, key) = keyed(gen.field.ty, key);
+            quote!(#list::merge_list(&self.#member, &new.#member, #key))
+        }
+        Kind::Nested { key: None, .. } => {
             let nested = as_nested(gen.field.ty);
             quote!(#nested::merge_nested(&self.#member, &new.#member))
         }
@@ -188,10 +212,18 @@ fn nested_path(segment: &impl quote::ToTokens, flatten: bool) -> TokenStream {
 fn watch_field(gen: &Gen<'_>) -> TokenStream {
     let (member, segment) = (gen.field.ident, &gen.segment);
     match &gen.kind {
-        Kind::Nested { flatten } => {
-            let nested = as_nested(gen.field.ty);
+        Kind::Nested { flatten, key } => {
             let path = nested_path(segment, *flatten);
-            quote!(#nested::watched_nested(&self.#member, #path, out);)
+            match key {
+                Some(key) => {
+                    let (list, key) = keyed(gen.field.ty, key);
+                    quote!(#list::watched_list(&self.#member, #path, #key, out);)
+                }
+                None => {
+                    let nested = as_nested(gen.field.ty);
+                    quote!(#nested::watched_nested(&self.#member, #path, out);)
+                }
+            }
         }
         Kind::Leaf {
             class, watch: true, ..

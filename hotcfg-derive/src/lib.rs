@@ -31,9 +31,10 @@ mod expand;
 /// |-----------|---------|
 /// | `#[reload(scope = "name")]` | hot: applied live by the handlers of scope `name` (`[a-z0-9_-]+`, not `restart`) |
 /// | `#[reload(restart)]` | a change needs a restart (also the default) |
-/// | `#[reload(nested)]` | recurse into the field's type: a struct deriving `HotReload`, or an `Option`, `BTreeMap` or `HashMap` of one |
+/// | `#[reload(nested)]` | recurse into the field's type: a struct deriving `HotReload`, or a `Box`, `Option`, `Vec`, `Option<Vec>`, `BTreeMap` or `HashMap` of one |
+/// | `#[reload(nested, key = "field")]` | on a `Vec` (or `Option<Vec>`): match elements by the value of their `field` rather than by position |
 /// | `#[reload(secret)]` | the value is shown as `<redacted>` in diffs, events and logs; combines with `scope` / `restart` |
-/// | `#[reload(watch)]` | the field names files (`PathBuf`, `Option<PathBuf>`, `Vec<PathBuf>`, `BTreeSet<PathBuf>`) watched with the configuration; combines with `scope` / `restart` |
+/// | `#[reload(watch)]` | the field names files (`PathBuf`, `Vec<PathBuf>`, `BTreeSet<PathBuf>`, or an `Option` of one) watched with the configuration; combines with `scope` / `restart` |
 ///
 /// ```rust,ignore
 /// use hotcfg::HotReload;
@@ -56,6 +57,10 @@ mod expand;
 /// // data_dir [restart]: "/var/lib/td" -> "/srv/td"
 /// let live = old.merge_hot(&new); // hot fields of `new`, restart-only fields of `old`
 /// ```
+///
+/// Floats: an unchanged NaN is not a change (although `NaN != NaN`), and non-finite values
+/// render as `NaN`, `inf` and `-inf` (JSON would write `null`). 128-bit integers (`u128`,
+/// `i128`) are refused at compile time: figment, which loads the configuration, cannot read them.
 ///
 /// A leaf field's type must be `PartialEq + serde::Serialize`; a structured value (a plain
 /// struct, a map) is compared as one field but its changes are reported at the deepest keys
@@ -84,6 +89,29 @@ mod expand;
 /// }
 /// // Config::schema(): loops.* [loops], loops.*.max_iterations [loops], loops.*.runner [restart]
 /// // A change to one entry: loops.fast.max_iterations [loops]: 10 -> 20
+/// ```
+///
+/// # Lists
+///
+/// A `Vec` of a type deriving `HotReload` is diffed element by element. By default elements are
+/// matched by position (`routes.1.upstream`, `routes.2` added); with `key = "field"` they are
+/// matched by that field's value, so inserting a route at the front is one addition, not a change
+/// to every route after it. The key field is named as in Rust, must be `Display`, and its value
+/// is the element's path segment (when two elements share a key, the list falls back to
+/// positions). `merge_hot` keeps the restart-only fields of matched elements.
+///
+/// ```rust,ignore
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+/// #[reload(scope = "routing")]
+/// struct Route { name: String, upstream: String }
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+/// struct Config {
+///     #[reload(nested, key = "name")]
+///     routes: Vec<Route>,       // routes.api.upstream [routing]: "http://a" -> "http://b"
+///     #[reload(nested)]
+///     tls: Box<Tls>,            // tls.cert [tls]: ...
+/// }
 /// ```
 ///
 /// # Secrets and watched files
@@ -128,7 +156,7 @@ mod expand;
 /// Each is a compile error pointing at the tokens to change, and all are reported in one build:
 /// unknown or duplicate keys, `scope` without a string value, invalid scope names, `restart`
 /// with `scope`, `nested` with `scope` / `restart` / `secret` / `watch`, `flatten` without
-/// `nested`, enums, unions, tuple and unit structs, generic structs; and, at the field's type,
+/// `nested`, `key` without `nested` or on a map, `u128` / `i128` fields, enums, unions, tuple and unit structs, generic structs; and, at the field's type,
 /// a leaf type that is not `PartialEq + Serialize`, a `nested` type that does not derive
 /// `HotReload`, a `watch` type that is not a path. The `tests/ui` folder of the repository has
 /// one example of each, with the exact message.

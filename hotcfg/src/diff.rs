@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::nonfinite::{float_aware, unmark};
 use crate::secret::{holds_fingerprint, scrub, with_fingerprints};
 use crate::Class;
 
@@ -316,8 +317,23 @@ pub(crate) fn record_leaf<T: serde::Serialize + ?Sized>(
     if let (Ok(old_v), Ok(new_v)) = values {
         walk(path, class, &old_v, &new_v, out);
     }
+    let shows_null = |c: &Change| {
+        [&c.old, &c.new]
+            .iter()
+            .any(|v| v.as_deref() == Some("null"))
+    };
+    if out.len() == before || out[before..].iter().any(shows_null) {
+        // JSON writes NaN and the infinities as `null`: look again with them kept.
+        if let (Some(old_v), Some(new_v)) = (float_aware(old), float_aware(new)) {
+            out.truncate(before);
+            if old_v == new_v {
+                return; // Unequal only because NaN != NaN: nothing changed.
+            }
+            walk(path, class, &old_v, &new_v, out);
+        }
+    }
     if out.len() == before {
-        // Unequal by PartialEq but rendering the same (NaN, unrenderable): still a change.
+        // Unequal by PartialEq but rendering the same (unrenderable): still a change.
         out.push(Change {
             path: path.render(),
             class,
@@ -333,14 +349,14 @@ pub(crate) fn record_leaf<T: serde::Serialize + ?Sized>(
 /// secrets redacted otherwise; and whether it held a secret.
 fn shown(value: &serde_json::Value) -> (String, bool) {
     if !holds_fingerprint(value) {
-        return (render(value), false);
+        return (unmark(render(value)), false);
     }
     if value.is_string() {
         return (REDACTED.to_string(), true);
     }
     let mut scrubbed = value.clone();
     scrub(&mut scrubbed);
-    (render(&scrubbed), true)
+    (unmark(render(&scrubbed)), true)
 }
 
 /// A change found by [`walk`].

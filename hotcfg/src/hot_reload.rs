@@ -92,3 +92,24 @@ pub trait HotReload: Clone + PartialEq + serde::Serialize + 'static {
 pub trait HotConfig: HotReload + serde::de::DeserializeOwned + Send + Sync {}
 
 impl<C: HotReload + serde::de::DeserializeOwned + Send + Sync> HotConfig for C {}
+
+/// A boxed section (a large or recursive one) is nested like the section itself.
+impl<T: HotReload> HotReload for Box<T> {
+    const CLASS: Class = T::CLASS;
+
+    fn diff_into(&self, new: &Self, prefix: &FieldPath<'_>, out: &mut Vec<Change>) {
+        (**self).diff_into(new, prefix, out)
+    }
+    fn schema_into(prefix: &str, out: &mut Vec<FieldInfo>) {
+        T::schema_into(prefix, out)
+    }
+    fn schema() -> &'static [FieldInfo] {
+        T::schema()
+    }
+    fn merge_hot(&self, new: &Self) -> Self {
+        Box::new((**self).merge_hot(new))
+    }
+    fn watched_files_into(&self, prefix: &FieldPath<'_>, out: &mut Vec<WatchedFile>) {
+        (**self).watched_files_into(prefix, out)
+    }
+}

@@ -50,7 +50,8 @@
 //! - **Classes.** `#[derive(HotReload)]` classifies every field at compile time: a *scope*
 //!   (`#[reload(scope = "limits")]`: hot, applied by that scope's handlers) or *restart*
 //!   (`#[reload(restart)]`, and every unannotated field). `#[reload(nested)]` recurses into a
-//!   struct (or an `Option` or map of one) that derives it too; `#[reload(secret)]` values, and
+//!   struct (or a `Box`, `Option`, `Vec` or map of one) that derives it too, list elements by
+//!   position or, with `key = "name"`, by a key field; `#[reload(secret)]` values, and
 //!   [`Secret`] values wherever they sit, are never shown; `#[reload(watch)]` path fields name files that are watched with the
 //!   configuration. [`HotReload::schema`] lists every field with its class and docs.
 //! - **Diff.** [`HotReload::diff`] compares field by field: dotted paths (`limits.max`,
@@ -113,6 +114,8 @@ mod handlers;
 mod hot_reload;
 mod load;
 pub mod metrics;
+mod nested_list;
+mod nonfinite;
 mod plan;
 mod schema;
 pub mod secret;
@@ -145,7 +148,7 @@ pub use load::{
     locate_key, ConfigError, Format, Loader, Problem, Stage, DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUES,
 };
 pub use plan::{Decision, Plan, RestartPolicy};
-pub use schema::{redacted_json, FieldInfo};
+pub use schema::{redacted_json, AsConfig, FieldInfo};
 pub use secret::Secret;
 #[cfg(unix)]
 pub use signal::{reload_on_sighup, SignalGuard};

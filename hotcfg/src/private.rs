@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use crate::diff::FieldPath;
+pub use crate::nested_list::{element_key, ElementKey, NestedList};
 pub use crate::{Change, ChangeKind, Class, FieldInfo, HotReload, WatchedFile};
 
 use crate::diff::{join_path, record_leaf, record_presence};
@@ -73,12 +74,12 @@ pub fn schema_of<T: HotReload>(cell: &'static OnceLock<Vec<FieldInfo>>) -> &'sta
     })
 }
 
-/// What a `#[reload(nested)]` field's type must be: a struct deriving `HotReload`, or an
-/// `Option` or string-keyed map of one.
+/// What a `#[reload(nested)]` field's type must be: a struct deriving `HotReload`, or a `Box`,
+/// `Option`, `Vec`, `Option<Vec>` or map of one.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be `#[reload(nested)]`: it does not derive `HotReload`",
-    label = "this type must derive `HotReload` (or be an `Option` or map of such a type)",
-    note = "derive `HotReload` on it, or classify the field with `scope = \"...\"` or `restart` instead"
+    message = "`{Self}` cannot be `#[reload(nested)]`: it is neither a type deriving `HotReload` nor a supported container of one",
+    label = "expected a type deriving `HotReload`, or a `Box`, `Option`, `Vec`, `Option<Vec>`, `BTreeMap` or `HashMap` of one",
+    note = "derive `HotReload` on the element type and hold it in a supported container, or classify the field with `scope = \"...\"` or `restart` (diffed as one value)"
 )]
 pub trait Nested: Sized {
     /// Diffs the field, recursing into the nested type's own classification.
@@ -118,9 +119,20 @@ fn entry_info<T: HotReload>(path: String, doc: &'static str) -> FieldInfo {
     }
 }
 
+/// The schema rows of a collection of nested values: the entry itself (`routes.*`) and its fields.
+pub(crate) fn entries_schema<T: HotReload>(
+    prefix: &str,
+    doc: &'static str,
+    out: &mut Vec<FieldInfo>,
+) {
+    let entry = join_path(prefix, "*");
+    out.push(entry_info::<T>(entry.clone(), doc));
+    T::schema_into(&entry, out);
+}
+
 /// Whether a value of `T` holds a `#[reload(secret)]` field anywhere: such a value appearing or
 /// disappearing as a whole is rendered redacted, or the secret would be shown with it.
-fn holds_secret<T: HotReload>() -> bool {
+pub(crate) fn holds_secret<T: HotReload>() -> bool {
     T::schema().iter().any(|field| field.secret)
 }
 
@@ -159,7 +171,7 @@ impl<T: HotReload> Nested for Option<T> {
 }
 
 /// Diffs two maps of nested values entry by entry, in the order `keys` gives.
-fn diff_entries<'k, K, T, I>(
+pub(crate) fn diff_entries<'k, K, T, I>(
     keys: I,
     get_old: impl Fn(&K) -> Option<&'k T>,
     get_new: impl Fn(&K) -> Option<&'k T>,
@@ -201,9 +213,7 @@ impl<K: Ord + Display + Clone, T: HotReload> Nested for BTreeMap<K, T> {
         diff_entries(keys.into_iter(), |k| self.get(k), |k| new.get(k), path, out);
     }
     fn schema_nested(prefix: &str, doc: &'static str, out: &mut Vec<FieldInfo>) {
-        let entry = join_path(prefix, "*");
-        out.push(entry_info::<T>(entry.clone(), doc));
-        T::schema_into(&entry, out);
+        entries_schema::<T>(prefix, doc, out);
     }
     fn merge_nested(&self, new: &Self) -> Self {
         merge_entries(self.iter(), new.iter(), |k| self.get(k), |k| new.get(k))
@@ -231,9 +241,7 @@ where
         diff_entries(keys.into_iter(), |k| self.get(k), |k| new.get(k), path, out);
     }
     fn schema_nested(prefix: &str, doc: &'static str, out: &mut Vec<FieldInfo>) {
-        let entry = join_path(prefix, "*");
-        out.push(entry_info::<T>(entry.clone(), doc));
-        T::schema_into(&entry, out);
+        entries_schema::<T>(prefix, doc, out);
     }
     fn merge_nested(&self, new: &Self) -> Self {
         merge_entries(self.iter(), new.iter(), |k| self.get(k), |k| new.get(k))
@@ -276,7 +284,7 @@ where
 /// What a `#[reload(watch)]` field's type must be.
 #[diagnostic::on_unimplemented(
     message = "`#[reload(watch)]` needs a path field, and `{Self}` is not one",
-    label = "expected `PathBuf`, `Option<PathBuf>`, `Vec<PathBuf>` or `BTreeSet<PathBuf>`",
+    label = "expected `PathBuf`, `Vec<PathBuf>` or `BTreeSet<PathBuf>`, or an `Option` of one",
     note = "`watch` makes hotcfg follow the files a field names; use it only on file paths"
 )]
 pub trait WatchPaths {
@@ -289,10 +297,10 @@ impl WatchPaths for PathBuf {
         f(self)
     }
 }
-impl WatchPaths for Option<PathBuf> {
+impl<T: WatchPaths> WatchPaths for Option<T> {
     fn for_each_path(&self, f: &mut dyn FnMut(&Path)) {
-        if let Some(path) = self {
-            f(path)
+        if let Some(paths) = self {
+            paths.for_each_path(f)
         }
     }
 }

@@ -1,5 +1,8 @@
 //! Field introspection: every field path, its class, its docs.
 
+use std::sync::Arc;
+
+use crate::handle::Snapshot;
 use crate::Class;
 
 /// One field of a configuration type, as listed by [`HotReload::schema`](crate::HotReload::schema).
@@ -53,9 +56,12 @@ pub struct FieldInfo {
 /// assert_eq!(shown["token"], "<redacted>");
 /// assert_eq!(shown["listen"], "127.0.0.1:1");
 /// ```
-pub fn redacted_json<C: crate::HotReload>(config: &C) -> serde_json::Value {
-    let mut value = serde_json::to_value(config).unwrap_or(serde_json::Value::Null);
-    for field in C::schema().iter().filter(|f| f.secret) {
+pub fn redacted_json<T: AsConfig + ?Sized>(config: &T) -> serde_json::Value {
+    let mut value = serde_json::to_value(config.as_config()).unwrap_or(serde_json::Value::Null);
+    for field in <T::Config as crate::HotReload>::schema()
+        .iter()
+        .filter(|f| f.secret)
+    {
         let segments: Vec<&str> = field.path.split('.').collect();
         redact_at(&mut value, &segments);
     }
@@ -69,14 +75,71 @@ fn redact_at(value: &mut serde_json::Value, segments: &[&str]) {
         }
         return;
     };
-    let Some(map) = value.as_object_mut() else {
-        return;
-    };
-    if *first == "*" {
-        for child in map.values_mut() {
-            redact_at(child, rest);
+    match value {
+        serde_json::Value::Object(map) if *first == "*" => {
+            map.values_mut().for_each(|child| redact_at(child, rest))
         }
-    } else if let Some(child) = map.get_mut(*first) {
-        redact_at(child, rest);
+        // The elements of a nested list.
+        serde_json::Value::Array(items) if *first == "*" => {
+            items.iter_mut().for_each(|child| redact_at(child, rest))
+        }
+        serde_json::Value::Object(map) => {
+            if let Some(child) = map.get_mut(*first) {
+                redact_at(child, rest);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A configuration, or what holds one: what [`redacted_json`] accepts (the configuration itself,
+/// a [`Snapshot`], the `Arc` that [`Handle::snapshot`](crate::Handle::snapshot) gives or the
+/// guard that [`Handle::load`](crate::Handle::load) gives).
+///
+/// ```
+/// # use hotcfg::{HotReload, Reloader};
+/// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+/// # struct Config { #[reload(scope = "auth", secret)] token: String }
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("app.toml");
+/// # std::fs::write(&path, "token = \"hunter2\"")?;
+/// let handle = Reloader::<Config>::builder(hotcfg::FileSource::new(&path)).build()?.handle();
+/// assert_eq!(hotcfg::redacted_json(&handle.load())["token"], "<redacted>");
+/// assert_eq!(hotcfg::redacted_json(&*handle.load())["token"], "<redacted>");
+/// assert_eq!(hotcfg::redacted_json(&handle.snapshot())["token"], "<redacted>");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait AsConfig {
+    /// The configuration type.
+    type Config: crate::HotReload;
+    /// The configuration.
+    fn as_config(&self) -> &Self::Config;
+}
+
+impl<C: crate::HotReload> AsConfig for C {
+    type Config = C;
+    fn as_config(&self) -> &C {
+        self
+    }
+}
+
+impl<C: crate::HotReload> AsConfig for Snapshot<C> {
+    type Config = C;
+    fn as_config(&self) -> &C {
+        self.config()
+    }
+}
+
+impl<C: crate::HotReload> AsConfig for Arc<Snapshot<C>> {
+    type Config = C;
+    fn as_config(&self) -> &C {
+        self.config()
+    }
+}
+
+impl<C: crate::HotReload> AsConfig for arc_swap::Guard<Arc<Snapshot<C>>> {
+    type Config = C;
+    fn as_config(&self) -> &C {
+        self.config()
     }
 }

@@ -8,6 +8,7 @@ mod engine;
 mod fleet;
 mod hostile;
 mod http;
+mod lists;
 mod reliability;
 mod rollback;
 mod secrets;
