@@ -15,10 +15,15 @@
 //! | `pad FILE BYTES TEXT` | TEXT followed by comment lines up to BYTES bytes |
 //! | `burst FILE N TEXT` | N in-place writes as fast as possible, `{i}` in TEXT replaced by 1..=N |
 //! | `pause N` | wait N debounce windows (a pause that is part of the hazard) |
-//! | `expect applied [value=N] [label=S] [trigger=FILE] [changed=FIELD] [reloads<=N]` | a new generation with these values; no failed or rejected reload on the way; the latest reload was triggered by FILE and changed FIELD; at most N reloads since the previous expectation |
+//! | `expect applied [value=N] [label=S] [trigger=FILE] [changed=FIELD] [reloads<=N] [completed]` | a new generation with these values; no failed or rejected reload on the way; the latest reload was triggered by FILE and changed FIELD; at most N reloads (default 1, unchanged ones count) since the previous expectation; `completed`: the native watcher saw the save complete (a close after writing, a rename into place, a new symlink) |
 //! | `expect failed STAGE TEXT` | the next event is a failed reload at that stage whose error contains TEXT; the live config unchanged |
 //! | `expect unchanged` | the next event is an unchanged reload |
-//! | `expect no-reload` | nothing happens: no event, no handler call, same generation |
+//! | `expect no-reload` | nothing happens: the config is touched (a change of metadata only, itself no reload), the watcher looks and finds the same bytes, and by then there is no event, no handler call, no new generation |
+//!
+//! No step waits a fixed time for something not to happen: `expect no-reload` waits for the
+//! watcher's look after a touch that comes after the steps being checked (the native watcher gets
+//! events in order; the poller reads every file at once), and every `expect applied` checks every
+//! event since the previous expectation, so a reload that comes late is still caught there.
 #![cfg(unix)]
 
 use std::path::{Path, PathBuf};
@@ -27,7 +32,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hotcfg::watcher::{notify, Backend, ConfigWatcher, NativeEvents, WatchMode, WatchOptions};
+use hotcfg::watcher::{
+    notify, Backend, ConfigWatcher, NativeEvents, WatchMode, WatchOptions, WatchStats,
+};
 use hotcfg::{
     ConfigError, FileSource, HotReload, ReloadError, ReloadEvent, ReloadResult, Reloader, Stage,
     Trigger, Violations,
@@ -44,12 +51,6 @@ const POLL: Duration = Duration::from_millis(25);
 const RETRIES: u32 = 10;
 /// Longest wait for anything that must happen (generous: only a failing test waits this long).
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Time within which the watcher would have reloaded complete content if it were going to: the
-/// debounce, two polls, and slack.
-fn quiet_period() -> Duration {
-    DEBOUNCE * 4 + POLL * 2 + Duration::from_millis(100)
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
 struct Cfg {
@@ -169,6 +170,7 @@ struct Applied {
     trigger: Option<String>,
     changed: Option<String>,
     max_reloads: Option<usize>,
+    completed: bool,
 }
 
 /// `\n`, `\t`, `\\` and `\xHH` escapes; everything else as written.
@@ -265,6 +267,10 @@ fn parse_step(line: &str) -> Result<Step, String> {
             "applied" => {
                 let mut applied = Applied::default();
                 for arg in after_a.split_whitespace() {
+                    if arg == "completed" {
+                        applied.completed = true;
+                        continue;
+                    }
                     if let Some(n) = arg.strip_prefix("reloads<=") {
                         applied.max_reloads = Some(n.parse().map_err(|e| format!("{arg}: {e}"))?);
                         continue;
@@ -324,6 +330,8 @@ struct Run {
     watcher: Option<ConfigWatcher>,
     /// Generation when the previous expectation was met.
     generation: u64,
+    /// The watcher's counters when the previous expectation was met.
+    seen: WatchStats,
 }
 
 impl Run {
@@ -380,6 +388,7 @@ impl Run {
         };
         assert_eq!(watcher.mode(), backend);
         self.generation = rig.reloader.handle().generation();
+        self.seen = watcher.stats();
         self.rig = Some(rig);
         self.watcher = Some(watcher);
     }
@@ -395,13 +404,7 @@ impl Run {
             Step::Write(name, bytes) => self.write(name, bytes, false),
             Step::Append(name, bytes) => self.write(name, bytes, true),
             Step::Truncate(name) => self.write(name, b"", false),
-            Step::Touch(name) => {
-                let file = std::fs::File::options()
-                    .write(true)
-                    .open(self.path(name))
-                    .unwrap();
-                file.set_modified(std::time::SystemTime::now()).unwrap();
-            }
+            Step::Touch(name) => self.touch(&self.path(name)),
             Step::Chmod(mode, name) => {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(self.path(name), std::fs::Permissions::from_mode(*mode))
@@ -439,6 +442,7 @@ impl Run {
                 let event = self.rig().next_event("an unchanged reload");
                 assert_eq!(event.result, ReloadResult::Unchanged, "got {event}");
                 assert!(matches!(event.trigger, Trigger::File(_)), "got {event}");
+                self.seen = self.watcher.as_ref().unwrap().stats();
             }
             Step::NoReload => self.expect_no_reload(),
         }
@@ -508,20 +512,28 @@ impl Run {
                 "`{field}` is not among the changes of {last}"
             );
         }
-        if let Some(max) = expected.max_reloads {
-            eprintln!("{} reload(s), bound {max}", events.len());
+        // Every reload counts, unchanged ones too: a stray one means a save was looked at twice.
+        let max = expected.max_reloads.unwrap_or(1);
+        eprintln!("{} reload(s), bound {max}", events.len());
+        assert!(
+            events.len() <= max,
+            "{} reloads, more than the bound of {max}: {}",
+            events.len(),
+            events
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let stats = watcher.stats();
+        if expected.completed && self.mode == Mode::Native {
             assert!(
-                events.len() <= max,
-                "{} reloads, more than the bound of {max}: {}",
-                events.len(),
-                events
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                stats.completions > self.seen.completions,
+                "the save was not seen to complete: {stats:?}"
             );
         }
         self.generation = live;
+        self.seen = stats;
     }
 
     fn expect_failed(&mut self, stage: Stage, text: &str) {
@@ -544,23 +556,48 @@ impl Run {
         assert!(matches!(event.trigger, Trigger::File(_)), "{event}");
         assert_eq!(rig.reloader.handle().generation(), self.generation);
         assert_eq!(rig.value(), value, "the live config changed");
+        self.seen = self.watcher.as_ref().unwrap().stats();
     }
 
     fn expect_no_reload(&mut self) {
         let rig = self.rig();
-        let calls = rig.handler_calls.load(Ordering::SeqCst);
-        // Absence takes a wait: as long as the watcher could take to reload (debounce, two
-        // polls), then it must be idle with nothing done.
-        std::thread::sleep(quiet_period());
         let watcher = self.watcher.as_ref().unwrap();
-        wait_until("the watcher to be idle", TIMEOUT, || {
-            !watcher.stats().pending
-        });
+        let calls = rig.handler_calls.load(Ordering::SeqCst);
+        // A touch after the steps being checked: the watcher sees it after their events (the
+        // native watcher's events come in order; a poll reads every file), looks, and must find
+        // the same bytes as at the last reload.
+        let skipped = watcher.stats().skipped;
+        self.touch(&self.base());
+        wait_until(
+            "the watcher to look after the touch, find the same bytes, and be idle",
+            TIMEOUT,
+            || {
+                let stats = watcher.stats();
+                stats.skipped > skipped && !stats.pending
+            },
+        );
         if let Ok(event) = rig.events.try_recv() {
             panic!("expected no reload, got {event}");
         }
         assert_eq!(rig.reloader.handle().generation(), self.generation);
         assert_eq!(rig.handler_calls.load(Ordering::SeqCst), calls);
+        self.seen = watcher.stats();
+    }
+
+    /// The first file of the source.
+    fn base(&self) -> PathBuf {
+        self.path(self.source.first().map_or("config.toml", String::as_str))
+    }
+
+    fn touch(&self, path: &Path) {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        let modified = file.metadata().unwrap().modified().unwrap();
+        // A time it did not have, so that even a coarse clock shows a change.
+        file.set_modified(modified + Duration::from_secs(1))
+            .unwrap_or_else(|e| panic!("touch {}: {e}", path.display()));
     }
 }
 
@@ -575,28 +612,46 @@ fn is_root() -> bool {
 /// Runs the scenario as the user `nobody`: the test binary runs only this test, in a child process
 /// started with `setpriv`. Returns `false` (skipped) when that is not possible.
 fn run_as_nobody(test: &str) -> bool {
+    let setpriv = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ];
+    match run_in_child(&setpriv, test, "as user nobody") {
+        Ok(()) => true,
+        Err(err) => {
+            eprintln!("SKIPPED {test}: running as root and cannot run setpriv ({err}); root reads mode-000 files, so permissions cannot be tested");
+            false
+        }
+    }
+}
+
+/// Runs only `test` of this binary again, in a child process started through `wrapper` (a
+/// command and its arguments), with `HOTCFG_WATCHER_CHILD` set; panics unless it passed.
+/// Fails when the wrapper cannot be run. The child's own waits are bounded, so it ends.
+fn run_in_child(wrapper: &[&str], test: &str, how: &str) -> std::io::Result<()> {
     let exe = std::env::current_exe().unwrap();
-    let output = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+    let output = std::process::Command::new(wrapper[0])
+        .args(&wrapper[1..])
         .arg(&exe)
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env("HOTCFG_WATCHER_CHILD", "1")
-        .output();
-    let output = match output {
-        Ok(output) => output,
-        Err(err) => {
-            eprintln!("SKIPPED {test}: running as root and cannot run setpriv ({err}); root reads mode-000 files, so permissions cannot be tested");
-            return false;
-        }
-    };
+        .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success() && stdout.contains("1 passed"),
-        "the scenario failed as user nobody ({}):\n{stdout}\n{stderr}",
+        "{test} failed {how} ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    true
+    Ok(())
+}
+
+/// This test's name as `--exact` wants it: without the crate's.
+fn test_name(path: &str) -> &str {
+    path.split_once("::").map_or(path, |(_, rest)| rest)
 }
 
 fn run_scenario(file: &str, text: &str, mode: Mode, test: &str) {
@@ -610,9 +665,7 @@ fn run_scenario(file: &str, text: &str, mode: Mode, test: &str) {
             std::env::var_os("HOTCFG_WATCHER_CHILD").is_none(),
             "setpriv left the child running as root"
         );
-        // The test's name without the crate's.
-        let name = test.split_once("::").map_or(test, |(_, rest)| rest);
-        if run_as_nobody(name) {
+        if run_as_nobody(test_name(test)) {
             eprintln!("{file} ({mode:?}) ran as user nobody");
         }
         return;
@@ -625,6 +678,7 @@ fn run_scenario(file: &str, text: &str, mode: Mode, test: &str) {
         rig: None,
         watcher: None,
         generation: 0,
+        seen: WatchStats::default(),
     };
     let started = Instant::now();
     for (line, source, step) in &steps {
@@ -846,6 +900,68 @@ fn an_inotify_limit_at_run_time_falls_back_to_polling() {
     wait_until("value 3 applied by polling", TIMEOUT, || rig.value() == 3);
 }
 
+/// Descriptors this process may have open in the child of the test below.
+const FEW_DESCRIPTORS: &str = "--nofile=256:256";
+
+/// Issue 14: an edit made while the process has run out of file descriptors (EMFILE) cannot be
+/// read; it is reported, and applied once descriptors are free again, without another edit or a
+/// SIGHUP. Runs in a child process with a low descriptor limit (`prlimit`), which it then uses
+/// up, so that no other test runs out.
+#[test]
+fn an_edit_made_while_descriptors_ran_out_is_applied_once_they_are_free() {
+    let test = test_name(concat!(
+        module_path!(),
+        "::an_edit_made_while_descriptors_ran_out_is_applied_once_they_are_free"
+    ));
+    if std::env::var_os("HOTCFG_WATCHER_CHILD").is_none() {
+        let prlimit = ["prlimit", FEW_DESCRIPTORS, "--"];
+        if let Err(err) = run_in_child(&prlimit, test, &format!("under prlimit {FEW_DESCRIPTORS}"))
+        {
+            panic!("cannot run prlimit (util-linux) to lower the descriptor limit: {err}");
+        }
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let rig = simple_rig(&sandbox, 1);
+    let _watcher = ConfigWatcher::start(rig.reloader.clone(), options(Mode::Native)).unwrap();
+    let tmp = sandbox.write(".config.toml.tmp", "value = 2");
+    // Use up every descriptor (the limit is 256: bounded).
+    let mut held = Vec::new();
+    let exhausted = loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(file) => held.push(file),
+            Err(err) => break err,
+        }
+        assert!(held.len() < 10_000, "no descriptor limit in the child");
+    };
+    assert_eq!(exhausted.raw_os_error(), Some(24), "{exhausted}");
+    // An atomic save needs no descriptor.
+    std::fs::rename(tmp, sandbox.path("config.toml")).unwrap();
+    let event = rig.next_event("the reload that cannot read the edit");
+    assert!(
+        matches!(&event.result, ReloadResult::Failed { error: ReloadError::Config(err), .. }
+            if err.stage == Stage::Read && err.to_string().contains("os error 24")),
+        "{event}"
+    );
+    assert_eq!(rig.value(), 1);
+    drop(held);
+    wait_until(
+        "the edit applied once descriptors are free",
+        TIMEOUT,
+        || rig.value() == 2,
+    );
+    let event = rig.next_event("the reload that applies the edit");
+    assert!(
+        matches!(event.result, ReloadResult::Success { .. }),
+        "{event}"
+    );
+    assert_eq!(
+        event.trigger,
+        Trigger::File(sandbox.path("config.toml")),
+        "{event}"
+    );
+}
+
 #[test]
 fn a_change_made_before_the_watcher_started_is_applied() {
     let sandbox = Sandbox::new();
@@ -855,16 +971,71 @@ fn a_change_made_before_the_watcher_started_is_applied() {
     wait_until("value 5 applied", TIMEOUT, || rig.value() == 5);
 }
 
+/// The real native watcher, saying when it is dropped.
+struct Tracked {
+    inner: notify::RecommendedWatcher,
+    dropped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl notify::Watcher for Tracked {
+    fn new<F: notify::EventHandler>(handler: F, config: notify::Config) -> notify::Result<Self> {
+        Ok(Tracked {
+            inner: notify::RecommendedWatcher::new(handler, config)?,
+            dropped: Arc::default(),
+        })
+    }
+    fn watch(&mut self, path: &Path, mode: notify::RecursiveMode) -> notify::Result<()> {
+        self.inner.watch(path, mode)
+    }
+    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+        self.inner.unwatch(path)
+    }
+    fn kind() -> notify::WatcherKind {
+        notify::RecommendedWatcher::kind()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn a_dropped_watcher_stops_watching() {
     let sandbox = Sandbox::new();
     let rig = simple_rig(&sandbox, 1);
-    let watcher = ConfigWatcher::start(rig.reloader.clone(), options(Mode::Native)).unwrap();
+    let dropped: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+    let events: Arc<Mutex<Option<NativeEvents>>> = Arc::default();
+    let (flag, keep) = (Arc::clone(&dropped), Arc::clone(&events));
+    let factory: hotcfg::watcher::NativeFactory = Arc::new(move |native: NativeEvents| {
+        *keep.lock().unwrap() = Some(native.clone());
+        let mut watcher = <Tracked as notify::Watcher>::new(native, notify::Config::default())?;
+        watcher.dropped = Arc::clone(&flag);
+        Ok(Box::new(watcher) as Box<dyn notify::Watcher + Send>)
+    });
+    let options = options(Mode::Native).native_watcher(factory);
+    let watcher = ConfigWatcher::start(rig.reloader.clone(), options).unwrap();
     drop(watcher);
+    // Dropping returns once the thread is gone and the operating system's watches with it.
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the native watcher outlived the ConfigWatcher"
+    );
     atomic_write(&sandbox, "value = 2");
-    std::thread::sleep(quiet_period());
+    // An event that comes late, after the drop, goes nowhere.
+    let mut late = events.lock().unwrap().clone().expect("the factory ran");
+    notify::EventHandler::handle_event(
+        &mut late,
+        Ok(notify::Event::new(notify::EventKind::Any).add_path(sandbox.path("config.toml"))),
+    );
     assert!(rig.events.try_recv().is_err(), "a reload after the drop");
     assert_eq!(rig.value(), 1);
+    // The edit is there for whoever reloads next: the first event is that reload's.
+    rig.reloader.reload_now();
+    let event = rig.next_event("the manual reload");
+    assert_eq!(event.trigger, Trigger::Manual, "{event}");
+    assert_eq!(rig.value(), 2);
 }
 
 #[test]

@@ -171,6 +171,19 @@ pub(crate) enum FileState {
     Unreadable(String),
 }
 
+/// Whether a read error's text names a passing condition: EMFILE (the process is out of file
+/// descriptors), ENFILE (the system is), EAGAIN. The engine's errors carry the operating system's
+/// message as text, `... (os error N)`, so the number is read from there.
+pub(crate) fn is_transient(problem: &str) -> bool {
+    const TRANSIENT: [i32; 3] = [24, 23, 11]; // EMFILE, ENFILE, EAGAIN on Linux
+    problem.match_indices("(os error ").any(|(at, prefix)| {
+        let rest = &problem[at + prefix.len()..];
+        rest.split_once(')')
+            .and_then(|(code, _)| code.parse::<i32>().ok())
+            .is_some_and(|code| TRANSIENT.contains(&code))
+    })
+}
+
 /// Reads `path` (following symlinks) and says what it holds.
 pub(crate) fn file_state(path: &Path) -> FileState {
     let meta = match std::fs::metadata(path) {
@@ -369,7 +382,51 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         std::fs::create_dir(&file).unwrap();
         assert!(matches!(file_state(&file), FileState::Unreadable(p) if p.contains("directory")));
-        assert_eq!(dir_id(&file), dir_id(&file));
         assert!(dir_id(&root.join("nope")).is_none());
+    }
+
+    #[test]
+    fn a_directory_replaced_under_its_name_has_a_new_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = real(&tmp);
+        let dir = root.join("conf");
+        std::fs::create_dir(&dir).unwrap();
+        let first = dir_id(&dir).expect("a directory has an identity");
+        assert_eq!(
+            dir_id(&dir),
+            Some(first),
+            "the same directory, the same identity"
+        );
+        // Renamed away (its inode lives on, so the new one cannot reuse the number) and replaced.
+        std::fs::rename(&dir, root.join("conf.old")).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        let second = dir_id(&dir).expect("the new directory has an identity");
+        assert_ne!(first, second, "a watch on the old inode must be re-armed");
+        assert_eq!(dir_id(&root.join("conf.old")), Some(first));
+        std::fs::write(root.join("file"), "").unwrap();
+        assert_eq!(
+            dir_id(&root.join("file")),
+            None,
+            "a file is not a directory"
+        );
+    }
+
+    #[test]
+    fn transient_read_errors_are_told_from_lasting_ones() {
+        let emfile = std::io::Error::from_raw_os_error(24).to_string();
+        assert!(is_transient(&emfile), "{emfile}");
+        assert!(is_transient(&format!(
+            "cannot read configuration: {}: {}",
+            "/etc/app.toml",
+            std::io::Error::from_raw_os_error(23)
+        )));
+        assert!(is_transient(
+            &std::io::Error::from_raw_os_error(11).to_string()
+        ));
+        for lasting in [2, 13, 21, 40] {
+            let text = std::io::Error::from_raw_os_error(lasting).to_string();
+            assert!(!is_transient(&text), "{text}");
+        }
+        assert!(!is_transient("value must be below 24 (os error 24"));
     }
 }

@@ -30,7 +30,7 @@
 //! std::fs::write(dir.path().join(".app.toml.tmp"), "workers = 8")?;
 //! std::fs::rename(dir.path().join(".app.toml.tmp"), &path)?;
 //!
-//! // About one debounce window (75 ms by default) later the new value is live.
+//! // The rename completes the save: the new value is live within milliseconds.
 //! # let deadline = std::time::Instant::now() + Duration::from_secs(10);
 //! while handle.load().workers != 8 {
 //!     # assert!(std::time::Instant::now() < deadline, "no reload within 10 s");
@@ -48,9 +48,16 @@
 //!   (`config.toml -> ..data/config.toml`, `..data -> ..2026_11_26_x`), and resolves the chain
 //!   again after every relevant event. Events about other files in those directories, and reads
 //!   (its own included), are ignored.
-//! - **Debounce.** A relevant event opens a window ([`WatchOptions::debounce`], 75 ms by default);
-//!   every further event pushes it out; a steady stream is still looked at after
-//!   [`WatchOptions::max_delay`]. A burst of writes gives one look, after the last write.
+//! - **Completed saves at once, writes in progress debounced.** Most saves announce their own
+//!   end: an atomic save's rename into place, a ConfigMap's rename of its `..data` link, a new
+//!   symlink (`ln -sfn`), a close after writing (`IN_CLOSE_WRITE`). Such a save is looked at at
+//!   once, when the files were quiet for a debounce window before it. Any other event (a write,
+//!   a truncation, a removal, a rename away) may be a writer still at work: it opens a window
+//!   ([`WatchOptions::debounce`], 75 ms by default); every further event pushes it out; a steady
+//!   stream is still looked at after [`WatchOptions::max_delay`]. A burst of writes (completed or
+//!   not) gives a look at its first completed save and one after its last write: saves closer
+//!   together than a window are a burst. The polling backend cannot see a save complete: every
+//!   change it finds waits for quiet.
 //! - **Content, not events.** After the debounce the watcher hashes the bytes of every watched
 //!   file. The same bytes as at its last reload: nothing happens (no reload, no handler call,
 //!   no event). A `touch`, a `chmod` and a save that writes identical bytes cost one read.
@@ -59,6 +66,11 @@
 //!   one debounce window later, up to [`WatchOptions::torn_read_retries`] times. Only then is the
 //!   reload triggered, which records the error as a failed [`ReloadEvent`](crate::ReloadEvent):
 //!   the live configuration stays, and the next good write is applied.
+//! - **Descriptors running out.** A read that fails because the process or the system is out of
+//!   file descriptors (EMFILE, ENFILE) or with EAGAIN is retried like a torn write, then reported
+//!   as a failed reload once; then the watcher keeps looking, with a back-off from one debounce
+//!   window doubling up to 2 s, and applies the edit as soon as the files can be read, with no
+//!   new edit or SIGHUP needed.
 //! - **Backends.** The native backend uses the operating system's notifications (inotify on
 //!   Linux) through [`notify`]. The polling backend reads and hashes the files every interval: for
 //!   filesystems without notifications (NFS, some container mounts). [`WatchMode::Auto`] uses the
@@ -73,8 +85,8 @@
 //!
 //! | # | What happens to the file | What hotcfg does |
 //! |---|---|---|
-//! | 1 | Written in place; or truncated, then written in a second step after a pause | The write's events are debounced into one look. An empty or half-written file fails to parse, so the watcher looks again (a few debounce windows) before reporting anything; the finished content is applied with no failed reload in between. |
-//! | 2 | Atomic save: a temporary file in the same directory renamed over the config | The rename shows up as an event in the watched directory; the new inode is read by name. |
+//! | 1 | Written in place; or truncated, then written in a second step after a pause | A write closed at once is a completed save, looked at on its close. A writer still writing is debounced. An empty or half-written file fails to parse, so the watcher looks again (a few debounce windows) before reporting anything; the finished content is applied with no failed reload in between. |
+//! | 2 | Atomic save: a temporary file in the same directory renamed over the config | The rename into place shows up as an event in the watched directory and completes the save; the new inode is read by name at once. |
 //! | 3 | vim-style save: the config renamed to a backup, a new file created and written | The moment without a file falls inside the debounce window; the new file is read by name. The backup is not watched. |
 //! | 4 | Deleted; recreated after a pause longer than the debounce | The missing file is retried, then reported as a failed reload (`file not found`); the live config stays. The recreated file is applied. |
 //! | 5 | The path is a symlink, re-pointed (`ln -sfn`) | The link's directory and the target's are watched; after the re-point the chain is resolved again and the new target's directory watched. Edits to the new target are followed; the old target no longer matters. |
@@ -229,8 +241,9 @@ impl fmt::Debug for WatchOptions {
 }
 
 impl WatchOptions {
-    /// Quiet time after the last event before the files are looked at (default
-    /// [`DEFAULT_DEBOUNCE`], 75 ms). Also the wait between looks at incomplete content.
+    /// Quiet time after the last event of a write in progress before the files are looked at
+    /// (default [`DEFAULT_DEBOUNCE`], 75 ms). A completed save after this long a quiet is looked
+    /// at without waiting (native backend). Also the wait between looks at incomplete content.
     pub fn debounce(mut self, window: Duration) -> Self {
         self.debounce = window;
         self
@@ -347,6 +360,9 @@ pub struct WatchStats {
     pub fs_events: u64,
     /// Changes seen: relevant native events, or polls that found new content or metadata.
     pub changes: u64,
+    /// Native events that completed a save (a rename into place, a close after writing, a
+    /// symlink created): counted among `changes` too.
+    pub completions: u64,
     /// Polls done.
     pub polls: u64,
     /// Looks at the content after a debounce.
@@ -496,6 +512,7 @@ impl ConfigWatcher {
             timing,
             shared: Arc::clone(&shared),
             stats: WatchStats::default(),
+            read_failed_for_now: false,
         };
         let backend = match worker.active {
             Active::Native(_) => Backend::Native,

@@ -4,13 +4,24 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use notify::event::{AccessKind, AccessMode, ModifyKind};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
 
 use super::files::{dir_id, DirId, WatchPlan};
 
 /// Re-resolutions in one reconcile before accepting the state (the tree keeps changing).
 const RECONCILE_ROUNDS: usize = 4;
+
+/// What a native event means for the debounce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Relevance {
+    /// About other files, or a read.
+    Irrelevant,
+    /// A watched path changed; the writer may still be at work.
+    Change,
+    /// A save of a watched path was completed.
+    Completed,
+}
 
 /// A native watcher and the directories it watches.
 pub(crate) struct NativeBackend {
@@ -54,6 +65,41 @@ impl NativeBackend {
                 .paths
                 .iter()
                 .any(|p| self.plan.interesting.contains(p))
+    }
+
+    /// What a relevant `event` says about the writer: done ([`Relevance::Completed`]) or maybe
+    /// still at work ([`Relevance::Change`]).
+    pub fn classify(&self, event: &Event) -> Relevance {
+        if !self.is_relevant(event) {
+            return Relevance::Irrelevant;
+        }
+        if self.completes_a_save(event) {
+            Relevance::Completed
+        } else {
+            Relevance::Change
+        }
+    }
+
+    /// A save announces its end: a file closed after writing, a name renamed into place (an
+    /// atomic save, a ConfigMap's `..data` link), a symlink created (`ln -sfn`: a link is whole
+    /// when it appears). Anything else may be a write in progress.
+    fn completes_a_save(&self, event: &Event) -> bool {
+        let interesting = |path: &PathBuf| self.plan.interesting.contains(path);
+        match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                event.paths.iter().any(interesting)
+            }
+            // From and to: what matters is the name renamed onto.
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                event.paths.last().is_some_and(interesting)
+            }
+            EventKind::Create(_) => event.paths.iter().any(|path| {
+                interesting(path)
+                    && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+            }),
+            _ => false,
+        }
     }
 
     /// Takes note of a relevant event: paths must be resolved again, and a watched directory
@@ -223,6 +269,87 @@ mod tests {
             backend.reconcile(std::slice::from_ref(&file)).unwrap(),
             "a directory reported removed is watched anew"
         );
+    }
+
+    fn watching(file: &Path) -> NativeBackend {
+        let mut backend = NativeBackend::new(Box::new(notify::NullWatcher));
+        backend.reconcile(&[file.to_path_buf()]).unwrap();
+        backend
+    }
+
+    #[test]
+    fn a_close_after_writing_completes_a_save() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().canonicalize().unwrap().join("app.toml");
+        std::fs::write(&file, "").unwrap();
+        let backend = watching(&file);
+        let close = |path: &Path| {
+            Event::new(EventKind::Access(AccessKind::Close(AccessMode::Write)))
+                .add_path(path.to_path_buf())
+        };
+        assert_eq!(backend.classify(&close(&file)), Relevance::Completed);
+        let other = file.with_file_name(".app.toml.tmp");
+        assert_eq!(backend.classify(&close(&other)), Relevance::Irrelevant);
+        let data = Event::new(EventKind::Modify(ModifyKind::Data(
+            notify::event::DataChange::Any,
+        )))
+        .add_path(file.clone());
+        assert_eq!(
+            backend.classify(&data),
+            Relevance::Change,
+            "a write in progress"
+        );
+        let truncated_by_removal =
+            Event::new(EventKind::Remove(RemoveKind::File)).add_path(file.clone());
+        assert_eq!(backend.classify(&truncated_by_removal), Relevance::Change);
+    }
+
+    #[test]
+    fn a_rename_into_place_completes_a_save_and_a_rename_away_does_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().canonicalize().unwrap().join("app.toml");
+        std::fs::write(&file, "").unwrap();
+        let backend = watching(&file);
+        let temp = file.with_file_name(".app.toml.tmp");
+        let backup = file.with_file_name("app.toml~");
+        let name = |mode| EventKind::Modify(ModifyKind::Name(mode));
+        let to = Event::new(name(RenameMode::To)).add_path(file.clone());
+        assert_eq!(backend.classify(&to), Relevance::Completed);
+        let both = Event::new(name(RenameMode::Both))
+            .add_path(temp.clone())
+            .add_path(file.clone());
+        assert_eq!(backend.classify(&both), Relevance::Completed);
+        // vim renames the config away first: that is the start of its save, not the end.
+        let away = Event::new(name(RenameMode::Both))
+            .add_path(file.clone())
+            .add_path(backup.clone());
+        assert_eq!(backend.classify(&away), Relevance::Change);
+        let from = Event::new(name(RenameMode::From)).add_path(file.clone());
+        assert_eq!(backend.classify(&from), Relevance::Change);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_configmap_data_swap_and_a_new_symlink_complete_a_save() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("..2026_1")).unwrap();
+        std::fs::write(root.join("..2026_1/config.toml"), "").unwrap();
+        std::os::unix::fs::symlink("..2026_1", root.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/config.toml", root.join("config.toml")).unwrap();
+        let backend = watching(&root.join("config.toml"));
+        let swap = Event::new(EventKind::Modify(ModifyKind::Name(RenameMode::Both)))
+            .add_path(root.join("..data_tmp"))
+            .add_path(root.join("..data"));
+        assert_eq!(backend.classify(&swap), Relevance::Completed);
+        // `ln -sfn`: the link removed, then created again, whole.
+        let created =
+            Event::new(EventKind::Create(CreateKind::File)).add_path(root.join("config.toml"));
+        assert_eq!(backend.classify(&created), Relevance::Completed);
+        // A regular file created is empty until written: in progress.
+        let created_file = Event::new(EventKind::Create(CreateKind::File))
+            .add_path(root.join("..2026_1/config.toml"));
+        assert_eq!(backend.classify(&created_file), Relevance::Change);
     }
 
     #[test]

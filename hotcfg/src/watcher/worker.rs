@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use super::debounce::{Debouncer, SystemClock, Timing};
-use super::files::{fingerprint, stamps, FileState};
-use super::native::{is_limit_error, NativeBackend};
+use super::files::{fingerprint, is_transient, stamps, FileState};
+use super::native::{is_limit_error, NativeBackend, Relevance};
 use super::poll::PollBackend;
 use super::{Backend, Msg, WatchStats};
-use crate::{Decision, HotReload, Reloader, Stage, Trigger};
+use crate::{Decision, HotReload, ReloadError, ReloadResult, Reloader, Stage, Trigger};
 
 /// How often an idle native watcher checks whether a reload it did not start (SIGHUP, a manual
 /// reload) changed the set of files to watch.
@@ -28,7 +28,17 @@ pub(crate) trait Engine: Send + 'static {
     /// A dry run of the current content.
     fn look(&self) -> Look;
     /// Reloads because `file` changed.
-    fn trigger(&self, file: PathBuf);
+    fn trigger(&self, file: PathBuf) -> Triggered;
+}
+
+/// How a reload the watcher triggered went, as far as the watcher cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Triggered {
+    /// Done: applied, unchanged, or failed for a reason only a new edit can fix.
+    Done,
+    /// The files could not be read for a passing reason (descriptors ran out): the content is
+    /// still to be loaded.
+    ReadFailedForNow,
 }
 
 /// What a dry run says about the current content.
@@ -65,12 +75,21 @@ where
         }
     }
 
-    fn trigger(&self, file: PathBuf) {
+    fn trigger(&self, file: PathBuf) -> Triggered {
         let event = Reloader::trigger(self, Trigger::File(file));
         tracing::debug!(
             result = event.result.kind(),
             "watcher-triggered reload done"
         );
+        match &event.result {
+            ReloadResult::Failed {
+                error: ReloadError::Config(err),
+                ..
+            } if err.stage == Stage::Read && is_transient(&err.to_string()) => {
+                Triggered::ReadFailedForNow
+            }
+            _ => Triggered::Done,
+        }
     }
 }
 
@@ -108,6 +127,9 @@ pub(crate) struct Worker {
     pub timing: Timing,
     pub shared: Arc<Shared>,
     pub stats: WatchStats,
+    /// A reload failed because the files could not be read for now (descriptors ran out), and
+    /// that was reported: look again with back-off, quietly, until they can be read.
+    pub read_failed_for_now: bool,
 }
 
 impl Worker {
@@ -168,14 +190,20 @@ impl Worker {
         };
         self.stats.fs_events += 1;
         match event {
-            Ok(event) => {
-                if native.is_relevant(&event) {
-                    tracing::trace!(?event, "relevant file event");
+            Ok(event) => match native.classify(&event) {
+                Relevance::Irrelevant => {}
+                relevance => {
+                    tracing::trace!(?event, ?relevance, "relevant file event");
                     native.note(&event);
                     self.stats.changes += 1;
-                    self.debouncer.change();
+                    if relevance == Relevance::Completed {
+                        self.stats.completions += 1;
+                        self.debouncer.complete();
+                    } else {
+                        self.debouncer.change();
+                    }
                 }
-            }
+            },
             Err(err) if is_limit_error(&err) => self.fall_back(&err),
             Err(err) => {
                 tracing::warn!(error = %err, "file watcher error; looking at the files again");
@@ -215,7 +243,7 @@ impl Worker {
             Ok(true) => {
                 // Changes made while a directory was unwatched have no event: look at the content.
                 self.stats.rearms += 1;
-                self.debouncer.change();
+                self.debouncer.missed();
             }
             Ok(false) => {}
             Err(err) => self.fall_back(&err),
@@ -256,7 +284,7 @@ impl Worker {
         if changed.is_empty() {
             tracing::debug!("same bytes as at the last reload: nothing to do");
             self.stats.skipped += 1;
-            self.debouncer.settled();
+            self.settle();
             return;
         }
         let only_new = changed.iter().all(|f| !self.at_trigger.contains_key(*f));
@@ -264,7 +292,7 @@ impl Worker {
         if look == Look::Unchanged && only_new {
             self.at_trigger = current;
             self.stats.skipped += 1;
-            self.debouncer.settled();
+            self.settle();
             return;
         }
         // The engine reads the files again to reload: only go ahead when the bytes held still
@@ -277,6 +305,13 @@ impl Worker {
             _ => None,
         };
         if let Some(why) = why {
+            if self.read_failed_for_now && is_transient(&why) {
+                // Already reported: wait for descriptors without a failed reload per look.
+                tracing::debug!(%why, "the files still cannot be read; looking again later");
+                self.stats.retries += 1;
+                self.debouncer.back_off();
+                return;
+            }
             if self.debouncer.retry() {
                 tracing::debug!(%why, "content looks incomplete (a write in progress?); looking again");
                 self.stats.retries += 1;
@@ -290,11 +325,29 @@ impl Worker {
             .find(|f| self.at_trigger.contains_key(**f))
             .unwrap_or(&changed[0]);
         let file = (*file).clone();
-        self.engine.trigger(file);
+        let triggered = self.engine.trigger(file);
         self.stats.triggers += 1;
+        if triggered == Triggered::ReadFailedForNow {
+            if !self.read_failed_for_now {
+                tracing::warn!(
+                    "the configuration files cannot be read for now (out of file descriptors?); \
+                     looking again with back-off until they can be"
+                );
+            }
+            self.read_failed_for_now = true;
+            // `at_trigger` keeps what was last loaded: the look that can read sees the change.
+            self.debouncer.back_off();
+            return;
+        }
         self.at_trigger = current;
-        self.debouncer.settled();
+        self.settle();
         self.refresh_files();
+    }
+
+    /// The content is dealt with: loaded, the same as loaded, or reported.
+    fn settle(&mut self) {
+        self.read_failed_for_now = false;
+        self.debouncer.settled();
     }
 
     fn fall_back(&mut self, err: &notify::Error) {
@@ -329,11 +382,14 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
-    /// An engine that records triggers and answers looks from a script.
+    /// An engine that records triggers and answers looks and triggers from a script.
     struct FakeEngine {
         files: Vec<PathBuf>,
         looks: Arc<Mutex<Vec<Look>>>,
         triggers: Arc<Mutex<Vec<PathBuf>>>,
+        outcomes: Arc<Mutex<Vec<Triggered>>>,
+        /// Run during every dry run: a writer at work meanwhile.
+        during_look: Option<Box<dyn Fn() + Send>>,
     }
 
     impl Engine for FakeEngine {
@@ -344,6 +400,9 @@ mod tests {
             1
         }
         fn look(&self) -> Look {
+            if let Some(write) = &self.during_look {
+                write();
+            }
             let mut looks = self.looks.lock().unwrap();
             if looks.is_empty() {
                 Look::Reload
@@ -351,16 +410,38 @@ mod tests {
                 looks.remove(0)
             }
         }
-        fn trigger(&self, file: PathBuf) {
+        fn trigger(&self, file: PathBuf) -> Triggered {
             self.triggers.lock().unwrap().push(file);
+            let mut outcomes = self.outcomes.lock().unwrap();
+            if outcomes.is_empty() {
+                Triggered::Done
+            } else {
+                outcomes.remove(0)
+            }
         }
     }
 
     type Triggers = Arc<Mutex<Vec<PathBuf>>>;
 
-    fn worker(file: &std::path::Path, looks: Vec<Look>, retries: u32) -> (Worker, Triggers) {
+    fn fake(file: &std::path::Path, looks: Vec<Look>) -> (FakeEngine, Triggers) {
         let triggers = Arc::new(Mutex::new(Vec::new()));
-        let files = vec![file.to_path_buf()];
+        let engine = FakeEngine {
+            files: vec![file.to_path_buf()],
+            looks: Arc::new(Mutex::new(looks)),
+            triggers: Arc::clone(&triggers),
+            outcomes: Arc::default(),
+            during_look: None,
+        };
+        (engine, triggers)
+    }
+
+    fn worker(file: &std::path::Path, looks: Vec<Look>, retries: u32) -> (Worker, Triggers) {
+        let (engine, triggers) = fake(file, looks);
+        (worker_for(engine, retries), triggers)
+    }
+
+    fn worker_for(engine: FakeEngine, retries: u32) -> Worker {
+        let files = engine.files.clone();
         let timing = Timing {
             window: Duration::ZERO,
             max_delay: Duration::ZERO,
@@ -368,12 +449,8 @@ mod tests {
             retries,
         };
         let (_tx, rx) = mpsc::channel();
-        let worker = Worker {
-            engine: Box::new(FakeEngine {
-                files: files.clone(),
-                looks: Arc::new(Mutex::new(looks)),
-                triggers: Arc::clone(&triggers),
-            }),
+        Worker {
+            engine: Box::new(engine),
             rx,
             debouncer: Debouncer::new(SystemClock, timing),
             timing,
@@ -384,8 +461,128 @@ mod tests {
             fallback_interval: Duration::from_secs(1),
             shared: Arc::default(),
             stats: WatchStats::default(),
-        };
-        (worker, triggers)
+            read_failed_for_now: false,
+        }
+    }
+
+    #[test]
+    fn a_write_during_the_dry_run_is_looked_at_again_before_reloading() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a.toml");
+        std::fs::write(&file, "x = 1").unwrap();
+        let (mut engine, triggers) = fake(&file, vec![]);
+        let writer = file.clone();
+        let step = Arc::new(Mutex::new(2));
+        let steps = Arc::clone(&step);
+        engine.during_look = Some(Box::new(move || {
+            let mut step = steps.lock().unwrap();
+            *step += 1;
+            std::fs::write(&writer, format!("x = {step}")).unwrap();
+        }));
+        let mut w = worker_for(engine, 3);
+        std::fs::write(&file, "x = 2").unwrap();
+        w.look();
+        assert!(
+            triggers.lock().unwrap().is_empty(),
+            "the bytes changed during the dry run: the engine could read a torn file"
+        );
+        assert_eq!(w.stats.retries, 1);
+    }
+
+    #[test]
+    fn new_metadata_during_the_dry_run_is_looked_at_again_before_reloading() {
+        // Same bytes before and after the dry run, but the file was written meanwhile (its
+        // modification time moved): a writer may be at work, as in a truncate-then-rewrite.
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a.toml");
+        std::fs::write(&file, "x = 1").unwrap();
+        let (mut engine, triggers) = fake(&file, vec![]);
+        let writer = file.clone();
+        engine.during_look = Some(Box::new(move || {
+            let f = std::fs::File::options().write(true).open(&writer).unwrap();
+            let moved = f.metadata().unwrap().modified().unwrap() + Duration::from_secs(1);
+            f.set_modified(moved).unwrap();
+        }));
+        let mut w = worker_for(engine, 3);
+        std::fs::write(&file, "x = 2").unwrap();
+        w.look();
+        assert!(
+            triggers.lock().unwrap().is_empty(),
+            "the file was touched during the dry run: look again first"
+        );
+        assert_eq!(w.stats.retries, 1);
+    }
+
+    fn out_of_descriptors() -> Look {
+        Look::Incomplete(format!(
+            "cannot read configuration: a.toml: {}",
+            std::io::Error::from_raw_os_error(24)
+        ))
+    }
+
+    #[test]
+    fn a_read_failing_for_now_is_reported_once_then_retried_until_it_loads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a.toml");
+        std::fs::write(&file, "x = 1").unwrap();
+        let looks = (0..5).map(|_| out_of_descriptors()).collect();
+        let (engine, triggers) = fake(&file, looks);
+        *engine.outcomes.lock().unwrap() = vec![Triggered::ReadFailedForNow];
+        let mut w = worker_for(engine, 1);
+        std::fs::write(&file, "x = 2").unwrap();
+        w.look();
+        assert!(triggers.lock().unwrap().is_empty(), "a retry first");
+        w.look();
+        assert_eq!(
+            triggers.lock().unwrap().len(),
+            1,
+            "then the failure is reported"
+        );
+        assert!(w.debouncer.is_pending(), "and a look is scheduled");
+        for _ in 0..3 {
+            w.look();
+            assert_eq!(
+                triggers.lock().unwrap().len(),
+                1,
+                "one failed reload, not one per look"
+            );
+            assert!(
+                w.debouncer.is_pending(),
+                "looking again while it cannot read"
+            );
+        }
+        // Descriptors are back: the dry run reads the edit, the reload applies it.
+        w.look();
+        assert_eq!(triggers.lock().unwrap().len(), 2);
+        w.look();
+        assert_eq!(
+            triggers.lock().unwrap().len(),
+            2,
+            "loaded: nothing more to do"
+        );
+    }
+
+    #[test]
+    fn a_reload_whose_read_fails_for_now_leaves_the_edit_to_be_loaded() {
+        // The watcher read the files, the engine could not a moment later.
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a.toml");
+        std::fs::write(&file, "x = 1").unwrap();
+        let (engine, triggers) = fake(&file, vec![]);
+        *engine.outcomes.lock().unwrap() = vec![Triggered::ReadFailedForNow];
+        let mut w = worker_for(engine, 3);
+        std::fs::write(&file, "x = 2").unwrap();
+        w.look();
+        assert_eq!(triggers.lock().unwrap().len(), 1);
+        assert!(w.debouncer.is_pending(), "a look is scheduled");
+        w.look();
+        assert_eq!(
+            triggers.lock().unwrap().len(),
+            2,
+            "the edit is loaded again"
+        );
+        w.look();
+        assert_eq!(triggers.lock().unwrap().len(), 2);
     }
 
     #[test]
