@@ -189,7 +189,7 @@ impl Faults {
         match &event.result {
             ReloadResult::Failed { .. } => self.failed += 1,
             // The first half alone sets `name` to its default, "".
-            ReloadResult::Success { applied, .. }
+            ReloadResult::Applied { applied, .. }
                 if applied
                     .iter()
                     .any(|c| c.path == "name" && c.new.as_deref() == Some("\"\"")) =>

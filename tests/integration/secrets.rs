@@ -15,7 +15,8 @@ use hotcfg::{
     ApplyContext, BoxError, FileSource, HotReload, ReloadResult, Reloader, ScopeHandler, Secret,
     Violations,
 };
-use hotcfg_tests::daemon::Daemon;
+use hotcfg_tests::daemon::{Client, Daemon, LIMIT};
+use hotcfg_tests::wait_until;
 use hotcfg_tests::Sandbox;
 use serde::{Deserialize, Serialize};
 
@@ -394,19 +395,23 @@ fn no_daemon_surface_shows_a_secret() {
     ));
     surfaces.push(("status reply".into(), client.call("status").to_string()));
 
-    // Rotate the token (with a hot change), through the `reload` command.
+    // Rotate the token (with a hot change). The daemon's watcher applies a completed save at
+    // once, so the old token stops working as the file is written: wait for the new one, then
+    // reload the same bytes through the `reload` command.
     std::fs::write(
         daemon.sandbox.path("taskdaemon.toml"),
         daemon_text(DAEMON_TOKEN_2, 3),
     )
     .unwrap();
+    wait_until("the rotated token to be live", LIMIT, || {
+        Client::connect(&daemon.addr)
+            .try_call(&format!("auth {DAEMON_TOKEN_2}"))
+            .is_ok_and(|reply| reply["ok"] == true)
+    });
+    let mut client = daemon.client(DAEMON_TOKEN_2);
     let reply = client.call("reload");
     surfaces.push(("reload reply".into(), reply.to_string()));
-    assert!(
-        reply["result"] == "applied" || reply["result"] == "unchanged",
-        "{reply}"
-    );
-    let mut client = daemon.client(DAEMON_TOKEN_2);
+    assert_eq!(reply["result"], "unchanged", "{reply}");
     // A mistyped token: refused, and the reply does not quote it.
     std::fs::write(
         daemon.sandbox.path("taskdaemon.toml"),

@@ -952,7 +952,7 @@ fn an_edit_made_while_descriptors_ran_out_is_applied_once_they_are_free() {
     );
     let event = rig.next_event("the reload that applies the edit");
     assert!(
-        matches!(event.result, ReloadResult::Success { .. }),
+        matches!(event.result, ReloadResult::Applied { .. }),
         "{event}"
     );
     assert_eq!(
