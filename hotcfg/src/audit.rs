@@ -1,5 +1,9 @@
 //! The audit log: one JSON object per reload attempt, appended and flushed, hash-chained so that
 //! editing or removing a line is detected by [`verify_audit_log`].
+//!
+//! The file is always a whole number of records. An append that fails (a full disk) is cut back
+//! to the previous length; a torn or unparsable last line left by a crash is cut off when the log
+//! is opened, and a `recovered` record naming the dropped bytes continues the chain.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -38,6 +42,18 @@ pub struct AuditRecord {
     pub duration_ms: f64,
     /// SHA-256 of the previous line ([`GENESIS`] for the first).
     pub prev: String,
+    /// On a `recovered` record: what [`AuditLog::open`] cut off the end of the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<AuditRecovery>,
+}
+
+/// The torn tail an [`AuditLog::open`] cut off, as its `recovered` record names it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditRecovery {
+    /// How many bytes were dropped.
+    pub dropped_bytes: u64,
+    /// SHA-256 of the dropped bytes, so a copy kept elsewhere can be matched.
+    pub dropped_sha256: String,
 }
 
 /// A change as written to the audit log.
@@ -96,6 +112,29 @@ impl AuditRecord {
             error,
             duration_ms: event.duration.as_secs_f64() * 1000.0,
             prev,
+            recovered: None,
+        }
+    }
+
+    /// The record [`AuditLog::open`] appends after cutting off a torn tail: the generation of the
+    /// last whole record, result `recovered`.
+    fn recovery(generation: u64, recovered: AuditRecovery, prev: String) -> Self {
+        AuditRecord {
+            generation,
+            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            trigger: "open".to_string(),
+            source: None,
+            result: "recovered".to_string(),
+            changes: Vec::new(),
+            pending_restart: Vec::new(),
+            rollback: false,
+            error: Some(format!(
+                "torn tail repaired: {} byte(s) dropped (sha256 {})",
+                recovered.dropped_bytes, recovered.dropped_sha256
+            )),
+            duration_ms: 0.0,
+            prev,
+            recovered: Some(recovered),
         }
     }
 }
@@ -107,6 +146,9 @@ pub struct AuditLog {
     file: File,
     prev: String,
     sync: AuditSync,
+    /// Length of the file after the last whole record: a failed append is cut back to it.
+    len: u64,
+    recovered: Option<AuditRecovery>,
 }
 
 /// How far each audit record is pushed before the reload that wrote it returns.
@@ -123,6 +165,21 @@ pub enum AuditSync {
 impl AuditLog {
     /// Opens (or creates, with mode 0600 on Unix) the log at `path` for appending, continuing the
     /// chain from its last line.
+    ///
+    /// A last line that is torn (no newline: a crash or a full disk during a write) or not an
+    /// audit record is cut off, and a `recovered` record naming how many bytes were dropped and
+    /// their SHA-256 is appended ([`recovered`](AuditLog::recovered) tells the caller).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("audit.jsonl");
+    /// std::fs::write(&path, "{\"generation\":1,\"ti")?; // a crash in the middle of a record
+    /// let log = hotcfg::AuditLog::open(&path)?;
+    /// assert_eq!(log.recovered().unwrap().dropped_bytes, 19);
+    /// let records = hotcfg::verify_audit_log(&path)?;
+    /// assert_eq!(records[0].result, "recovered");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: impl Into<PathBuf>) -> std::io::Result<AuditLog> {
         let path = path.into();
         let mut options = OpenOptions::new();
@@ -133,16 +190,51 @@ impl AuditLog {
             options.mode(0o600);
         }
         let mut file = options.open(&path)?;
-        let prev = match last_line(&mut file)? {
-            Some(line) => sha256_hex(line.as_bytes()),
-            None => GENESIS.to_string(),
-        };
-        Ok(AuditLog {
+        let tail = read_tail(&mut file)?;
+        let mut log = AuditLog {
             path,
             file,
-            prev,
+            prev: tail
+                .last_whole
+                .as_deref()
+                .map_or_else(|| GENESIS.to_string(), sha256_hex),
             sync: AuditSync::default(),
-        })
+            len: tail.whole_len,
+            recovered: None,
+        };
+        if !tail.torn.is_empty() {
+            log.repair(&tail)?;
+        }
+        Ok(log)
+    }
+
+    /// Cuts the torn tail off and appends the `recovered` record.
+    fn repair(&mut self, tail: &Tail) -> std::io::Result<()> {
+        let recovered = AuditRecovery {
+            dropped_bytes: tail.torn.len() as u64,
+            dropped_sha256: sha256_hex(&tail.torn),
+        };
+        tracing::warn!(
+            path = %self.path.display(),
+            dropped_bytes = recovered.dropped_bytes,
+            dropped_sha256 = %recovered.dropped_sha256,
+            "audit log ended in a torn record; cut back to the last whole record"
+        );
+        self.file.set_len(tail.whole_len)?;
+        let generation = tail
+            .last_whole
+            .as_deref()
+            .and_then(|line| serde_json::from_slice::<AuditRecord>(line).ok())
+            .map_or(0, |record| record.generation);
+        let record = AuditRecord::recovery(generation, recovered.clone(), self.prev.clone());
+        self.write_record(&record)?;
+        self.recovered = Some(recovered);
+        Ok(())
+    }
+
+    /// What [`open`](AuditLog::open) cut off a torn end of the file, if anything.
+    pub fn recovered(&self) -> Option<&AuditRecovery> {
+        self.recovered.as_ref()
     }
 
     /// Chooses how far each record is pushed (default [`AuditSync::Data`]).
@@ -171,23 +263,52 @@ impl AuditLog {
     }
 
     /// Appends the record of `event`, written in one call, then synced as [`AuditSync`] says.
+    ///
+    /// A whole line or nothing: if the write or the sync fails, the file is cut back to its
+    /// previous length and the chain continues from the previous record.
     pub fn append(&mut self, event: &ReloadEvent) -> std::io::Result<()> {
         let record = AuditRecord::from_event(event, self.prev.clone());
-        let line = serde_json::to_string(&record).map_err(std::io::Error::other)?;
+        self.write_record(&record)
+    }
+
+    fn write_record(&mut self, record: &AuditRecord) -> std::io::Result<()> {
+        let line = serde_json::to_string(record).map_err(std::io::Error::other)?;
         let mut bytes = line.clone().into_bytes();
         bytes.push(b'\n');
-        self.file.write_all(&bytes)?;
-        self.file.flush()?;
-        if self.sync == AuditSync::Data {
-            self.file.sync_data()?;
+        // A cut-back that failed last time (or a torn write of another writer) is retried first,
+        // so that no record is ever glued onto a fragment.
+        if self.file.metadata()?.len() != self.len {
+            self.file.set_len(self.len)?;
         }
+        let written = self.file.write_all(&bytes).and_then(|()| self.file.flush());
+        let synced = written.and_then(|()| match self.sync {
+            AuditSync::Data => self.file.sync_data(),
+            AuditSync::Os => Ok(()),
+        });
+        if let Err(err) = synced {
+            if let Err(cut) = self.file.set_len(self.len) {
+                tracing::error!(path = %self.path.display(), %cut, "cannot cut a failed audit record back; retried at the next append");
+            }
+            return Err(err);
+        }
+        self.len += bytes.len() as u64;
         self.prev = sha256_hex(line.as_bytes());
         Ok(())
     }
 }
 
-/// The last non-empty line of a file, read from its end.
-fn last_line(file: &mut File) -> std::io::Result<Option<String>> {
+/// The end of a log: its last whole record and whatever torn bytes follow it.
+struct Tail {
+    /// Length of the file up to and including the last whole record's newline.
+    whole_len: u64,
+    /// The last whole record's line (without its newline).
+    last_whole: Option<Vec<u8>>,
+    /// Bytes after it: a line without a newline, or a last line that is not a record.
+    torn: Vec<u8>,
+}
+
+/// Reads the file's end, growing the window until it holds the last two lines.
+fn read_tail(file: &mut File) -> std::io::Result<Tail> {
     let len = file.seek(SeekFrom::End(0))?;
     let mut window = 4096u64;
     loop {
@@ -195,16 +316,66 @@ fn last_line(file: &mut File) -> std::io::Result<Option<String>> {
         file.seek(SeekFrom::Start(start))?;
         let mut tail = Vec::new();
         file.read_to_end(&mut tail)?;
-        let text = String::from_utf8_lossy(&tail);
-        let trimmed = text.trim_end_matches('\n');
-        match trimmed.rfind('\n') {
-            Some(at) => return Ok(Some(trimmed[at + 1..].to_string())),
-            None if start == 0 => {
-                return Ok((!trimmed.is_empty()).then(|| trimmed.to_string()));
-            }
-            None => window *= 4,
+        if let Some(split) = split_tail(&tail, start == 0) {
+            return Ok(Tail {
+                whole_len: start + split.whole_len as u64,
+                last_whole: split.last_whole.map(<[u8]>::to_vec),
+                torn: tail[split.whole_len..].to_vec(),
+            });
         }
+        window *= 4;
     }
+}
+
+struct Split<'a> {
+    whole_len: usize,
+    last_whole: Option<&'a [u8]>,
+}
+
+/// Splits the end of a log (`at_start`: `tail` is the whole file) into whole records and a torn
+/// tail; `None` when `tail` does not reach back far enough to tell.
+fn split_tail(tail: &[u8], at_start: bool) -> Option<Split<'_>> {
+    if tail.is_empty() {
+        return at_start.then_some(Split {
+            whole_len: 0,
+            last_whole: None,
+        });
+    }
+    let complete = tail.ends_with(b"\n");
+    let body = if complete {
+        &tail[..tail.len() - 1]
+    } else {
+        tail
+    };
+    // The last line starts after `last_start`; the line before it ends there.
+    let last_start = match body.iter().rposition(|&b| b == b'\n') {
+        Some(at) => at + 1,
+        None if at_start => 0,
+        None => return None,
+    };
+    let last = &body[last_start..];
+    if complete && serde_json::from_slice::<AuditRecord>(last).is_ok() {
+        return Some(Split {
+            whole_len: tail.len(),
+            last_whole: Some(last),
+        });
+    }
+    if last_start == 0 {
+        return Some(Split {
+            whole_len: 0,
+            last_whole: None,
+        });
+    }
+    let before = &body[..last_start - 1];
+    let previous = match before.iter().rposition(|&b| b == b'\n') {
+        Some(at) => &before[at + 1..],
+        None if at_start => before,
+        None => return None,
+    };
+    Some(Split {
+        whole_len: last_start,
+        last_whole: Some(previous),
+    })
 }
 
 /// Why an audit log does not verify.
@@ -253,4 +424,125 @@ pub fn verify_audit_log(path: impl AsRef<Path>) -> Result<Vec<AuditRecord>, Audi
         records.push(record);
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Diff, Trigger};
+
+    fn event(generation: u64) -> ReloadEvent {
+        ReloadEvent {
+            generation,
+            timestamp: std::time::SystemTime::now(),
+            trigger: Trigger::Manual,
+            source: None,
+            changes: Diff::empty(),
+            result: ReloadResult::Applied {
+                applied: Vec::new(),
+                warnings: Vec::new(),
+                pending_restart: Vec::new(),
+            },
+            duration: std::time::Duration::ZERO,
+        }
+    }
+
+    /// A log of `records` whole records; returns its path and text.
+    fn log_of(dir: &Path, records: u64) -> (PathBuf, String) {
+        let path = dir.join("audit.jsonl");
+        let mut log = AuditLog::open(&path).unwrap().sync(AuditSync::Os);
+        for generation in 1..=records {
+            log.append(&event(generation)).unwrap();
+        }
+        (path.clone(), std::fs::read_to_string(&path).unwrap())
+    }
+
+    fn reopen_and_append(path: &Path) -> Option<AuditRecovery> {
+        let mut log = AuditLog::open(path).unwrap();
+        let recovered = log.recovered().cloned();
+        log.append(&event(9)).unwrap();
+        recovered
+    }
+
+    #[test]
+    fn a_record_cut_short_is_dropped_recorded_and_the_chain_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, text) = log_of(dir.path(), 3);
+        let cut = text.len() - 40;
+        std::fs::write(&path, &text[..cut]).unwrap();
+        let dropped = &text[text[..cut].rfind('\n').unwrap() + 1..cut];
+
+        let recovered = reopen_and_append(&path).expect("the torn tail is reported");
+        assert_eq!(recovered.dropped_bytes, dropped.len() as u64);
+        assert_eq!(recovered.dropped_sha256, sha256_hex(dropped.as_bytes()));
+        let records = verify_audit_log(&path).unwrap();
+        let results: Vec<(u64, &str)> = records
+            .iter()
+            .map(|r| (r.generation, r.result.as_str()))
+            .collect();
+        assert_eq!(
+            results,
+            [
+                (1, "applied"),
+                (2, "applied"),
+                (2, "recovered"),
+                (9, "applied")
+            ]
+        );
+        assert_eq!(records[2].recovered.as_ref(), Some(&recovered));
+    }
+
+    #[test]
+    fn a_last_line_that_is_not_a_record_is_dropped_even_with_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, text) = log_of(dir.path(), 2);
+        std::fs::write(&path, format!("{text}{{\"garbage\": true}}\n")).unwrap();
+        let recovered = reopen_and_append(&path).unwrap();
+        assert_eq!(recovered.dropped_bytes, 18);
+        assert_eq!(verify_audit_log(&path).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_log_that_is_only_a_fragment_restarts_the_chain_from_genesis() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "{\"generation\":1,\"ti").unwrap();
+        assert_eq!(reopen_and_append(&path).unwrap().dropped_bytes, 19);
+        let records = verify_audit_log(&path).unwrap();
+        assert_eq!(records[0].prev, GENESIS);
+        assert_eq!(records[0].generation, 0);
+        assert_eq!(records.len(), 2);
+    }
+
+    #[test]
+    fn whole_logs_and_long_last_records_are_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = log_of(dir.path(), 2);
+        assert_eq!(reopen_and_append(&path), None);
+        // A last record longer than the first read window (4 KiB).
+        let mut long = event(3);
+        long.result = ReloadResult::Rejected {
+            reason: "x".repeat(20_000),
+            refused: Vec::new(),
+        };
+        AuditLog::open(&path).unwrap().append(&long).unwrap();
+        assert_eq!(reopen_and_append(&path), None);
+        assert_eq!(verify_audit_log(&path).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn bytes_written_after_the_last_whole_record_are_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = log_of(dir.path(), 1);
+        let mut log = AuditLog::open(&path).unwrap();
+        // What a write that failed half-way and could not be cut back leaves behind.
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"generation\":2,\"ti")
+            .unwrap();
+        log.append(&event(3)).unwrap();
+        assert_eq!(verify_audit_log(&path).unwrap().len(), 2);
+    }
 }

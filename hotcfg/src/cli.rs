@@ -343,7 +343,12 @@ fn history(path: &PathBuf, verify: bool, out: &mut dyn Write) -> std::io::Result
         write_record(record, out)?;
     }
     if verify {
-        writeln!(out, "hash chain verified: {} record(s)", records.len())?;
+        let repairs = records.iter().filter(|r| r.recovered.is_some()).count();
+        write!(out, "hash chain verified: {} record(s)", records.len())?;
+        if repairs > 0 {
+            write!(out, "; {repairs} torn tail(s) repaired on open")?;
+        }
+        writeln!(out)?;
     }
     Ok(EXIT_OK)
 }

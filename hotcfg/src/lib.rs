@@ -135,7 +135,8 @@ pub mod __private;
 pub mod __fuzz;
 
 pub use audit::{
-    verify_audit_log, AuditChange, AuditLog, AuditRecord, AuditSync, AuditVerifyError, GENESIS,
+    verify_audit_log, AuditChange, AuditLog, AuditRecord, AuditRecovery, AuditSync,
+    AuditVerifyError, GENESIS,
 };
 pub use class::{validate_scope_name, Class};
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
