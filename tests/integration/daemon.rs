@@ -12,9 +12,15 @@ use serde_json::Value;
 
 /// Builds the example once per test run and returns its path. With the `etcd` feature when this
 /// crate has it, so the fleet tests run the same binary (one build, no race on its path).
+///
+/// `HOTCFG_TASKDAEMON=PATH` runs the tests against that binary instead (for example a build of
+/// an older commit, to see a new test fail there).
 pub(crate) fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
+        if let Some(path) = std::env::var_os("HOTCFG_TASKDAEMON") {
+            return PathBuf::from(path);
+        }
         let root = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .unwrap()
@@ -79,7 +85,7 @@ template = "progress"
 }
 
 /// The token every test configuration sets.
-const TOKEN: &str = "t0ps3cret";
+pub(crate) const TOKEN: &str = "t0ps3cret";
 
 fn start(policy: &str, text: &str) -> Daemon {
     Daemon::start(binary(), policy, text)
@@ -210,18 +216,25 @@ fn hot_edits_keep_loops_queue_and_connections() {
     let log = std::fs::read_to_string(daemon.sandbox.path(&format!("data/loops/{first_loop}.log")))
         .unwrap();
     assert!(log.contains("P ") && log.contains("Q "), "{log}");
-    let data = daemon.sandbox.path("data");
+    let iterations_before = loops(&status)[0].2;
     let code = daemon.stop();
     assert!(code.success(), "exit status {code}");
-    // SIGTERM: running loops checkpointed, queued items saved for the next start.
-    let saved: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(data.join("queue.json")).unwrap()).unwrap();
-    assert_eq!(saved.len(), 3);
-    let checkpoint: Value = serde_json::from_str(
-        &std::fs::read_to_string(data.join(format!("loops/{first_loop}.json"))).unwrap(),
-    )
-    .unwrap();
-    assert!(checkpoint["iterations"].as_u64().unwrap() > 0);
+    // SIGTERM: the queue and the checkpoints were already in the database; the next start
+    // resumes the running loops from their checkpoints and queues the rest again.
+    daemon.restart();
+    let mut client = daemon.client(TOKEN);
+    let job = client.call(&format!("job {first_loop}"));
+    assert_eq!(job["state"], "running", "{job}");
+    assert!(
+        job["iterations"].as_u64().unwrap() >= iterations_before,
+        "{job}"
+    );
+    let status = client.call("status");
+    assert_eq!(
+        loops(&status).len() as u64 + status["queue_len"].as_u64().unwrap(),
+        5,
+        "{status}"
+    );
 }
 
 #[test]
@@ -266,16 +279,7 @@ fn vetoed_removals_and_invalid_files_change_nothing() {
     wait_loops_running(&mut client, 1);
     let sha_before = client.call("status")["config_sha256"].clone();
 
-    daemon.edit(|t| t.split("[loops.short]").next().unwrap().to_string());
-    let record = daemon.audit_record(2);
-    assert_eq!(record["result"], "rejected", "{record}");
-    assert!(
-        record["error"]
-            .as_str()
-            .unwrap()
-            .contains("loop type `short` is in use by 1 running loop(s)"),
-        "{record}"
-    );
+    assert_removing_short_is_vetoed(&daemon, "is in use by 1 running loop(s) and 0 queued");
     assert_eq!(client.call("status")["config_sha256"], sha_before);
 
     // Back to the full file, but with an invalid value.
@@ -296,6 +300,37 @@ fn vetoed_removals_and_invalid_files_change_nothing() {
     assert_eq!(
         status["config_sha256"],
         hotcfg::sha256_hex(&std::fs::read(daemon.sandbox.path("taskdaemon.toml")).unwrap())
+    );
+}
+
+/// Issue 22: only queued (not running) work of a type is enough to veto removing it.
+#[test]
+fn a_loop_type_used_only_by_queued_items_cannot_be_removed() {
+    let daemon = start("reject", &config(1, 10));
+    let mut client = daemon.client(TOKEN);
+    client.call("submit build");
+    wait_loops_running(&mut client, 1);
+    // The only slot is taken: `short` waits in the queue.
+    assert!(client.call("submit short")["queued"].is_u64());
+    let status = client.call("status");
+    assert_eq!(status["queue_len"], 1, "{status}");
+
+    assert_removing_short_is_vetoed(
+        &daemon,
+        "is in use by 0 running loop(s) and 1 queued item(s)",
+    );
+    assert_eq!(client.call("status")["generation"], 1);
+}
+
+/// Removes loop type `short` from the file and expects the loops handler's veto saying `why`.
+fn assert_removing_short_is_vetoed(daemon: &Daemon, why: &str) {
+    daemon.edit(|t| t.split("[loops.short]").next().unwrap().to_string());
+    let record = daemon.audit_record(2);
+    assert_eq!(record["result"], "rejected", "{record}");
+    let error = record["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("loop type `short` {why}")),
+        "{record}"
     );
 }
 
@@ -324,7 +359,7 @@ fn the_protocol_needs_the_token_and_redacts_it() {
         .contains("unknown command"));
 }
 
-fn run(args: &[&str], dir: &Path) -> (i32, String) {
+pub(crate) fn run(args: &[&str], dir: &Path) -> (i32, String) {
     let output = Command::new(binary())
         .args(args)
         .current_dir(dir)
