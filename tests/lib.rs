@@ -72,10 +72,14 @@ pub mod daemon {
     pub const LIMIT: Duration = Duration::from_secs(20);
 
     /// A running daemon on `taskdaemon.toml` in its own sandbox, with an audit log
-    /// (`audit.jsonl`) and its standard error kept in `daemon.stderr`; killed on drop.
+    /// (`audit.jsonl` unless chosen) and its standard error kept in `daemon.stderr`; killed on
+    /// drop. It can be stopped or killed and started again in the same sandbox.
     #[derive(Debug)]
     pub struct Daemon {
         child: Child,
+        binary: std::path::PathBuf,
+        policy: String,
+        audit_log: std::path::PathBuf,
         /// Where it listens.
         pub addr: String,
         /// Its directory.
@@ -86,40 +90,41 @@ pub mod daemon {
         /// Starts `binary` on a configuration of `text` with restart policy `policy`.
         pub fn start(binary: &Path, policy: &str, text: &str) -> Daemon {
             let sandbox = Sandbox::new();
-            let config = sandbox.write("taskdaemon.toml", text);
-            let stderr = std::fs::File::create(sandbox.path("daemon.stderr")).unwrap();
-            let mut child = Command::new(binary)
-                .arg("--config")
-                .arg(&config)
-                .arg("--audit-log")
-                .arg(sandbox.path("audit.jsonl"))
-                .arg("--policy")
-                .arg(policy)
-                .current_dir(sandbox.dir())
-                .stdout(Stdio::piped())
-                .stderr(stderr)
-                .spawn()
-                .expect("start taskdaemon");
-            let mut stdout = BufReader::new(child.stdout.take().unwrap());
-            let mut addr = None;
-            for _ in 0..10 {
-                let mut line = String::new();
-                if stdout.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(rest) = line.trim().strip_prefix("taskdaemon listening on ") {
-                    addr = Some(rest.to_string());
-                    break;
-                }
-            }
-            let addr = addr.expect("the daemon printed `taskdaemon listening on ADDR`");
-            // Keep draining stdout so the daemon never blocks on a full pipe.
-            std::thread::spawn(move || for _ in stdout.lines() {});
+            sandbox.write("taskdaemon.toml", text);
+            let audit_log = sandbox.path("audit.jsonl");
+            Daemon::start_in(binary, policy, sandbox, &audit_log)
+        }
+
+        /// Starts `binary` on the `taskdaemon.toml` already in `sandbox`, auditing to
+        /// `audit_log`.
+        pub fn start_in(binary: &Path, policy: &str, sandbox: Sandbox, audit_log: &Path) -> Daemon {
+            let (child, addr) = spawn(binary, policy, &sandbox, audit_log);
             Daemon {
                 child,
+                binary: binary.to_path_buf(),
+                policy: policy.to_string(),
+                audit_log: audit_log.to_path_buf(),
                 addr,
                 sandbox,
             }
+        }
+
+        /// Starts the daemon again in its sandbox once the previous process has exited (after
+        /// [`stop`](Daemon::stop) or [`kill`](Daemon::kill)).
+        pub fn restart(&mut self) {
+            assert!(
+                self.child.try_wait().unwrap().is_some(),
+                "restart needs the previous process to have exited"
+            );
+            let (child, addr) = spawn(&self.binary, &self.policy, &self.sandbox, &self.audit_log);
+            self.child = child;
+            self.addr = addr;
+        }
+
+        /// SIGKILL, and waits for the process to be gone.
+        pub fn kill(&mut self) {
+            self.child.kill().unwrap();
+            self.child.wait().unwrap();
         }
 
         /// A connection that has sent `auth TOKEN`.
@@ -141,7 +146,7 @@ pub mod daemon {
 
         /// The audit log's records so far.
         pub fn audit(&self) -> Vec<Value> {
-            std::fs::read_to_string(self.sandbox.path("audit.jsonl"))
+            std::fs::read_to_string(&self.audit_log)
                 .unwrap_or_default()
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap())
@@ -177,6 +182,50 @@ pub mod daemon {
             });
             status.unwrap()
         }
+    }
+
+    /// Spawns the daemon and waits for the line saying where it listens.
+    fn spawn(binary: &Path, policy: &str, sandbox: &Sandbox, audit_log: &Path) -> (Child, String) {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(sandbox.path("daemon.stderr"))
+            .unwrap();
+        let mut child = Command::new(binary)
+            .arg("--config")
+            .arg(sandbox.path("taskdaemon.toml"))
+            .arg("--audit-log")
+            .arg(audit_log)
+            .arg("--policy")
+            .arg(policy)
+            .current_dir(sandbox.dir())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start taskdaemon");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut addr = None;
+        for _ in 0..10 {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            if let Some(rest) = line.trim().strip_prefix("taskdaemon listening on ") {
+                addr = Some(rest.to_string());
+                break;
+            }
+        }
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = std::fs::read_to_string(sandbox.path("daemon.stderr")).unwrap_or_default();
+            panic!(
+                "the daemon did not print `taskdaemon listening on ADDR`; its stderr:\n{stderr}"
+            );
+        };
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stdout.lines() {});
+        (child, addr)
     }
 
     impl Drop for Daemon {

@@ -221,15 +221,14 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
 
     log_level_setter(settings.initial_log_level)(&config.monitoring.log_level)?;
     let data_dir = base_dir.join(&config.storage.data_dir);
-    work.attach(handle.clone(), data_dir.clone())
-        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    work.attach(handle.clone(), data_dir.clone())?;
     let files = read_template_files(&base_dir, &config.templates.template_files)?;
     work.file_templates.store(Arc::new(files));
     rate.set_per_second(config.limits.submits_per_second);
 
-    let restored = work.restore();
+    let restored = work.restore()?;
     if restored > 0 {
-        tracing::info!(restored, "resumed unfinished work from the data directory");
+        tracing::info!(restored, "resumed unfinished work from the state database");
     }
 
     let listener = TcpListener::bind(&config.daemon.listen)

@@ -25,6 +25,7 @@ mod handlers;
 mod http;
 mod queue;
 mod server;
+mod store;
 mod triggers;
 mod work;
 

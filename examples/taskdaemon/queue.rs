@@ -58,9 +58,9 @@ impl WorkQueue {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Adds an item unless the queue is full or closed.
-    pub fn push(&self, item: WorkItem) -> Result<(), SubmitError> {
-        let mut inner = self.lock();
+    /// Whether a submit may be accepted now: not closed, fewer items than the capacity.
+    pub fn room(&self) -> Result<(), SubmitError> {
+        let inner = self.lock();
         if inner.closed {
             return Err(SubmitError::Closed);
         }
@@ -69,13 +69,11 @@ impl WorkQueue {
                 capacity: inner.capacity,
             });
         }
-        inner.items.push_back(item);
-        drop(inner);
-        self.ready.notify_one();
         Ok(())
     }
 
-    /// Puts back items restored from a checkpoint (ignores the capacity: nothing is lost).
+    /// Adds items already committed to the store: restored ones, or a submit that found
+    /// [`room`](WorkQueue::room). Ignores the capacity and a close: nothing acknowledged is lost.
     pub fn restore(&self, items: Vec<WorkItem>) {
         self.lock().items.extend(items);
         self.ready.notify_one();
@@ -149,14 +147,16 @@ mod tests {
     fn lowering_the_capacity_keeps_every_item() {
         let queue = WorkQueue::new(3);
         for id in 0..3 {
-            queue.push(item(id)).unwrap();
+            queue.room().unwrap();
+            queue.restore(vec![item(id)]);
         }
-        assert_eq!(queue.push(item(9)), Err(SubmitError::Full { capacity: 3 }));
+        assert_eq!(queue.room(), Err(SubmitError::Full { capacity: 3 }));
         queue.set_capacity(1);
         assert_eq!(queue.len(), 3);
         queue.set_capacity(5);
-        queue.push(item(3)).unwrap();
+        queue.room().unwrap();
+        queue.restore(vec![item(3)]);
         assert_eq!(queue.close().len(), 4);
-        assert_eq!(queue.push(item(4)), Err(SubmitError::Closed));
+        assert_eq!(queue.room(), Err(SubmitError::Closed));
     }
 }

@@ -1,6 +1,8 @@
 //! The line protocol: one command per line, one JSON object per reply line.
 //!
-//! `auth TOKEN`, `status`, `submit TYPE`, `reload`, `config`, `quit`.
+//! `auth TOKEN`, `status`, `submit TYPE`, `job ID`, `reload`, `config`, `quit`.
+//!
+//! `submit` replies `{"queued": ID}` only after the job is committed to the state database.
 
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -158,11 +160,14 @@ impl Server {
                 if !self.rate.allow() {
                     return json!({"error": "rate limit: too many submits this second"});
                 }
-                match self.work.submit(arg) {
-                    Ok(id) => json!({"queued": id}),
-                    Err(error) => json!({"error": error}),
+                let (work, loop_type) = (Arc::clone(&self.work), arg.to_string());
+                match tokio::task::spawn_blocking(move || work.submit(&loop_type)).await {
+                    Ok(Ok(id)) => json!({"queued": id}),
+                    Ok(Err(error)) => json!({"error": error}),
+                    Err(err) => json!({"error": format!("submit task failed: {err}")}),
                 }
             }
+            "job" => self.job(arg),
             "reload" => {
                 let reloader = self.reloader.clone();
                 match tokio::task::spawn_blocking(move || reloader.reload_now()).await {
@@ -172,8 +177,20 @@ impl Server {
             }
             "config" => hotcfg::redacted_json(self.work.handle().load().config()),
             other => json!({
-                "error": format!("unknown command `{other}`; commands: auth, status, submit, reload, config, quit")
+                "error": format!("unknown command `{other}`; commands: auth, status, submit, job, reload, config, quit")
             }),
+        }
+    }
+
+    /// The `job ID` reply: the job as stored.
+    fn job(&self, arg: &str) -> Value {
+        let Ok(id) = arg.parse::<u64>() else {
+            return json!({"error": "usage: job ID"});
+        };
+        match self.work.store().job(id) {
+            Ok(Some(job)) => json!(job),
+            Ok(None) => json!({"error": format!("no job {id}")}),
+            Err(err) => json!({"error": err.to_string()}),
         }
     }
 
@@ -207,7 +224,8 @@ impl Server {
             "queue_capacity": self.work.queue.capacity(),
             "max_concurrent": self.work.slots.max(),
             "connections": self.connections.load(Ordering::SeqCst),
-            "finished": self.work.finished.load(Ordering::SeqCst),
+            "finished": self.work.store().finished_count().ok(),
+            "storage": self.work.store().health(),
             "loops": loops,
         })
     }

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hotcfg::Handle;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 
 use crate::config::TaskDaemonConfig;
-use crate::queue::{WorkItem, WorkQueue};
+use crate::queue::{SubmitError, WorkItem, WorkQueue};
+use crate::store::{Job, Store};
+
+/// How long a loop waits before retrying a completion record the store refused (a full disk).
+const COMPLETION_RETRY: Duration = Duration::from_millis(200);
 
 /// Concurrency slots whose number changes live. Lowering it never stops a running loop: new
 /// loops wait until enough have finished.
@@ -81,28 +84,18 @@ pub struct LoopState {
     pub started_generation: u64,
 }
 
-/// What a checkpoint file holds.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// Loop id.
-    pub id: u64,
-    /// Loop type.
-    pub loop_type: String,
-    /// Iterations completed.
-    pub iterations: u64,
-}
-
 /// Everything the loops share.
 pub struct Work {
     handle: OnceLock<Handle<TaskDaemonConfig>>,
     data_dir: OnceLock<PathBuf>,
+    store: OnceLock<Store>,
+    /// Serialises submits: the capacity check, the commit and the queueing are one step.
+    submitting: Mutex<()>,
     pub queue: WorkQueue,
     pub slots: Arc<Slots>,
     pub running: Mutex<BTreeMap<u64, Arc<LoopState>>>,
     /// Templates read from `templates.template_files`, by file stem.
     pub file_templates: ArcSwap<BTreeMap<String, String>>,
-    pub next_id: AtomicU64,
-    pub finished: AtomicU64,
     pub stopping: watch::Sender<bool>,
 }
 
@@ -114,30 +107,43 @@ impl Work {
         Arc::new(Work {
             handle: OnceLock::new(),
             data_dir: OnceLock::new(),
+            store: OnceLock::new(),
+            submitting: Mutex::new(()),
             queue: WorkQueue::new(0),
             slots: Arc::new(Slots::new(0)),
             running: Mutex::new(BTreeMap::new()),
             file_templates: ArcSwap::from_pointee(BTreeMap::new()),
-            next_id: AtomicU64::new(1),
-            finished: AtomicU64::new(0),
             stopping,
         })
     }
 
-    /// Connects to the live configuration and sizes everything from it.
+    /// Connects to the live configuration and the durable state in `data_dir`, and sizes
+    /// everything from the configuration.
     pub fn attach(
         &self,
         handle: Handle<TaskDaemonConfig>,
         data_dir: PathBuf,
-    ) -> std::io::Result<()> {
-        std::fs::create_dir_all(data_dir.join("loops"))?;
-        std::fs::create_dir_all(data_dir.join("finished"))?;
+    ) -> Result<(), String> {
+        for dir in ["loops", "finished"] {
+            let path = data_dir.join(dir);
+            std::fs::create_dir_all(&path)
+                .map_err(|e| format!("cannot create data directory {}: {e}", path.display()))?;
+        }
+        let store = Store::open(&data_dir)?;
         let config = handle.snapshot();
         self.queue.set_capacity(config.limits.queue_capacity);
         self.slots.set_max(config.limits.max_concurrent);
+        let _ = self.store.set(store);
         let _ = self.data_dir.set(data_dir);
         let _ = self.handle.set(handle);
         Ok(())
+    }
+
+    /// The durable state.
+    pub fn store(&self) -> &Store {
+        self.store
+            .get()
+            .expect("Work::attach runs before any work starts")
     }
 
     /// The live configuration.
@@ -183,7 +189,8 @@ impl Work {
         (running, queued)
     }
 
-    /// Queues a new loop of `loop_type`.
+    /// Queues a new loop of `loop_type`; the id is returned only once the job is committed.
+    /// Blocks on the disk: call it off the async workers.
     pub fn submit(&self, loop_type: &str) -> Result<u64, String> {
         if !self.handle().load().loops.contains_key(loop_type) {
             let known: Vec<String> = self.handle().load().loops.keys().cloned().collect();
@@ -192,19 +199,25 @@ impl Work {
                 known.join(", ")
             ));
         }
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        self.queue
-            .push(WorkItem {
-                id,
-                loop_type: loop_type.to_string(),
-            })
-            .map(|()| id)
-            .map_err(|err| match err {
-                crate::queue::SubmitError::Full { capacity } => {
-                    format!("queue full ({capacity} items)")
-                }
-                crate::queue::SubmitError::Closed => "shutting down".to_string(),
-            })
+        let _one_at_a_time = self
+            .submitting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.queue.room().map_err(|err| match err {
+            SubmitError::Full { capacity } => format!("queue full ({capacity} items)"),
+            SubmitError::Closed => "shutting down".to_string(),
+        })?;
+        let id = self
+            .store()
+            .submit(loop_type)
+            .map_err(|err| format!("{err}; the item was not queued"))?;
+        // Committed, so acknowledged even if a shutdown closed the queue meanwhile: the next
+        // start runs it.
+        self.queue.restore(vec![WorkItem {
+            id,
+            loop_type: loop_type.to_string(),
+        }]);
+        Ok(id)
     }
 
     /// Starts queued loops as slots free up, until the queue closes.
@@ -222,10 +235,6 @@ impl Work {
         }
     }
 
-    fn checkpoint_path(&self, id: u64) -> PathBuf {
-        self.data_dir().join("loops").join(format!("{id}.json"))
-    }
-
     /// Runs one loop: every iteration takes one snapshot of the configuration, so a reload never
     /// changes a definition in the middle of an iteration.
     async fn run_loop(self: &Arc<Self>, item: WorkItem, done_before: u64) {
@@ -236,6 +245,7 @@ impl Work {
         });
         self.running().insert(item.id, Arc::clone(&state));
         let mut stopping = self.stopping.subscribe();
+        let item_id = item.id;
         let log_path = self
             .data_dir()
             .join("loops")
@@ -250,16 +260,17 @@ impl Work {
             let done = state.iterations.load(Ordering::SeqCst);
             if done >= def.max_iterations {
                 let line = self.render(&config, "done", &item, done, def.max_iterations);
-                let _ = append_line(
-                    &self
+                drop(config);
+                if self.complete(&item, done, &mut stopping).await {
+                    let path = self
                         .data_dir()
                         .join("finished")
-                        .join(format!("{}.txt", item.id)),
-                    &line,
-                );
-                let _ = std::fs::remove_file(self.checkpoint_path(item.id));
-                self.finished.fetch_add(1, Ordering::SeqCst);
-                tracing::info!(id = item.id, loop_type = %item.loop_type, iterations = done, "loop finished");
+                        .join(format!("{}.txt", item.id));
+                    if let Err(err) = append_line(&path, &line) {
+                        tracing::warn!(id = item.id, %err, "cannot write the finished line (the completion is recorded)");
+                    }
+                    tracing::info!(id = item.id, loop_type = %item.loop_type, iterations = done, "loop finished");
+                }
                 break;
             }
             let iteration = done + 1;
@@ -268,7 +279,11 @@ impl Work {
                 tracing::warn!(id = item.id, %err, "cannot write loop output");
             }
             state.iterations.store(iteration, Ordering::SeqCst);
-            self.write_checkpoint(item.id, &item.loop_type, iteration);
+            // A failed checkpoint is logged and shown in `status`; the loop goes on (a crash
+            // would resume it from its previous checkpoint).
+            let _ = self
+                .store_write(move |store| store.checkpoint(item_id, iteration))
+                .await;
             let delay = Duration::from_millis(def.delay_ms);
             drop(config);
             tokio::select! {
@@ -282,20 +297,38 @@ impl Work {
         self.running().remove(&item.id);
     }
 
-    fn write_checkpoint(&self, id: u64, loop_type: &str, iterations: u64) {
-        let checkpoint = Checkpoint {
-            id,
-            loop_type: loop_type.to_string(),
-            iterations,
-        };
-        let path = self.checkpoint_path(id);
-        let tmp = path.with_extension("json.tmp");
-        let written = serde_json::to_vec(&checkpoint)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(err) = written {
-            tracing::warn!(id, %err, "cannot write checkpoint");
+    /// Runs a store write on the blocking pool: it may wait for the disk.
+    async fn store_write<T: Send + 'static>(
+        self: &Arc<Self>,
+        write: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, crate::store::StoreError> {
+        let work = Arc::clone(self);
+        tokio::task::spawn_blocking(move || write(work.store()))
+            .await
+            .unwrap_or_else(|err| Err(crate::store::StoreError::new(format!("write task: {err}"))))
+    }
+
+    /// Records a loop's completion, retrying while the store refuses it. `false` if the daemon
+    /// began stopping first: the job stays unfinished, and the next start finishes it.
+    async fn complete(
+        self: &Arc<Self>,
+        item: &WorkItem,
+        iterations: u64,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> bool {
+        loop {
+            let id = item.id;
+            if self
+                .store_write(move |store| store.finish(id, iterations))
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(COMPLETION_RETRY) => {}
+                _ = stopping.wait_for(|s| *s) => return false,
+            }
         }
     }
 
@@ -324,62 +357,47 @@ impl Work {
             .replace("{max}", &max.to_string())
     }
 
-    /// Restores unfinished loops and queued items saved by an earlier run.
-    pub fn restore(self: &Arc<Self>) -> usize {
-        let mut items = Vec::new();
-        let mut resumed = Vec::new();
-        if let Ok(text) = std::fs::read_to_string(self.data_dir().join("queue.json")) {
-            if let Ok(saved) = serde_json::from_str::<Vec<WorkItem>>(&text) {
-                items.extend(saved);
-            }
-            let _ = std::fs::remove_file(self.data_dir().join("queue.json"));
-        }
-        if let Ok(dir) = std::fs::read_dir(self.data_dir().join("loops")) {
-            for entry in dir.flatten() {
-                let path = entry.path();
-                if path.extension().and_then(|e| e.to_str()) != Some("json") {
-                    continue;
-                }
-                if let Some(cp) = std::fs::read(&path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok())
-                {
-                    resumed.push(cp);
-                }
-            }
-        }
-        let max_id = items
-            .iter()
-            .map(|i| i.id)
-            .chain(resumed.iter().map(|c| c.id))
-            .max()
-            .unwrap_or(0);
-        self.next_id.fetch_max(max_id + 1, Ordering::SeqCst);
-        let count = items.len() + resumed.len();
-        self.queue.restore(items);
-        for cp in resumed {
+    /// Restores the unfinished jobs of earlier runs: loops with a checkpoint resume from it,
+    /// the others are queued again in id order.
+    pub fn restore(self: &Arc<Self>) -> Result<usize, String> {
+        let jobs = self.store().unfinished().map_err(|e| e.to_string())?;
+        let count = jobs.len();
+        let (resumed, queued): (Vec<Job>, Vec<Job>) =
+            jobs.into_iter().partition(|job| job.state == "running");
+        self.queue.restore(
+            queued
+                .into_iter()
+                .map(|job| WorkItem {
+                    id: job.id,
+                    loop_type: job.loop_type,
+                })
+                .collect(),
+        );
+        for job in resumed {
             let work = Arc::clone(self);
             tokio::spawn(async move {
                 let slot = work.slots.acquire().await;
                 let item = WorkItem {
-                    id: cp.id,
-                    loop_type: cp.loop_type,
+                    id: job.id,
+                    loop_type: job.loop_type,
                 };
-                work.run_loop(item, cp.iterations).await;
+                work.run_loop(item, job.iterations).await;
                 drop(slot);
             });
         }
-        count
+        Ok(count)
     }
 
-    /// Stops taking work, lets loops checkpoint, saves the queue. Returns loops still running
-    /// after `grace`.
+    /// Stops taking work and lets loops stop after their current iteration. Writes nothing: the
+    /// queue and the checkpoints are already durable, so a shutdown never replaces them with
+    /// less. Returns loops still running after `grace`.
     pub async fn shutdown(&self, grace: Duration) -> usize {
         let left = self.queue.close();
         if !left.is_empty() {
-            if let Ok(bytes) = serde_json::to_vec(&left) {
-                let _ = std::fs::write(self.data_dir().join("queue.json"), bytes);
-            }
+            tracing::info!(
+                queued = left.len(),
+                "queued items stay in the database for the next start"
+            );
         }
         let _ = self.stopping.send(true);
         let deadline = tokio::time::Instant::now() + grace;

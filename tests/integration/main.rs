@@ -3,6 +3,7 @@ mod browser;
 mod daemon;
 mod derive;
 mod derive_props;
+mod durability;
 mod engine;
 #[cfg(feature = "etcd")]
 mod fleet;

@@ -75,7 +75,8 @@ pub fn status_json(api: &Api) -> Value {
         "max_concurrent": api.work.slots.max(),
         "connections": api.connections.load(Ordering::SeqCst),
         "event_streams": api.streams.load(Ordering::SeqCst),
-        "finished": api.work.finished.load(Ordering::SeqCst),
+        "finished": api.work.store().finished_count().ok(),
+        "storage": api.work.store().health(),
         "loops": loops,
     })
 }

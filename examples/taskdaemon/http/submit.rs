@@ -1,4 +1,5 @@
-//! `POST /api/submit` with `{"type": "build"}`: `202` and the new work's id.
+//! `POST /api/submit` with `{"type": "build"}`: `202` and the new work's id, once the job is
+//! committed to the state database (`503` when it cannot be stored).
 
 use std::sync::Arc;
 
@@ -36,7 +37,12 @@ pub async fn post(
             "rate limit: too many submits this second",
         ));
     }
-    match api.work.submit(&submit.loop_type) {
+    // The reply comes after the commit, which waits for the disk: off the async workers.
+    let work = Arc::clone(&api.work);
+    let submitted = tokio::task::spawn_blocking(move || work.submit(&submit.loop_type))
+        .await
+        .unwrap_or_else(|err| Err(format!("submit task failed: {err}")));
+    match submitted {
         Ok(id) => {
             metrics::counter!(super::metrics::SUBMITS, "result" => "queued").increment(1);
             Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))

@@ -1,0 +1,372 @@
+//! The daemon's durable state: queue, ids, loop checkpoints and completion records in one SQLite
+//! database (`state.db` in the data directory, WAL mode).
+//!
+//! - A submit is committed with `synchronous = FULL` before its id is handed out; ids come from
+//!   an `AUTOINCREMENT` key, so they are never reused, even after a crash or a deleted row.
+//! - A job's checkpoint is its row; finishing it (state, final iterations, completion count) is
+//!   one `UPDATE`, also `FULL`, so a job is finished exactly once.
+//! - Checkpoints are committed with `synchronous = NORMAL`: they survive a crash of the process;
+//!   after a power loss a loop may repeat the iterations since an earlier checkpoint.
+//! - Every failed write is logged and kept as the storage's health until a write succeeds again.
+//! - A database that SQLite reports as damaged is moved aside under a timestamped name, never
+//!   deleted (see [`legacy`] for the files of earlier versions).
+
+mod legacy;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use serde::Serialize;
+
+/// The database's file name inside the data directory.
+pub const DB_FILE: &str = "state.db";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    loop_type   TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'running', 'finished')),
+    iterations  INTEGER NOT NULL DEFAULT 0,
+    completions INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (state) WHERE state <> 'finished';
+";
+
+/// A job as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Job {
+    pub id: u64,
+    #[serde(rename = "type")]
+    pub loop_type: String,
+    /// `queued`, `running` (has a checkpoint) or `finished`.
+    pub state: String,
+    /// Iterations checkpointed (the final count once finished).
+    pub iterations: u64,
+    /// How many completion records were written for it: 1 once finished, never more.
+    pub completions: u64,
+}
+
+/// Whether the last write succeeded, for `status`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Health {
+    /// `ok` or `degraded` (the last write failed).
+    pub state: &'static str,
+    /// The last write error, kept until a write succeeds.
+    pub last_error: Option<String>,
+    /// Writes that failed since the daemon started.
+    pub failed_writes: u64,
+}
+
+/// How far a write is pushed before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sync {
+    /// Survives a power loss: acknowledged submits and completions.
+    Full,
+    /// Survives a crash of the process: checkpoints.
+    Normal,
+}
+
+struct Db {
+    conn: Connection,
+    sync: Sync,
+}
+
+/// The open database.
+pub struct Store {
+    db: Mutex<Db>,
+    health: Mutex<Health>,
+}
+
+/// Something the store could not do, said for a client.
+#[derive(Debug, thiserror::Error)]
+#[error("storage: {0}")]
+pub struct StoreError(String);
+
+impl StoreError {
+    /// An error with this text.
+    pub fn new(text: String) -> Self {
+        StoreError(text)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError(err.to_string())
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database in `data_dir`, moving a damaged one aside, and migrates
+    /// the files of earlier versions once. Errors say which file and why.
+    pub fn open(data_dir: &Path) -> Result<Store, String> {
+        let path = data_dir.join(DB_FILE);
+        let mut created = !path.exists();
+        let conn = match open_checked(&path) {
+            Ok(conn) => conn,
+            Err(err) if is_damage(&err) => {
+                let aside = legacy::move_aside(&path)?;
+                for suffix in ["-wal", "-shm"] {
+                    let companion = PathBuf::from(format!("{}{suffix}", path.display()));
+                    if companion.exists() {
+                        legacy::move_aside(&companion)?;
+                    }
+                }
+                tracing::error!(
+                    damaged = %path.display(),
+                    moved_to = %aside.display(),
+                    %err,
+                    "the state database is damaged; moved aside, starting with an empty one"
+                );
+                created = true;
+                open_checked(&path).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            Err(err) => return Err(format!("{}: {err}", path.display())),
+        };
+        let store = Store {
+            db: Mutex::new(Db {
+                conn,
+                sync: Sync::Full,
+            }),
+            health: Mutex::new(Health {
+                state: "ok",
+                ..Health::default()
+            }),
+        };
+        let mut db = store.db();
+        if created {
+            // Ids handed out by earlier versions (or by a database moved aside) are never reused.
+            let floor = legacy::highest_id_used(data_dir);
+            db.conn
+                .execute(
+                    "INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs', ?1
+                     WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs')",
+                    params![floor as i64],
+                )
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        legacy::migrate(&mut db.conn, data_dir)?;
+        drop(db);
+        Ok(store)
+    }
+
+    fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one write at `sync`, recording its outcome in the health.
+    fn write<T>(
+        &self,
+        what: &str,
+        sync: Sync,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut db = self.db();
+        let result = db.set_sync(sync).and_then(|()| {
+            let tx = db.conn.unchecked_transaction()?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        });
+        drop(db);
+        let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+        match &result {
+            Ok(_) if health.state != "ok" => {
+                tracing::info!(what, "storage writes succeed again");
+                health.state = "ok";
+                health.last_error = None;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(what, %err, "storage write failed");
+                health.state = "degraded";
+                health.last_error = Some(format!("{what}: {err}"));
+                health.failed_writes += 1;
+            }
+        }
+        result.map_err(StoreError::from)
+    }
+
+    /// Stores a new queued job and returns its id once committed (`FULL`).
+    pub fn submit(&self, loop_type: &str) -> Result<u64, StoreError> {
+        self.write("submit", Sync::Full, |tx| {
+            tx.execute("INSERT INTO jobs (loop_type) VALUES (?1)", [loop_type])?;
+            Ok(tx.last_insert_rowid() as u64)
+        })
+    }
+
+    /// Records a loop's progress (`NORMAL`).
+    pub fn checkpoint(&self, id: u64, iterations: u64) -> Result<(), StoreError> {
+        self.write("checkpoint", Sync::Normal, |tx| {
+            tx.execute(
+                "UPDATE jobs SET state = 'running', iterations = ?2
+                 WHERE id = ?1 AND state <> 'finished'",
+                params![id as i64, iterations as i64],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Finishes a job: its completion record and the end of its checkpoint in one statement
+    /// (`FULL`).
+    pub fn finish(&self, id: u64, iterations: u64) -> Result<(), StoreError> {
+        self.write("completion", Sync::Full, |tx| {
+            tx.execute(
+                "UPDATE jobs SET state = 'finished', iterations = ?2, completions = completions + 1
+                 WHERE id = ?1",
+                params![id as i64, iterations as i64],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Jobs not finished, by id: what a start resumes.
+    pub fn unfinished(&self) -> Result<Vec<Job>, StoreError> {
+        self.query(
+            "SELECT id, loop_type, state, iterations, completions FROM jobs
+             WHERE state <> 'finished' ORDER BY id",
+            [],
+        )
+    }
+
+    /// One job, if that id was ever handed out.
+    pub fn job(&self, id: u64) -> Result<Option<Job>, StoreError> {
+        Ok(self
+            .query(
+                "SELECT id, loop_type, state, iterations, completions FROM jobs WHERE id = ?1",
+                [id as i64],
+            )?
+            .pop())
+    }
+
+    /// How many jobs have finished, ever.
+    pub fn finished_count(&self) -> Result<u64, StoreError> {
+        let db = self.db();
+        let count: i64 = db
+            .conn
+            .query_row(
+                "SELECT count(*) FROM jobs WHERE state = 'finished'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        Ok(count as u64)
+    }
+
+    fn query(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Job>, StoreError> {
+        let db = self.db();
+        let mut statement = db.conn.prepare_cached(sql)?;
+        let rows = statement.query_map(params, |r| {
+            Ok(Job {
+                id: r.get::<_, i64>(0)? as u64,
+                loop_type: r.get(1)?,
+                state: r.get(2)?,
+                iterations: r.get::<_, i64>(3)? as u64,
+                completions: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<Job>>>()?)
+    }
+
+    /// The storage's health, for `status`.
+    pub fn health(&self) -> Health {
+        self.health
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Db {
+    fn set_sync(&mut self, sync: Sync) -> rusqlite::Result<()> {
+        if self.sync != sync {
+            let level = match sync {
+                Sync::Full => "FULL",
+                Sync::Normal => "NORMAL",
+            };
+            self.conn.pragma_update(None, "synchronous", level)?;
+            self.sync = sync;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the database in WAL mode, checks it and creates the schema.
+fn open_checked(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(format!("quick_check: {check}")),
+        ));
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// Whether SQLite says the file is not a (sound) database, as opposed to an I/O problem.
+fn is_damage(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_survive_reopening_and_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = store.submit("build").unwrap();
+        let second = store.submit("build").unwrap();
+        store.finish(second, 3).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.submit("build").unwrap() > second);
+        let unfinished = store.unfinished().unwrap();
+        assert_eq!(unfinished.len(), 2);
+        assert_eq!(unfinished[0].id, first);
+        assert_eq!(store.job(second).unwrap().unwrap().completions, 1);
+        assert_eq!(store.finished_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_checkpoint_never_reopens_a_finished_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.submit("build").unwrap();
+        store.checkpoint(id, 2).unwrap();
+        assert_eq!(store.job(id).unwrap().unwrap().state, "running");
+        store.finish(id, 3).unwrap();
+        store.checkpoint(id, 1).unwrap();
+        let job = store.job(id).unwrap().unwrap();
+        assert_eq!((job.state.as_str(), job.iterations), ("finished", 3));
+        assert!(store.unfinished().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_damaged_database_is_moved_aside_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DB_FILE), vec![0x5a; 8192]).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.submit("build").unwrap(), 1);
+        let aside: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("state.db.corrupt-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(
+            std::fs::read(dir.path().join(&aside[0])).unwrap(),
+            vec![0x5a; 8192]
+        );
+    }
+}
