@@ -3,16 +3,17 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-/// One unit of queued work: a loop to start.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One unit of queued work: a loop to start, or to resume.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkItem {
     /// The loop id it will run as.
     pub id: u64,
     /// Its loop type.
     pub loop_type: String,
+    /// Iterations already done (checkpointed by an earlier run); 0 for a new loop.
+    pub done: u64,
 }
 
 /// Why a submit was refused.
@@ -140,6 +141,7 @@ mod tests {
         WorkItem {
             id,
             loop_type: "build".into(),
+            done: 0,
         }
     }
 

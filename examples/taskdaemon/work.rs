@@ -12,7 +12,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::TaskDaemonConfig;
 use crate::queue::{SubmitError, WorkItem, WorkQueue};
-use crate::store::{Job, Store};
+use crate::store::Store;
 
 /// How long a loop waits before retrying a completion record the store refused (a full disk).
 const COMPLETION_RETRY: Duration = Duration::from_millis(200);
@@ -216,6 +216,7 @@ impl Work {
         self.queue.restore(vec![WorkItem {
             id,
             loop_type: loop_type.to_string(),
+            done: 0,
         }]);
         Ok(id)
     }
@@ -229,7 +230,7 @@ impl Work {
             };
             let work = Arc::clone(&self);
             tokio::spawn(async move {
-                work.run_loop(item, 0).await;
+                work.run_loop(item).await;
                 drop(slot);
             });
         }
@@ -237,10 +238,10 @@ impl Work {
 
     /// Runs one loop: every iteration takes one snapshot of the configuration, so a reload never
     /// changes a definition in the middle of an iteration.
-    async fn run_loop(self: &Arc<Self>, item: WorkItem, done_before: u64) {
+    async fn run_loop(self: &Arc<Self>, item: WorkItem) {
         let state = Arc::new(LoopState {
             loop_type: item.loop_type.clone(),
-            iterations: AtomicU64::new(done_before),
+            iterations: AtomicU64::new(item.done),
             started_generation: self.handle().generation(),
         });
         self.running().insert(item.id, Arc::clone(&state));
@@ -357,34 +358,21 @@ impl Work {
             .replace("{max}", &max.to_string())
     }
 
-    /// Restores the unfinished jobs of earlier runs: loops with a checkpoint resume from it,
-    /// the others are queued again in id order.
-    pub fn restore(self: &Arc<Self>) -> Result<usize, String> {
-        let jobs = self.store().unfinished().map_err(|e| e.to_string())?;
+    /// Queues the unfinished jobs of earlier runs: loops with a checkpoint first (they resume
+    /// from it as soon as slots free up), then the others, each in id order.
+    pub fn restore(&self) -> Result<usize, String> {
+        let mut jobs = self.store().unfinished().map_err(|e| e.to_string())?;
+        jobs.sort_by_key(|job| (job.state != "running", job.id));
         let count = jobs.len();
-        let (resumed, queued): (Vec<Job>, Vec<Job>) =
-            jobs.into_iter().partition(|job| job.state == "running");
         self.queue.restore(
-            queued
-                .into_iter()
+            jobs.into_iter()
                 .map(|job| WorkItem {
                     id: job.id,
                     loop_type: job.loop_type,
+                    done: job.iterations,
                 })
                 .collect(),
         );
-        for job in resumed {
-            let work = Arc::clone(self);
-            tokio::spawn(async move {
-                let slot = work.slots.acquire().await;
-                let item = WorkItem {
-                    id: job.id,
-                    loop_type: job.loop_type,
-                };
-                work.run_loop(item, job.iterations).await;
-                drop(slot);
-            });
-        }
         Ok(count)
     }
 

@@ -148,6 +148,8 @@ pub struct AuditLog {
     sync: AuditSync,
     /// Length of the file after the last whole record: a failed append is cut back to it.
     len: u64,
+    /// A failed append could not be cut back: retried before the next one.
+    cut_pending: bool,
     recovered: Option<AuditRecovery>,
 }
 
@@ -200,6 +202,7 @@ impl AuditLog {
                 .map_or_else(|| GENESIS.to_string(), sha256_hex),
             sync: AuditSync::default(),
             len: tail.whole_len,
+            cut_pending: false,
             recovered: None,
         };
         if !tail.torn.is_empty() {
@@ -275,10 +278,11 @@ impl AuditLog {
         let line = serde_json::to_string(record).map_err(std::io::Error::other)?;
         let mut bytes = line.clone().into_bytes();
         bytes.push(b'\n');
-        // A cut-back that failed last time (or a torn write of another writer) is retried first,
-        // so that no record is ever glued onto a fragment.
-        if self.file.metadata()?.len() != self.len {
+        // A cut-back that failed last time is retried first, so that no record is ever glued
+        // onto a fragment.
+        if self.cut_pending {
             self.file.set_len(self.len)?;
+            self.cut_pending = false;
         }
         let written = self.file.write_all(&bytes).and_then(|()| self.file.flush());
         let synced = written.and_then(|()| match self.sync {
@@ -287,6 +291,7 @@ impl AuditLog {
         });
         if let Err(err) = synced {
             if let Err(cut) = self.file.set_len(self.len) {
+                self.cut_pending = true;
                 tracing::error!(path = %self.path.display(), %cut, "cannot cut a failed audit record back; retried at the next append");
             }
             return Err(err);
@@ -531,7 +536,7 @@ mod tests {
     }
 
     #[test]
-    fn bytes_written_after_the_last_whole_record_are_cut_before_the_next_append() {
+    fn a_failed_append_that_could_not_be_cut_back_is_cut_before_the_next_one() {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = log_of(dir.path(), 1);
         let mut log = AuditLog::open(&path).unwrap();
@@ -542,6 +547,7 @@ mod tests {
             .unwrap()
             .write_all(b"{\"generation\":2,\"ti")
             .unwrap();
+        log.cut_pending = true;
         log.append(&event(3)).unwrap();
         assert_eq!(verify_audit_log(&path).unwrap().len(), 2);
     }
