@@ -378,6 +378,10 @@ fn submit_until_refused(client: &mut Client) -> Vec<u64> {
                     error.contains("storage") && error.contains("not queued"),
                     "{reply}"
                 );
+                eprintln!(
+                    "full disk: {} submit(s) still stored, then refused: {error}",
+                    acknowledged.len()
+                );
                 return acknowledged;
             }
         }
@@ -437,4 +441,18 @@ fn a_full_disk_refuses_submits_keeps_state_and_recovers_when_space_returns() {
     }
     let (code, out) = verify_history(&disk.path("audit.jsonl"), daemon.sandbox.dir());
     assert_eq!(code, 0, "{out}");
+    let stderr = daemon.stderr();
+    let failed = |what: &str| {
+        stderr
+            .lines()
+            .filter(|l| l.contains("storage write failed") && l.contains(what))
+            .count()
+    };
+    eprintln!(
+        "full disk: {} jobs acknowledged, all finished once; failed writes logged: {} submit(s), {} checkpoint(s), {} completion(s)",
+        acknowledged.len(),
+        failed("what=\"submit\""),
+        failed("what=\"checkpoint\""),
+        failed("what=\"completion\""),
+    );
 }
