@@ -108,7 +108,11 @@ fn targets(dir: &std::path::Path) -> Vec<(&'static str, Arc<dyn Submit>)> {
 fn main() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory on disk");
     let targets = targets(dir.path());
-    let mut criterion = Criterion::default().configure_from_args();
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20)
+        .configure_from_args();
     for (name, target) in &targets {
         let mut group = criterion.benchmark_group(*name);
         for clients in [1, 4] {
