@@ -611,12 +611,17 @@ fn metrics_parse_as_prometheus_text_and_match_the_events() {
     request(addr, "POST", "/api/reload", None, "");
     // The engine counts an event just after writing its audit record.
     let mut answer = request(addr, "GET", "/metrics", Some(TOKEN), "");
-    wait_until("the rejected reload in /metrics", LIMIT, || {
-        answer = request(addr, "GET", "/metrics", Some(TOKEN), "");
-        answer
-            .text()
-            .contains("hotcfg_reloads_total{result=\"rejected\"} 1")
-    });
+    // The server counts a closed connection until it has seen the close: wait for that too.
+    wait_until(
+        "the rejected reload in /metrics, with only its own connection open",
+        LIMIT,
+        || {
+            answer = request(addr, "GET", "/metrics", Some(TOKEN), "");
+            let text = answer.text();
+            text.contains("hotcfg_reloads_total{result=\"rejected\"} 1")
+                && text.contains("taskdaemon_open_connections 1\n")
+        },
+    );
     assert_eq!(answer.status, 200);
     assert!(answer
         .header("content-type")
