@@ -67,6 +67,13 @@ pub enum ReloadError {
         /// The panic message.
         message: String,
     },
+    /// The reload's audit record could not be written and the engine fails closed
+    /// ([`AuditFailure::FailClosed`](crate::AuditFailure::FailClosed)): it was rolled back.
+    #[error("the audit log is not writable: {message}")]
+    AuditUnwritable {
+        /// The write error.
+        message: String,
+    },
 }
 
 /// What became of the handlers that had applied when a reload failed. A sum type rather than a

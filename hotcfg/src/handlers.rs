@@ -184,7 +184,6 @@ pub(crate) struct Applied<'h, C>(Vec<(&'h String, &'h dyn ScopeHandler<C>)>);
 
 impl<C: 'static> Applied<'_, C> {
     /// Rolls back every handler that applied, in reverse order.
-    #[allow(dead_code)] // the commit step's pre-store hook (issue 12) calls it
     pub(crate) fn rollback(&self, step: &Step<'_, C>) -> Rollback {
         rollback(&self.0, step)
     }

@@ -135,7 +135,7 @@ pub mod __private;
 pub mod __fuzz;
 
 pub use audit::{
-    verify_audit_log, AuditChange, AuditLog, AuditRecord, AuditRecovery, AuditSync,
+    verify_audit_log, AuditChange, AuditFailure, AuditLog, AuditRecord, AuditRecovery, AuditSync,
     AuditVerifyError, GENESIS,
 };
 pub use class::{validate_scope_name, Class};

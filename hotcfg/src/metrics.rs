@@ -15,8 +15,15 @@ pub const CONFIG_GENERATION: &str = "hotcfg_config_generation";
 pub const LAST_RELOAD_SUCCESS: &str = "hotcfg_last_reload_success";
 /// Gauge: Unix time of the last successful attempt.
 pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "hotcfg_last_success_timestamp_seconds";
+/// Counter of audit records that could not be written (see [`AuditFailure`](crate::AuditFailure)).
+pub const AUDIT_WRITE_FAILURES_TOTAL: &str = "hotcfg_audit_write_failures_total";
 /// Gauge: restart-only fields whose new value waits for a restart.
 pub const PENDING_RESTART_FIELDS: &str = "hotcfg_pending_restart_fields";
+
+/// Counts one audit record that could not be written.
+pub(crate) fn audit_write_failed() {
+    metrics::counter!(AUDIT_WRITE_FAILURES_TOTAL).increment(1);
+}
 
 /// Records one attempt.
 pub(crate) fn record(event: &ReloadEvent, pending_restart: usize) {

@@ -2,15 +2,13 @@
 //! process (`kill -9`, SIGTERM) or the disk (full, torn files, damaged state).
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotcfg_tests::daemon::{Client, Daemon, LIMIT};
-use hotcfg_tests::{wait_until, Sandbox};
+use hotcfg_tests::{wait_until, Sandbox, SmallDisk};
 use serde_json::Value;
 
 use crate::daemon::{binary, config, run, TOKEN};
@@ -322,49 +320,6 @@ fn an_earlier_versions_queue_and_checkpoints_are_migrated_once() {
     assert_eq!(status["queue_len"], 3, "{status}");
 }
 
-/// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> Result<SmallDisk, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !output.status.success() {
-            return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
-        }
-        Ok(SmallDisk { dir })
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes a filler file until the disk is full.
-    fn fill(&self) {
-        let mut filler = std::fs::File::create(self.path("filler")).unwrap();
-        for chunk in [64 * 1024, 512, 1] {
-            let bytes = vec![0u8; chunk];
-            while filler.write_all(&bytes).is_ok() {}
-        }
-    }
-
-    fn free(&self) {
-        std::fs::remove_file(self.path("filler")).unwrap();
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
 /// Submits until one is refused (bounded); returns the ids acknowledged before.
 fn submit_until_refused(client: &mut Client) -> Vec<u64> {
     let mut acknowledged = Vec::new();
@@ -421,11 +376,37 @@ fn a_full_disk_refuses_submits_keeps_state_and_recovers_when_space_returns() {
         "{status}"
     );
     assert!(daemon.stderr().contains("storage write failed"));
+    // A reload whose audit record cannot be written fails closed, with the reason. (The first
+    // records may still fit in the free end of the log's last page.)
+    let text = std::fs::read_to_string(daemon.sandbox.path("taskdaemon.toml")).unwrap();
+    let refused = (4..100)
+        .find(|n| {
+            let edited = text.replace("max_concurrent = 3", &format!("max_concurrent = {n}"));
+            daemon.edit(|_| edited);
+            let reload = client.call("reload");
+            if reload["result"] != "failed" {
+                return false;
+            }
+            let error = reload["error"].as_str().unwrap_or_default();
+            assert!(
+                error.starts_with("the audit log is not writable: "),
+                "{reload}"
+            );
+            true
+        })
+        .expect("a reload refused for its audit record");
+    assert_ne!(client.call("status")["max_concurrent"], refused);
 
     // Space returns: the daemon recovers without a restart.
     disk.free();
     acknowledged.push(client.call("submit short")["queued"].as_u64().unwrap());
     assert_eq!(client.call("status")["storage"]["state"], "ok");
+    client.call("reload");
+    wait_until(
+        "the refused edit to apply once space returned",
+        LIMIT,
+        || client.call("status")["max_concurrent"] == refused,
+    );
 
     // SIGTERM on a full disk keeps what was durable.
     disk.fill();

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use super::recorder::Recorder;
 use super::referenced::Referenced;
 use super::{Inner, Pipeline, Reloader, State};
-use crate::audit::{AuditLog, AuditSync};
+use crate::audit::{AuditFailure, AuditLog, AuditSync, AuditTrail};
 use crate::diff::Diff;
 use crate::event::{ReloadEvent, ReloadResult, ReloadSubscriber, Trigger};
 use crate::handle::{Handle, Snapshot};
@@ -39,6 +39,15 @@ pub enum BuildError {
         /// The I/O error.
         error: std::io::Error,
     },
+    /// The startup record cannot be written to the audit log, and the engine fails closed
+    /// ([`AuditFailure::FailClosed`]).
+    #[error("the audit log {path} is not writable: {error}")]
+    AuditUnwritable {
+        /// The log's path.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
     /// Handlers or scope dependencies are set up wrongly.
     #[error("{0}")]
     Setup(String),
@@ -52,6 +61,7 @@ pub struct ReloaderBuilder<C: HotReload> {
     history_len: usize,
     audit_path: Option<PathBuf>,
     audit_sync: AuditSync,
+    audit_failure: AuditFailure,
     subscribers: Vec<Box<dyn ReloadSubscriber>>,
     max_referenced_bytes: u64,
 }
@@ -75,6 +85,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             history_len: DEFAULT_HISTORY_LEN,
             audit_path: None,
             audit_sync: AuditSync::default(),
+            audit_failure: AuditFailure::default(),
             subscribers: Vec::new(),
             max_referenced_bytes: DEFAULT_MAX_BYTES,
         }
@@ -140,6 +151,36 @@ impl<C: HotConfig> ReloaderBuilder<C> {
         self
     }
 
+    /// What a failed audit write means (default [`AuditFailure::FailClosed`]: the reload is rolled
+    /// back and reported as failed, "the audit log is not writable: ...", and an engine whose
+    /// startup record cannot be written does not start). With [`AuditFailure::Continue`] it is
+    /// applied, with a warning in its event, and `hotcfg_audit_write_failures_total` counts the
+    /// lost record. Either way no reload reports a plain `applied` whose record was lost.
+    ///
+    /// ```
+    /// use hotcfg::{AuditFailure, FileSource, HotReload, Reloader};
+    ///
+    /// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+    /// struct Config {
+    ///     #[reload(scope = "limits")]
+    ///     workers: usize,
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.toml");
+    /// std::fs::write(&path, "workers = 2")?;
+    /// let reloader = Reloader::<Config>::builder(FileSource::new(&path))
+    ///     .audit_log(dir.path().join("audit.jsonl"))
+    ///     .audit_failure(AuditFailure::Continue)
+    ///     .build()?;
+    /// assert_eq!(reloader.handle().load().workers, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn audit_failure(mut self, on_failure: AuditFailure) -> Self {
+        self.audit_failure = on_failure;
+        self
+    }
+
     /// How far each audit record is pushed before a reload returns (default
     /// [`AuditSync::Data`]: synced to disk).
     pub fn audit_sync(mut self, sync: AuditSync) -> Self {
@@ -175,7 +216,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
         let hashes = referenced.hash_all(&config);
         let identity = content.identity;
         let handle = Handle::from_snapshot(Snapshot::new(1, Some(identity.clone()), config));
-        let event = Arc::new(ReloadEvent {
+        let event = ReloadEvent {
             generation: 1,
             timestamp,
             trigger: Trigger::Startup,
@@ -187,14 +228,18 @@ impl<C: HotConfig> ReloaderBuilder<C> {
                 pending_restart: Vec::new(),
             },
             duration: started.elapsed(),
-        });
-        let recorder = Recorder::start(
-            &event,
+        };
+        let (recorder, event) = Recorder::start(
+            event,
             hashes.clone(),
             self.history_len,
-            audit,
+            AuditTrail::new(audit, self.audit_failure),
             self.subscribers,
-        );
+        )
+        .map_err(|error| BuildError::AuditUnwritable {
+            path: self.audit_path.clone().unwrap_or_default(),
+            error,
+        })?;
         tracing::info!(source = %identity, "configuration loaded");
         let state = State {
             last_hash: Some(identity.sha256),

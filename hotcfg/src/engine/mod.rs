@@ -163,12 +163,13 @@ impl<C: HotConfig> Reloader<C> {
         }
         // Everything requested until now is served by this reload: it reads the newest content.
         let covers = self.inner.requested.load(Ordering::SeqCst);
-        let event = Arc::new(self.run(&mut state, trigger));
+        let (event, audited) = self.run(&mut state, trigger);
+        let event = Arc::new(event);
         state.covered = covers;
         state.last_event = Arc::clone(&event);
         self.inner
             .recorder
-            .record(&event, &state.pending, &state.referenced);
+            .record(&event, &state.pending, &state.referenced, audited);
         event
     }
 

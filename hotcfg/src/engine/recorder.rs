@@ -8,9 +8,9 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::broadcast;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditTrail, Unwritten};
 use crate::diff::Change;
-use crate::event::{ReloadEvent, ReloadSubscriber};
+use crate::event::{ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber};
 
 /// What readers of the engine's state see: copied at the end of each attempt, so asking for the
 /// history or the pending restarts never waits for a running reload's handlers.
@@ -27,42 +27,58 @@ pub(crate) struct Published {
 pub(crate) struct Recorder {
     history_len: usize,
     published: Mutex<Published>,
-    audit: Mutex<Option<AuditLog>>,
+    audit: Mutex<AuditTrail>,
     events: broadcast::Sender<Arc<ReloadEvent>>,
     dispatcher: Option<mpsc::Sender<Arc<ReloadEvent>>>,
 }
 
 impl Recorder {
-    /// Records `startup` as the first event.
+    /// Records `startup` as the first event, its audit record written first: an error when that
+    /// fails and the engine fails closed.
     pub(crate) fn start(
-        startup: &Arc<ReloadEvent>,
+        startup: ReloadEvent,
         referenced: BTreeMap<PathBuf, Option<String>>,
         history_len: usize,
-        audit: Option<AuditLog>,
+        audit: AuditTrail,
         subscribers: Vec<Box<dyn ReloadSubscriber>>,
-    ) -> Self {
+    ) -> std::io::Result<(Self, Arc<ReloadEvent>)> {
+        let mut audit = audit;
+        let mut startup = startup;
+        startup.result = audit_first(&mut audit, &startup)?;
+        let startup = Arc::new(startup);
         let recorder = Recorder {
             history_len,
             published: Mutex::new(Published {
                 history: VecDeque::with_capacity(history_len.min(1024)),
                 pending: Vec::new(),
-                last_event: Arc::clone(startup),
+                last_event: Arc::clone(&startup),
                 referenced: BTreeMap::new(),
             }),
             audit: Mutex::new(audit),
             events: broadcast::channel(256).0,
             dispatcher: spawn_dispatcher(subscribers),
         };
-        recorder.record(startup, &[], &referenced);
-        recorder
+        recorder.record(&startup, &[], &referenced, true);
+        Ok((recorder, startup))
     }
 
-    /// Records `event`; `pending` and `referenced` are the engine's state after it.
+    /// Writes the audit record of an attempt about to change the live state, before the change:
+    /// its result (with a warning if the write failed under `AuditFailure::Continue`), or the
+    /// error that fails the attempt under `AuditFailure::FailClosed`.
+    pub(crate) fn audit_first(&self, record: &ReloadEvent) -> Result<ReloadResult, ReloadError> {
+        audit_first(&mut lock(&self.audit), record).map_err(|error| ReloadError::AuditUnwritable {
+            message: error.to_string(),
+        })
+    }
+
+    /// Records `event`; `pending` and `referenced` are the engine's state after it. `audited`:
+    /// its audit record was written before the commit ([`audit_first`](Recorder::audit_first)).
     pub(crate) fn record(
         &self,
         event: &Arc<ReloadEvent>,
         pending: &[Change],
         referenced: &BTreeMap<PathBuf, Option<String>>,
+        audited: bool,
     ) {
         {
             let mut published = self.published();
@@ -76,10 +92,8 @@ impl Recorder {
             published.last_event = Arc::clone(event);
             published.referenced.clone_from(referenced);
         }
-        if let Some(log) = lock(&self.audit).as_mut() {
-            if let Err(err) = log.append(event) {
-                tracing::error!(path = %log.path().display(), %err, "cannot write the audit log");
-            }
+        if !audited {
+            lock(&self.audit).after(event);
         }
         crate::metrics::record(event, pending.len());
         let _ = self.events.send(Arc::clone(event));
@@ -94,6 +108,22 @@ impl Recorder {
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<ReloadEvent>> {
         self.events.subscribe()
+    }
+}
+
+/// Writes `record`'s audit record: its result, with a warning if the write failed and the trail
+/// goes on; the write error if it fails closed.
+fn audit_first(audit: &mut AuditTrail, record: &ReloadEvent) -> std::io::Result<ReloadResult> {
+    let mut result = record.result.clone();
+    match audit.before_commit(record) {
+        Ok(()) => Ok(result),
+        Err(Unwritten::Warn(warning)) => {
+            if let ReloadResult::Applied { warnings, .. } = &mut result {
+                warnings.push(warning);
+            }
+            Ok(result)
+        }
+        Err(Unwritten::Refuse(error)) => Err(error),
     }
 }
 

@@ -22,6 +22,35 @@ struct Attempt {
     source: Option<SourceIdentity>,
     changes: Diff,
     result: ReloadResult,
+    /// Its audit record was written before the commit.
+    audited: bool,
+}
+
+/// When and why an attempt started: what its event (and its audit record) is stamped with.
+struct Stamp {
+    started: Instant,
+    timestamp: SystemTime,
+    trigger: Trigger,
+}
+
+impl Stamp {
+    fn event(
+        &self,
+        generation: u64,
+        source: Option<SourceIdentity>,
+        changes: Diff,
+        result: ReloadResult,
+    ) -> ReloadEvent {
+        ReloadEvent {
+            generation,
+            timestamp: self.timestamp,
+            trigger: self.trigger.clone(),
+            source,
+            changes,
+            result,
+            duration: self.started.elapsed(),
+        }
+    }
 }
 
 impl Attempt {
@@ -31,6 +60,7 @@ impl Attempt {
             source,
             changes: Diff::empty(),
             result: ReloadResult::Unchanged,
+            audited: false,
         }
     }
 
@@ -44,15 +74,19 @@ impl Attempt {
                 error: error.into(),
                 rollback: Rollback::NotNeeded,
             },
+            audited: false,
         }
     }
 }
 
-/// What was read: the version, its hash, and the hashes of the files it names.
-struct Read {
+/// What was read: the version, its hash, and the hashes of the files it names; every difference
+/// from the live version (restart-only ones included, for the audit record); when it started.
+struct Read<'a> {
     identity: Option<SourceIdentity>,
     sha256: String,
     hashes: Hashes,
+    changes: &'a Diff,
+    stamp: &'a Stamp,
 }
 
 /// A decided candidate on its way to the handlers and the store.
@@ -62,28 +96,32 @@ struct Commit<'a, C> {
     effective_diff: Diff,
     pending: Vec<Change>,
     identity: Option<SourceIdentity>,
+    changes: &'a Diff,
+    stamp: &'a Stamp,
 }
 
 impl<C: HotConfig> Reloader<C> {
-    pub(super) fn run(&self, state: &mut State, trigger: Trigger) -> ReloadEvent {
+    /// One attempt's event, and whether its audit record was already written (before its commit).
+    pub(super) fn run(&self, state: &mut State, trigger: Trigger) -> (ReloadEvent, bool) {
         let span = tracing::info_span!("reload", %trigger);
         let _enter = span.enter();
-        let started = Instant::now();
-        let timestamp = SystemTime::now();
-        let attempt = self.attempt(state);
-        ReloadEvent {
-            generation: attempt.generation,
-            timestamp,
+        let stamp = Stamp {
+            started: Instant::now(),
+            timestamp: SystemTime::now(),
             trigger,
-            source: attempt.source,
-            changes: attempt.changes,
-            result: attempt.result,
-            duration: started.elapsed(),
-        }
+        };
+        let attempt = self.attempt(state, &stamp);
+        let event = stamp.event(
+            attempt.generation,
+            attempt.source,
+            attempt.changes,
+            attempt.result,
+        );
+        (event, attempt.audited)
     }
 
     /// Read, unchanged-check, load, decide, then carry the decision out.
-    fn attempt(&self, state: &mut State) -> Attempt {
+    fn attempt(&self, state: &mut State, stamp: &Stamp) -> Attempt {
         let inner = &self.inner;
         let live = inner.handle.snapshot();
         let generation = live.generation();
@@ -115,41 +153,62 @@ impl<C: HotConfig> Reloader<C> {
             identity: identity.clone(),
             sha256,
             hashes,
+            changes: &changes,
+            stamp,
         };
-        let (generation, result) = self.carry_out(state, &live, decided, read);
+        let (generation, result, audited) = self.carry_out(state, &live, decided, read);
         Attempt {
             generation,
             source: identity,
             changes,
             result,
+            audited,
         }
     }
 
     /// Does what was decided; the state follows what is live afterwards. Returns the live
-    /// generation and the outcome.
+    /// generation, the outcome, and whether its audit record was written before the commit.
     fn carry_out(
         &self,
         state: &mut State,
         live: &Snapshot<C>,
         decided: Decided<C>,
-        read: Read,
-    ) -> (u64, ReloadResult) {
+        read: Read<'_>,
+    ) -> (u64, ReloadResult, bool) {
         let generation = live.generation();
         match decided {
             Decided::Unchanged => {
                 state.last_hash = Some(read.sha256);
                 state.pending.clear();
-                (generation, ReloadResult::Unchanged)
+                (generation, ReloadResult::Unchanged, false)
             }
             Decided::Reject { reason, refused } => {
                 tracing::warn!(%reason, "reload rejected");
-                (generation, ReloadResult::Rejected { reason, refused })
+                (
+                    generation,
+                    ReloadResult::Rejected { reason, refused },
+                    false,
+                )
             }
             Decided::Defer { pending } => {
-                tracing::warn!(pending = pending.len(), "restart-only changes deferred");
-                state.last_hash = Some(read.sha256);
-                state.pending.clone_from(&pending);
-                (generation, applied(Vec::new(), pending))
+                // Nothing is applied, but the engine's state changes: its record comes first.
+                let result = applied(Vec::new(), pending.clone());
+                let record =
+                    read.stamp
+                        .event(generation, read.identity, read.changes.clone(), result);
+                match self.inner.recorder.audit_first(&record) {
+                    Ok(result) => {
+                        tracing::warn!(pending = pending.len(), "restart-only changes deferred");
+                        state.last_hash = Some(read.sha256);
+                        state.pending = pending;
+                        (generation, result, true)
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "restart-only changes not deferred");
+                        let rollback = Rollback::NotNeeded;
+                        (generation, ReloadResult::Failed { error, rollback }, false)
+                    }
+                }
             }
             Decided::Apply {
                 effective,
@@ -162,15 +221,17 @@ impl<C: HotConfig> Reloader<C> {
                     effective_diff,
                     pending,
                     identity: read.identity,
+                    changes: read.changes,
+                    stamp: read.stamp,
                 };
                 match self.commit(commit) {
                     Ok((generation, result)) => {
                         state.last_hash = Some(read.sha256);
                         state.referenced = read.hashes;
                         state.pending = result.pending_restart().to_vec();
-                        (generation, result)
+                        (generation, result, true)
                     }
-                    Err(result) => (generation, result),
+                    Err(result) => (generation, result, false),
                 }
             }
         }
@@ -198,16 +259,31 @@ impl<C: HotConfig> Reloader<C> {
             let refused = commit.effective_diff.in_scope(&scope).cloned().collect();
             return Err(ReloadResult::Rejected { reason, refused });
         }
-        if let Err((scope, failure, rollback)) = handlers.apply_all(&order, &step) {
-            let error = match failure {
-                StepFailure::Error(message) => ReloadError::Handler { scope, message },
-                StepFailure::Panic(message) => ReloadError::HandlerPanicked { scope, message },
-            };
+        let applied_handlers = match handlers.apply_all(&order, &step) {
+            Ok(applied_handlers) => applied_handlers,
+            Err((scope, failure, rollback)) => {
+                let error = match failure {
+                    StepFailure::Error(message) => ReloadError::Handler { scope, message },
+                    StepFailure::Panic(message) => ReloadError::HandlerPanicked { scope, message },
+                };
+                tracing::error!(%error, %rollback, "reload failed");
+                return Err(ReloadResult::Failed { error, rollback });
+            }
+        };
+        // Every handler applied. The audit record precedes the store: nothing becomes live
+        // without it (unless the engine was told to go on), and on error the handlers are undone.
+        let result = applied(commit.effective_diff.changes().to_vec(), commit.pending);
+        let record = commit.stamp.event(
+            next,
+            commit.identity.clone(),
+            commit.changes.clone(),
+            result,
+        );
+        let result = self.inner.recorder.audit_first(&record).map_err(|error| {
+            let rollback = applied_handlers.rollback(&step);
             tracing::error!(%error, %rollback, "reload failed");
-            return Err(ReloadResult::Failed { error, rollback });
-        }
-        // Every handler applied. A write that must precede the store (a fail-closed audit
-        // record) goes here, and on error undoes the handlers with `Applied::rollback`.
+            ReloadResult::Failed { error, rollback }
+        })?;
         let snapshot = Snapshot::new(next, commit.identity, commit.effective);
         self.inner.handle.store(snapshot);
         tracing::info!(
@@ -215,10 +291,7 @@ impl<C: HotConfig> Reloader<C> {
             changes = commit.effective_diff.len(),
             "configuration applied"
         );
-        Ok((
-            next,
-            applied(commit.effective_diff.into_changes(), commit.pending),
-        ))
+        Ok((next, result))
     }
 }
 
