@@ -514,3 +514,21 @@ fn first_run_writes_the_embedded_default_config() {
     let written = std::fs::read_to_string(sandbox.path("fresh.toml")).unwrap();
     assert!(written.contains("[limits]") && written.contains("[loops.build]"));
 }
+
+/// The daemon refuses a misspelt key instead of running without the setting (issue 14: it ran
+/// without its `api_token` that way).
+#[test]
+fn the_daemon_refuses_unknown_keys() {
+    let sandbox = Sandbox::new();
+    let misspelt = sandbox.write(
+        "misspelt.toml",
+        &config(2, 10).replace("api_token =", "api_tokn ="),
+    );
+    let (code, out) = run(&["check", misspelt.to_str().unwrap()], sandbox.dir());
+    assert_eq!(code, 1, "{out}");
+    // `deny_unknown_fields` (serde) or hotcfg's own check, whichever sees it first.
+    assert!(
+        out.contains("misspelt.toml:1: `api_tokn`: unknown "),
+        "{out}"
+    );
+}

@@ -14,4 +14,5 @@ mod lists;
 mod reliability;
 mod rollback;
 mod secrets;
+mod unknown_keys;
 mod watcher;

@@ -142,9 +142,11 @@ impl<C: HotConfig> Pipeline<C> {
     /// Parses and validates a candidate; problems carry file, line and key. Parse errors about
     /// `#[reload(secret)]` fields do not quote the value.
     pub fn load(&self, content: &SourceContent) -> Result<C, ConfigError> {
-        let candidate = self
-            .loader
-            .parse_hiding(content, &|key| is_secret_key::<C>(key))?;
+        let candidate =
+            self.loader
+                .parse_hiding(content, &|key| is_secret_key::<C>(key), &|key| {
+                    crate::load::closest_key::<C>(key)
+                })?;
         if let Some(validate) = &self.validator {
             let mut violations = Violations::default();
             validate(&candidate, &mut violations);

@@ -6,6 +6,7 @@ mod bounded;
 mod error;
 mod format;
 mod locate;
+mod unknown;
 
 use std::fmt;
 
@@ -21,6 +22,7 @@ pub use locate::locate_key;
 
 pub(crate) use error::clip;
 pub(crate) use locate::locate_violations;
+pub(crate) use unknown::closest_key;
 
 use crate::source::SourceContent;
 use bounded::Limits;
@@ -50,6 +52,7 @@ pub struct Loader<C> {
     defaults: Option<C>,
     env_prefix: Option<String>,
     limits: Limits,
+    allow_unknown_keys: bool,
 }
 
 impl<C> fmt::Debug for Loader<C> {
@@ -59,6 +62,7 @@ impl<C> fmt::Debug for Loader<C> {
             .field("env_prefix", &self.env_prefix)
             .field("max_depth", &self.limits.max_depth)
             .field("max_values", &self.limits.max_values)
+            .field("allow_unknown_keys", &self.allow_unknown_keys)
             .finish()
     }
 }
@@ -69,6 +73,7 @@ impl<C: Clone> Clone for Loader<C> {
             defaults: self.defaults.clone(),
             env_prefix: self.env_prefix.clone(),
             limits: self.limits,
+            allow_unknown_keys: self.allow_unknown_keys,
         }
     }
 }
@@ -79,6 +84,7 @@ impl<C> Default for Loader<C> {
             defaults: None,
             env_prefix: None,
             limits: Limits::default(),
+            allow_unknown_keys: false,
         }
     }
 }
@@ -116,17 +122,46 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
         self
     }
 
+    /// Accepts keys that no field reads. By default such a key (a typo, or a key in the wrong
+    /// section) is an error naming its file and line and the closest known key, in every layer
+    /// and format: a misspelt `api_tokn` would otherwise run the program without its token.
+    ///
+    /// ```
+    /// use hotcfg::{Format, Layer, Loader, SourceContent, SourceIdentity};
+    ///
+    /// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    /// struct Config { workers: u32 }
+    ///
+    /// let text = "workers = 4\nwokers = 8\n";
+    /// let content = SourceContent {
+    ///     layers: vec![Layer { name: "app.toml".into(), format: Format::Toml, text: text.into() }],
+    ///     identity: SourceIdentity::new("app.toml", text.as_bytes()),
+    /// };
+    /// let err = Loader::<Config>::new().parse(&content).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "cannot parse configuration: app.toml:2: `wokers`: unknown key: no field reads it"
+    /// );
+    /// assert_eq!(Loader::<Config>::new().allow_unknown_keys().parse(&content).unwrap().workers, 4);
+    /// ```
+    pub fn allow_unknown_keys(mut self) -> Self {
+        self.allow_unknown_keys = true;
+        self
+    }
+
     /// Parses and merges the layers of `content`.
     pub fn parse(&self, content: &SourceContent) -> Result<C, ConfigError> {
-        self.parse_hiding(content, &|_| false)
+        self.parse_hiding(content, &|_| false, &|_| None)
     }
 
     /// [`parse`](Loader::parse), with the values of keys for which `is_secret` holds left out of
     /// error messages ("invalid type: found string \"hunter2\"" would print a secret).
+    /// `closest_key` suggests a known key for an unknown one.
     pub(crate) fn parse_hiding(
         &self,
         content: &SourceContent,
         is_secret: &dyn Fn(&[String]) -> bool,
+        closest_key: &dyn Fn(&[String]) -> Option<String>,
     ) -> Result<C, ConfigError> {
         let mut figment = Figment::new();
         if let Some(defaults) = &self.defaults {
@@ -153,9 +188,18 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
         if let Some(prefix) = &self.env_prefix {
             figment = figment.merge(Env::prefixed(prefix).split("__"));
         }
-        figment.extract::<C>().map_err(|err| {
+        let config = figment.extract::<C>().map_err(|err| {
             ConfigError::new(Stage::Parse, extraction_problems(err, content, is_secret))
-        })
+        })?;
+        if !self.allow_unknown_keys {
+            let unknown = unknown::ignored_keys::<C>(&figment);
+            if !unknown.is_empty() {
+                let env = self.env_prefix.as_deref();
+                let problems = unknown::problems(&unknown, content, env, closest_key);
+                return Err(ConfigError::new(Stage::Parse, problems));
+            }
+        }
+        Ok(config)
     }
 }
 
