@@ -106,15 +106,14 @@ impl Drop for SmallDisk {
     }
 }
 
-/// The `taskdaemon` example run as a real process in a sandbox, and a line-protocol client.
+/// The `taskdaemon` example run as a real process in a sandbox, and a client of its HTTP API.
 pub mod daemon {
-    use std::io::{BufRead, BufReader, Write};
-    use std::net::TcpStream;
+    use std::io::{BufRead, BufReader};
     use std::path::Path;
     use std::process::{Child, Command, Stdio};
     use std::time::Duration;
 
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     use crate::{wait_until, Sandbox};
 
@@ -177,11 +176,11 @@ pub mod daemon {
             self.child.wait().unwrap();
         }
 
-        /// A connection that has sent `auth TOKEN`.
+        /// A keep-alive HTTP client whose requests carry `token`; checked with a `status`.
         pub fn client(&self, token: &str) -> Client {
-            let mut client = Client::connect(&self.addr);
-            let reply = client.call(&format!("auth {token}"));
-            assert_eq!(reply["ok"], true, "{reply}");
+            let mut client = Client::with_token(&self.addr, token);
+            let status = client.call("status");
+            assert!(status["generation"].is_u64(), "{status}");
             client
         }
 
@@ -285,43 +284,62 @@ pub mod daemon {
         }
     }
 
-    /// One connection speaking the line protocol: a command per line, a JSON reply per line.
+    /// A keep-alive HTTP connection to the daemon that sends an operator's commands as API
+    /// requests: `status`, `config`, `fields`, `history` (GET), `submit TYPE`, `reload` (POST),
+    /// `job ID` (GET `/api/jobs/ID`); any other word is a GET of `/api/WORD`. Every answer is
+    /// JSON: the result, or `{"error": ...}`.
     #[derive(Debug)]
     pub struct Client {
-        reader: BufReader<TcpStream>,
-        writer: TcpStream,
+        connection: crate::http_client::Connection,
+        token: Option<String>,
     }
 
     impl Client {
-        /// Connects, without authenticating.
+        /// Connects, without a token.
         pub fn connect(addr: &str) -> Client {
-            let stream = TcpStream::connect(addr).expect("connect to the daemon");
-            stream.set_read_timeout(Some(LIMIT)).unwrap();
             Client {
-                reader: BufReader::new(stream.try_clone().unwrap()),
-                writer: stream,
+                connection: crate::http_client::Connection::open(addr),
+                token: None,
             }
         }
 
-        /// Sends `command` and returns the reply; panics if the connection closes or the reply
-        /// is not JSON.
+        /// Connects; every request carries `token`.
+        pub fn with_token(addr: &str, token: &str) -> Client {
+            Client {
+                token: Some(token.to_string()),
+                ..Client::connect(addr)
+            }
+        }
+
+        /// Sends `command` and returns the answer; panics if the connection closes or the
+        /// answer is not JSON.
         pub fn call(&mut self, command: &str) -> Value {
             self.try_call(command)
                 .unwrap_or_else(|problem| panic!("`{command}`: {problem}"))
         }
 
-        /// Sends `command` and returns the reply, or what went wrong.
+        /// Sends `command` and returns the answer, or what went wrong.
         pub fn try_call(&mut self, command: &str) -> Result<Value, String> {
-            writeln!(self.writer, "{command}").map_err(|e| format!("cannot send: {e}"))?;
-            let mut line = String::new();
-            let n = self
-                .reader
-                .read_line(&mut line)
-                .map_err(|e| format!("cannot read the reply: {e}"))?;
-            if n == 0 {
-                return Err("the daemon closed the connection".to_string());
-            }
-            serde_json::from_str(&line).map_err(|e| format!("reply `{line}` is not JSON: {e}"))
+            let (verb, arg) = command.split_once(' ').unwrap_or((command, ""));
+            let (method, path, body) = match verb {
+                "submit" => (
+                    "POST",
+                    "/api/submit".to_string(),
+                    json!({ "type": arg }).to_string(),
+                ),
+                "reload" => ("POST", "/api/reload".to_string(), String::new()),
+                "job" => ("GET", format!("/api/jobs/{arg}"), String::new()),
+                other => ("GET", format!("/api/{other}"), String::new()),
+            };
+            let answer = self.connection.send(
+                method,
+                &path,
+                self.token.as_deref(),
+                &[("content-type", "application/json")],
+                body.as_bytes(),
+            )?;
+            serde_json::from_slice(&answer.body)
+                .map_err(|e| format!("answer `{}` is not JSON: {e}", answer.text()))
         }
     }
 }

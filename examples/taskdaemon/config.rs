@@ -38,8 +38,8 @@ pub struct TaskDaemonConfig {
     /// Loop types by name.
     #[reload(nested)]
     pub loops: BTreeMap<String, LoopType>,
-    /// Token clients must send (`auth TOKEN`, or `Authorization: Bearer TOKEN` over HTTP) before
-    /// any other command; none means open. Empty or with surrounding whitespace is refused.
+    /// Token clients must send (`Authorization: Bearer TOKEN`) with every API request; none
+    /// means open. Empty or with surrounding whitespace is refused.
     /// `secret` keeps it out of diffs, plans, events and the audit log; `Secret` out of `{:?}`.
     #[reload(scope = "auth", secret)]
     #[serde(default)]
@@ -50,20 +50,18 @@ pub struct TaskDaemonConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonSection {
-    /// Address the line protocol listens on.
+    /// Address the HTTP API and the status page listen on.
     pub listen: String,
     /// File the daemon writes its process id to (relative to the config file).
     #[serde(default)]
     pub pid_file: Option<PathBuf>,
 }
 
-/// Restart-only settings of the HTTP API: where it listens and the limits that hold under
+/// Restart-only settings of the HTTP API: the limits that hold under
 /// floods, slow clients and token guessing. Every field has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
-    /// Address the HTTP API and the status page listen on; none means no HTTP.
-    pub listen: Option<String>,
     /// Connections served at once; more are answered 503 and closed.
     pub max_connections: usize,
     /// Seconds a client has to send a request's headers, counted from when the server waits
@@ -84,7 +82,6 @@ pub struct ServerSection {
 impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
-            listen: None,
             max_connections: 256,
             header_timeout_secs: 10,
             request_timeout_secs: 30,
@@ -230,13 +227,6 @@ impl Validate for TaskDaemonConfig {
 impl TaskDaemonConfig {
     fn validate_server(&self, v: &mut Violations) {
         let server = &self.server;
-        if let Some(listen) = &server.listen {
-            v.check(
-                listen.parse::<SocketAddr>().is_ok(),
-                "server.listen",
-                format!("`{listen}` is not an address like 127.0.0.1:7879"),
-            );
-        }
         let at_least_one = [
             ("server.max_connections", server.max_connections as u64),
             ("server.header_timeout_secs", server.header_timeout_secs),

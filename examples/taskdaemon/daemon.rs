@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use crate::handlers::{
     read_template_files, LimitsHandler, LoopsHandler, MonitoringHandler, TemplatesHandler,
 };
 use crate::http::{Api, EventLog};
-use crate::server::{RateLimiter, Server};
+use crate::rate::RateLimiter;
 use crate::work::Work;
 
 /// How to run.
@@ -47,8 +46,6 @@ pub struct Running {
     pub reloader: Reloader<TaskDaemonConfig>,
     pub work: Arc<Work>,
     pub addr: SocketAddr,
-    /// Where the HTTP API and the status page listen, when `server.listen` is set.
-    pub http_addr: Option<SocketAddr>,
     _triggers: Vec<Box<dyn std::any::Any + Send>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pid_file: Option<PathBuf>,
@@ -241,14 +238,6 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
             .map_err(|e| format!("cannot write pid file {}: {e}", pid_file.display()))?;
     }
 
-    let http_listener = match &config.server.listen {
-        Some(listen) => Some(
-            TcpListener::bind(listen)
-                .await
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?,
-        ),
-        None => None,
-    };
     let api = Arc::new(Api::new(
         reloader.clone(),
         Arc::clone(&work),
@@ -257,28 +246,17 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         settings.audit_log.clone(),
         &config.server,
     ));
-    let server = Arc::new(Server {
-        reloader: reloader.clone(),
-        work: Arc::clone(&work),
-        rate,
-        connections: AtomicUsize::new(0),
-    });
-    let mut tasks = vec![
+    let app = crate::http::router(Arc::clone(&api), &config.server);
+    let tasks = vec![
         tokio::spawn(Arc::clone(&work).dispatch()),
-        tokio::spawn(Arc::clone(&server).serve(listener)),
-        tokio::spawn(status_reporter(Arc::clone(&server), base_dir.clone())),
-    ];
-    let mut http_addr = None;
-    if let Some(listener) = http_listener {
-        http_addr = Some(listener.local_addr().map_err(|e| e.to_string())?);
-        let app = crate::http::router(Arc::clone(&api), &config.server);
-        tasks.push(tokio::spawn(crate::http::serve(
+        tokio::spawn(crate::http::serve(
             listener,
             app,
             config.server.clone(),
             Arc::clone(&api.connections),
-        )));
-    }
+        )),
+        tokio::spawn(status_reporter(Arc::clone(&api), base_dir.clone())),
+    ];
     #[cfg(feature = "etcd")]
     let follower = match (&etcd_source, &settings.etcd) {
         (Some(source), Some(etcd)) => {
@@ -299,7 +277,6 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         reloader,
         work,
         addr,
-        http_addr,
         _triggers: triggers,
         tasks,
         pid_file,
@@ -372,9 +349,7 @@ pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
     }
     let running = start(&settings).await?;
     println!("taskdaemon listening on {}", running.addr);
-    if let Some(http) = running.http_addr {
-        println!("status page and HTTP API on http://{http}/");
-    }
+    println!("status page: http://{}/", running.addr);
     let snapshot = running.reloader.handle().snapshot();
     let source = snapshot
         .source()
@@ -418,11 +393,11 @@ async fn wait_for_stop_signal() {
 }
 
 /// Logs a status line (and rewrites the status file) every `monitoring.status_interval_secs`.
-async fn status_reporter(server: Arc<Server>, base_dir: PathBuf) {
+async fn status_reporter(api: Arc<Api>, base_dir: PathBuf) {
     loop {
-        let config = server.work.handle().snapshot();
+        let config = api.work.handle().snapshot();
         let interval = Duration::from_secs(config.monitoring.status_interval_secs.max(1));
-        let status = server.status();
+        let status = crate::http::status_json(&api);
         tracing::info!(
             generation = %status["generation"],
             queue = %status["queue_len"],

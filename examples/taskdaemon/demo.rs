@@ -7,18 +7,17 @@ use std::time::Duration;
 
 use hotcfg::{ReloadEvent, ReloadResult, RestartPolicy};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
 use crate::config::DEFAULT_CONFIG;
 use crate::daemon::{self, Settings};
 
-/// A line-protocol client.
+/// A keep-alive HTTP/1.1 client of the daemon's API, as small as the tour needs: JSON answers
+/// with a `content-length`, which is how the API answers everything but the event stream.
 pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    stream: BufReader<TcpStream>,
 }
 
 impl Client {
@@ -27,31 +26,60 @@ impl Client {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
-        let (read, writer) = stream.into_split();
         Ok(Client {
-            reader: BufReader::new(read),
-            writer,
+            stream: BufReader::new(stream),
         })
     }
 
-    /// Sends one command and reads its reply.
-    pub async fn call(&mut self, command: &str) -> Result<Value, String> {
-        self.writer
-            .write_all(format!("{command}\n").as_bytes())
+    /// `GET path`.
+    pub async fn get(&mut self, path: &str) -> Result<Value, String> {
+        self.request("GET", path, "").await
+    }
+
+    /// `POST path` with a JSON `body`.
+    pub async fn post(&mut self, path: &str, body: &str) -> Result<Value, String> {
+        self.request("POST", path, body).await
+    }
+
+    async fn request(&mut self, method: &str, path: &str, body: &str) -> Result<Value, String> {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nhost: taskdaemon\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let what = format!("{method} {path}");
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
             .await
-            .map_err(|e| format!("send `{command}`: {e}"))?;
+            .map_err(|e| format!("send {what}: {e}"))?;
+        let mut length = 0;
         let mut line = String::new();
-        let n = self
-            .reader
-            .read_line(&mut line)
-            .await
-            .map_err(|e| format!("read reply to `{command}`: {e}"))?;
-        if n == 0 {
-            return Err(format!(
-                "the daemon closed the connection after `{command}`"
-            ));
+        loop {
+            line.clear();
+            let n = self
+                .stream
+                .read_line(&mut line)
+                .await
+                .map_err(|e| format!("read the answer to {what}: {e}"))?;
+            if n == 0 {
+                return Err(format!("the daemon closed the connection after {what}"));
+            }
+            if line.trim_end().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
         }
-        serde_json::from_str(&line).map_err(|e| format!("reply to `{command}` is not JSON: {e}"))
+        let mut body = vec![0; length];
+        self.stream
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| format!("read the body of {what}: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| format!("the answer to {what} is not JSON: {e}"))
     }
 }
 
@@ -176,12 +204,16 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
         events: running.reloader.events(),
         step: 0,
     };
+    println!(
+        "status page: http://{}/ (open it to watch the tour)",
+        running.addr
+    );
     let mut alice = Client::connect(running.addr).await?;
     let mut bob = Client::connect(running.addr).await?;
     for _ in 0..3 {
-        alice.call("submit build").await?;
+        alice.post("/api/submit", r#"{"type": "build"}"#).await?;
     }
-    bob.call("submit report").await?;
+    bob.post("/api/submit", r#"{"type": "report"}"#).await?;
     let status = wait_for_loops(&mut bob, 2).await?;
     println!(
         "started: generation {}, {} loops running, {} queued, 2 clients connected",
@@ -191,7 +223,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
     );
 
     tour.title("a hot change: limits.max_concurrent 2 -> 4");
-    let before = loop_iterations(&alice.call("status").await?);
+    let before = loop_iterations(&alice.get("/api/status").await?);
     let mut table = tour.read()?;
     table["limits"]["max_concurrent"] = 4.into();
     tour.save_table(&table)?;
@@ -201,7 +233,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
         matches!(event.result, ReloadResult::Applied { .. }),
         "applied",
     )?;
-    let status = bob.call("status").await?;
+    let status = bob.get("/api/status").await?;
     expect(status["max_concurrent"] == 4, "4 loops may run now")?;
     expect(
         loops_continued(&before, &loop_iterations(&status)),
@@ -243,7 +275,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
         "kept out; the running configuration stays",
     )?;
     expect(
-        alice.call("status").await?["max_concurrent"] == 4,
+        alice.get("/api/status").await?["max_concurrent"] == 4,
         "still 4 concurrent loops",
     )?;
     tour.save_table(&good)?;
@@ -286,7 +318,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
         "failed and rolled back",
     )?;
     expect(
-        bob.call("status").await?["max_concurrent"] == 4,
+        bob.get("/api/status").await?["max_concurrent"] == 4,
         "limits rolled back to 4",
     )?;
     tour.save_table(&good)?;
@@ -310,7 +342,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
     )?;
 
     println!("\n== the end");
-    let status = alice.call("status").await?;
+    let status = alice.get("/api/status").await?;
     println!(
         "generation {}, {} loops running, {} queued, {} finished, 2 clients still connected",
         status["generation"],
@@ -332,7 +364,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
 
 async fn wait_for_loops(client: &mut Client, count: usize) -> Result<Value, String> {
     for _ in 0..500 {
-        let status = client.call("status").await?;
+        let status = client.get("/api/status").await?;
         if loop_iterations(&status)
             .iter()
             .filter(|(_, n)| *n > 0)

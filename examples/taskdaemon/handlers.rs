@@ -14,7 +14,7 @@ type Cx<'a> = ApplyContext<'a, TaskDaemonConfig>;
 /// `limits`: resizes the concurrency slots and the queue; queued items are never dropped.
 pub struct LimitsHandler {
     pub work: Arc<Work>,
-    pub rate: Arc<crate::server::RateLimiter>,
+    pub rate: Arc<crate::rate::RateLimiter>,
 }
 
 impl LimitsHandler {

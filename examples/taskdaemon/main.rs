@@ -24,7 +24,7 @@ mod demo;
 mod handlers;
 mod http;
 mod queue;
-mod server;
+mod rate;
 mod store;
 mod triggers;
 mod work;

@@ -1,4 +1,4 @@
-//! End-to-end: the real `taskdaemon` binary in a temporary directory, driven over TCP and by
+//! End-to-end: the real `taskdaemon` binary in a temporary directory, driven over HTTP and by
 //! editing its configuration file.
 
 use std::io::{BufRead, BufReader};
@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use hotcfg_tests::daemon::{Client, Daemon, LIMIT};
+use hotcfg_tests::http_client::EventStream;
 use hotcfg_tests::{wait_until, Sandbox};
 use serde_json::Value;
 
@@ -158,9 +159,12 @@ fn hot_edits_keep_loops_queue_and_connections() {
         assert!(alice.call("submit build")["queued"].is_u64());
     }
     assert!(bob.call("submit short")["queued"].is_u64());
+    // An event stream held open through every reload, beside the two clients.
+    let mut events = EventStream::open(&daemon.addr, TOKEN, None);
     let mut status = wait_loops_running(&mut bob, 2);
     assert_eq!(status["queue_len"], 3);
-    assert_eq!(status["connections"], 2);
+    assert_eq!(status["connections"], 3);
+    assert_eq!(status["event_streams"], 1);
 
     let edits: [(&str, Edit); 4] = [
         ("limits", |t| {
@@ -192,7 +196,16 @@ fn hot_edits_keep_loops_queue_and_connections() {
                 .all(|(a, b)| a.2 > b.2)
         });
         assert_work_survived(&status, &after, scope);
-        assert_eq!(after["connections"], 2, "{scope}: a connection was dropped");
+        assert_eq!(after["connections"], 3, "{scope}: a connection was dropped");
+        let event = events
+            .next_event()
+            .unwrap_or_else(|e| panic!("{scope}: the event stream: {e}"));
+        assert_eq!(
+            event.data["generation"],
+            generation + 1,
+            "{scope}: {event:?}"
+        );
+        assert_eq!(event.data["result"], "applied", "{scope}: {event:?}");
         let record = daemon.audit_record(generation as usize + 1);
         assert_eq!(record["result"], "applied", "{scope}: {record}");
         assert!(
@@ -335,14 +348,18 @@ fn assert_removing_short_is_vetoed(daemon: &Daemon, why: &str) {
 }
 
 #[test]
-fn the_protocol_needs_the_token_and_redacts_it() {
+fn the_api_needs_the_token_and_redacts_it() {
     let daemon = start("reject", &config(2, 10));
     let mut anonymous = Client::connect(&daemon.addr);
     assert!(anonymous.call("status")["error"]
         .as_str()
         .unwrap()
         .starts_with("unauthorized"));
-    assert_eq!(anonymous.call("auth wrong")["error"], "bad token");
+    let mut guessing = Client::with_token(&daemon.addr, "wrong");
+    assert!(guessing.call("status")["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("unauthorized"));
     let mut client = daemon.client(TOKEN);
     let config = client.call("config");
     assert_eq!(config["api_token"], "<redacted>");
@@ -353,10 +370,7 @@ fn the_protocol_needs_the_token_and_redacts_it() {
         .contains("unknown loop type `nope`"));
     let reload = client.call("reload");
     assert_eq!(reload["result"], "unchanged", "{reload}");
-    assert!(client.call("frobnicate")["error"]
-        .as_str()
-        .unwrap()
-        .contains("unknown command"));
+    assert_eq!(client.call("frobnicate")["error"], "no such endpoint");
 }
 
 pub(crate) fn run(args: &[&str], dir: &Path) -> (i32, String) {

@@ -814,21 +814,9 @@ impl Drop for Running {
     }
 }
 
-/// One request of the daemon's line protocol on a fresh authenticated connection.
+/// One request of the daemon's HTTP API on a fresh connection with the token.
 fn ask(addr: &str, command: &str) -> serde_json::Value {
-    use std::io::{BufRead, BufReader, Write};
-    let stream = std::net::TcpStream::connect(addr).expect("connect to the daemon");
-    stream.set_read_timeout(Some(LIMIT)).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    let mut reply = |line: &str| {
-        writeln!(writer, "{line}").unwrap();
-        let mut answer = String::new();
-        reader.read_line(&mut answer).expect("a reply");
-        serde_json::from_str::<serde_json::Value>(&answer).expect("a JSON reply")
-    };
-    assert_eq!(reply("auth t0ps3cret")["ok"], true);
-    reply(command)
+    hotcfg_tests::daemon::Client::with_token(addr, "t0ps3cret").call(command)
 }
 
 #[test]

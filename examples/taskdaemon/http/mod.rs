@@ -10,6 +10,7 @@ mod config;
 mod events;
 mod fields;
 mod history;
+mod jobs;
 mod listener;
 mod metrics;
 mod page;
@@ -32,12 +33,13 @@ use hotcfg::Reloader;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{ServerSection, TaskDaemonConfig};
-use crate::server::RateLimiter;
+use crate::rate::RateLimiter;
 use crate::work::Work;
 
 pub use events::{event_json, EventLog};
 pub use listener::serve;
 pub use metrics::install_recorder;
+pub use status::status_json;
 
 /// What every endpoint shares.
 pub struct Api {
@@ -92,6 +94,7 @@ pub fn router(api: Arc<Api>, server: &ServerSection) -> Router {
         .route("/api/config", get(config::get))
         .route("/api/fields", get(fields::get))
         .route("/api/history", get(history::get))
+        .route("/api/jobs/{id}", get(jobs::get))
         .route("/api/plan", post(plan::post))
         .route("/metrics", get(metrics::get))
         .layer(TimeoutLayer::with_status_code(

@@ -1,5 +1,5 @@
-//! `POST /api/submit` with `{"type": "build"}`: `202` and the new work's id, once the job is
-//! committed to the state database (`503` when it cannot be stored).
+//! `POST /api/submit` with `{"type": "build"}`: `202` and `{"queued": ID}`, the new work's id,
+//! once the job is committed to the state database (`503` when it cannot be stored).
 
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ pub async fn post(
     match submitted {
         Ok(id) => {
             metrics::counter!(super::metrics::SUBMITS, "result" => "queued").increment(1);
-            Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
+            Ok((StatusCode::ACCEPTED, Json(json!({ "queued": id }))))
         }
         Err(error) => {
             metrics::counter!(super::metrics::SUBMITS, "result" => "refused").increment(1);
