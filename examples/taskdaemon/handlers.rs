@@ -49,23 +49,29 @@ pub struct LoopsHandler {
     pub work: Arc<Work>,
 }
 
-impl ScopeHandler<TaskDaemonConfig> for LoopsHandler {
-    fn prepare(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
-        for name in cx
-            .old
-            .loops
-            .keys()
-            .filter(|n| !cx.new.loops.contains_key(*n))
-        {
-            let (running, queued) = self.work.users_of(name);
+impl LoopsHandler {
+    /// What `prepare` refuses: removing a loop type that running or queued work uses. Changes
+    /// nothing, so the plan endpoint asks it too, before anything is applied.
+    pub fn removal_veto(
+        work: &Work,
+        old: &TaskDaemonConfig,
+        new: &TaskDaemonConfig,
+    ) -> Result<(), String> {
+        for name in old.loops.keys().filter(|n| !new.loops.contains_key(*n)) {
+            let (running, queued) = work.users_of(name);
             if running + queued > 0 {
                 return Err(format!(
                     "loop type `{name}` is in use by {running} running loop(s) and {queued} queued item(s)"
-                )
-                .into());
+                ));
             }
         }
         Ok(())
+    }
+}
+
+impl ScopeHandler<TaskDaemonConfig> for LoopsHandler {
+    fn prepare(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
+        Self::removal_veto(&self.work, cx.old, cx.new).map_err(Into::into)
     }
 
     fn apply(&self, cx: &Cx<'_>) -> Result<(), BoxError> {

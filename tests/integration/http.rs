@@ -470,6 +470,52 @@ fn every_endpoint_answers_json_with_a_status_code() {
     );
 }
 
+#[test]
+fn the_plan_shows_a_handler_veto_before_anything_is_applied() {
+    let daemon = start("");
+    let addr = http(&daemon);
+    assert_eq!(submit(&addr, "short").0, 202);
+    wait_until("the short loop to run", LIMIT, || {
+        status(&daemon)["loops"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    });
+    let without_short = current_text(&daemon)
+        .split("[loops.short]")
+        .next()
+        .unwrap()
+        .to_string()
+        + "\n[server]\n";
+    let plan = request(&addr, "POST", "/api/plan", Some(TOKEN), &without_short);
+    assert_eq!(plan.status, 200, "{}", plan.text());
+    let plan = plan.json();
+    assert_eq!(plan["decision"], "apply", "{plan}");
+    let loops = loops_verdict(&plan);
+    assert_eq!(loops["verdict"], "veto", "{plan}");
+    assert!(
+        loops["error"]
+            .as_str()
+            .unwrap()
+            .contains("loop type `short` is in use by 1 running loop(s)"),
+        "{plan}"
+    );
+    // Nothing was applied, and a plan that removes nothing in use is not vetoed.
+    assert_eq!(status(&daemon)["generation"], 1);
+    let more_loops = current_text(&daemon)
+        + "\n[loops.extra]\nmax_iterations = 3\ndelay_ms = 1\ntemplate = \"done\"\n";
+    let plan = request(&addr, "POST", "/api/plan", Some(TOKEN), &more_loops).json();
+    assert_eq!(loops_verdict(&plan)["verdict"], "ok", "{plan}");
+}
+
+/// The `loops` handler's entry in a plan's `prepare` list.
+fn loops_verdict(plan: &Value) -> Value {
+    plan["prepare"]
+        .as_array()
+        .and_then(|verdicts| verdicts.iter().find(|v| v["scope"] == "loops"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no loops verdict in {plan}"))
+}
+
 /// Reads events until one has a generation of at least `generation`, failing on any gap or
 /// repeat of ids after `last_id` (the first event read when `last_id` is none).
 fn read_until_generation(
