@@ -275,7 +275,8 @@ fn restart_only_edits_are_rejected_or_deferred() {
         record["pending_restart"],
         serde_json::json!(["storage.data_dir"])
     );
-    let status = client.call("status");
+    // The audit record can be written a moment before the new generation is published.
+    let status = wait_generation(&mut client, 2);
     assert_eq!(status["generation"], 2);
     assert_eq!(status["queue_capacity"], 11);
     assert_eq!(

@@ -15,7 +15,8 @@ use hotcfg::{
     ApplyContext, BoxError, FileSource, HotReload, ReloadResult, Reloader, ScopeHandler, Secret,
     Violations,
 };
-use hotcfg_tests::daemon::Daemon;
+use hotcfg_tests::daemon::{Client, Daemon, LIMIT};
+use hotcfg_tests::wait_until;
 use hotcfg_tests::Sandbox;
 use serde::{Deserialize, Serialize};
 
@@ -406,6 +407,13 @@ fn no_daemon_surface_shows_a_secret() {
     // instead would count as failed authentications until then.
     let rotated = daemon.audit_record(2);
     assert_eq!(rotated["result"], "applied", "{rotated}");
+    // The record can come a moment before the new token is published: a few tries at most,
+    // far below the lockout.
+    wait_until("the rotated token to be live", LIMIT, || {
+        Client::with_token(&daemon.addr, DAEMON_TOKEN_2)
+            .try_call("status")
+            .is_ok_and(|status| status["generation"].is_u64())
+    });
     let mut client = daemon.client(DAEMON_TOKEN_2);
     let reply = client.call("reload");
     surfaces.push(("reload reply".into(), reply.to_string()));
