@@ -124,7 +124,12 @@ fn diff_field(gen: &Gen<'_>) -> TokenStream {
                 }
                 None => {
                     let nested = as_nested(gen.field.ty);
-                    quote!(#nested::diff_nested(&self.#member, &new.#member, #path, out);)
+                    // Compare first: an unchanged section costs its `PartialEq` and no path.
+                    quote! {
+                        if #nested::changed(&self.#member, &new.#member) {
+                            #nested::diff_nested(&self.#member, &new.#member, #path, out);
+                        }
+                    }
                 }
             }
         }
@@ -134,10 +139,14 @@ fn diff_field(gen: &Gen<'_>) -> TokenStream {
             // The assertion and the call are spanned at the field's type, so a type that is not
             // a `Leaf` is reported there, once (rustc merges the two identical obligations).
             let assert = quote_spanned!(ty.span()=> ::hotcfg::__private::assert_leaf::<#ty>);
+            let changed = quote_spanned!(ty.span()=> ::hotcfg::__private::leaf_changed::<#ty>);
             let diff = quote_spanned!(ty.span()=> ::hotcfg::__private::diff_leaf::<#ty>);
+            // Compare first, build the path only for a change (issue 19).
             quote! {
                 #assert();
-                #diff(&self.#member, &new.#member, &prefix.join(#segment), #class, #secret, out);
+                if #changed(&self.#member, &new.#member) {
+                    #diff(&self.#member, &new.#member, &prefix.join(#segment), #class, #secret, out);
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::nonfinite::{float_aware, unmark};
-use crate::secret::{holds_fingerprint, scrub, with_fingerprints};
+use crate::secret::{holds_fingerprint, rendered_holds_fingerprint, scrub, with_fingerprints};
 use crate::Class;
 
 /// What secret values are shown as, everywhere.
@@ -236,22 +236,33 @@ impl<'a> FieldPath<'a> {
     /// assert_eq!(entry.render(), r#"loops."my.loop""#);
     /// ```
     pub fn render(&self) -> String {
-        let mut segments = Vec::new();
-        let mut at = Some(self);
-        while let Some(p) = at {
-            if p.parent.is_some() {
-                segments.push(p.segment);
-            }
-            at = p.parent;
-        }
-        let mut out = String::new();
-        for segment in segments.iter().rev() {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            push_segment(&mut out, segment);
-        }
+        let mut out = String::with_capacity(self.rendered_len_hint());
+        self.render_into(&mut out);
         out
+    }
+
+    /// Appends the segments from the root down to this one (no intermediate list: a change
+    /// renders its path once, on the diff's hot path).
+    fn render_into(&self, out: &mut String) {
+        let Some(parent) = self.parent else {
+            return; // The root has no segment of its own.
+        };
+        parent.render_into(out);
+        if !out.is_empty() {
+            out.push('.');
+        }
+        push_segment(out, self.segment);
+    }
+
+    /// The rendered length when no segment needs quoting.
+    fn rendered_len_hint(&self) -> usize {
+        let mut len = 0;
+        let mut at = self;
+        while let Some(parent) = at.parent {
+            len += at.segment.len() + 1;
+            at = parent;
+        }
+        len
     }
 }
 
@@ -309,6 +320,19 @@ pub(crate) fn record_leaf<T: serde::Serialize + ?Sized>(
             old: Some(REDACTED.to_string()),
             new: Some(REDACTED.to_string()),
             secret: true,
+        });
+        return;
+    }
+    // The common case, the diff's hot path: reported whole from its rendering, without building
+    // two `serde_json::Value`s (issue 19).
+    if let Some((old_text, new_text)) = plain_rendering(old, new) {
+        out.push(Change {
+            path: path.render(),
+            class,
+            kind: ChangeKind::Modified,
+            old: Some(old_text),
+            new: Some(new_text),
+            secret: false,
         });
         return;
     }
@@ -377,6 +401,17 @@ fn walked_change(
         new,
         secret: old_secret.unwrap_or(false) || new_secret.unwrap_or(false),
     }
+}
+
+/// Both values rendered, when the exact path below would report them whole as rendered: neither
+/// is a struct or map to walk, holds a secret's fingerprint, writes `null` (where JSON may have
+/// lost a NaN) or fails to render. Text that only looks like one of those takes the exact path.
+fn plain_rendering<T: serde::Serialize + ?Sized>(old: &T, new: &T) -> Option<(String, String)> {
+    let (old, new) = with_fingerprints(|| (serde_json::to_string(old), serde_json::to_string(new)));
+    let (old, new) = (old.ok()?, new.ok()?);
+    let plain = |text: &str| !text.contains("null") && !rendered_holds_fingerprint(text);
+    let structured = old.starts_with('{') && new.starts_with('{');
+    (!structured && plain(&old) && plain(&new)).then_some((old, new))
 }
 
 fn walk(

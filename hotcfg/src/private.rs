@@ -25,8 +25,17 @@ impl<T: PartialEq + serde::Serialize + ?Sized> Leaf for T {}
 /// Compile-time check emitted for each leaf field, spanned at its type.
 pub const fn assert_leaf<T: Leaf + ?Sized>() {}
 
-/// Diffs one classified field.
-#[inline]
+/// Whether a classified field changed: all the work an unchanged field costs. The generated
+/// diff calls this first and builds the field's path only inside the branch (issue 19).
+#[inline(always)]
+pub fn leaf_changed<T: Leaf + ?Sized>(old: &T, new: &T) -> bool {
+    old != new
+}
+
+/// Records a classified field that [`leaf_changed`]. Out of line and cold, so the comparisons
+/// of the unchanged fields around it stay one tight sequence.
+#[cold]
+#[inline(never)]
 pub fn diff_leaf<T: Leaf + ?Sized>(
     old: &T,
     new: &T,
@@ -35,9 +44,7 @@ pub fn diff_leaf<T: Leaf + ?Sized>(
     secret: bool,
     out: &mut Vec<Change>,
 ) {
-    if old != new {
-        record_leaf(path, class, secret, old, new, out);
-    }
+    record_leaf(path, class, secret, old, new, out);
 }
 
 /// A schema row for one classified field.
@@ -81,7 +88,14 @@ pub fn schema_of<T: HotReload>(cell: &'static OnceLock<Vec<FieldInfo>>) -> &'sta
     label = "expected a type deriving `HotReload`, or a `Box`, `Option`, `Vec`, `Option<Vec>`, `BTreeMap` or `HashMap` of one",
     note = "derive `HotReload` on the element type and hold it in a supported container, or classify the field with `scope = \"...\"` or `restart` (diffed as one value)"
 )]
-pub trait Nested: Sized {
+pub trait Nested: Sized + PartialEq {
+    /// Whether the field changed at all: one `PartialEq` comparison, the whole cost of an
+    /// unchanged nested field (the generated diff calls [`diff_nested`](Nested::diff_nested)
+    /// only when this is `true`).
+    #[inline(always)]
+    fn changed(&self, new: &Self) -> bool {
+        self != new
+    }
     /// Diffs the field, recursing into the nested type's own classification.
     fn diff_nested(&self, new: &Self, path: &FieldPath<'_>, out: &mut Vec<Change>);
     /// Appends the nested fields' schema; `doc` describes the field itself (shown on the row of
@@ -94,6 +108,7 @@ pub trait Nested: Sized {
 }
 
 impl<T: HotReload> Nested for T {
+    #[inline]
     fn diff_nested(&self, new: &Self, path: &FieldPath<'_>, out: &mut Vec<Change>) {
         self.diff_into(new, path, out);
     }
@@ -206,9 +221,6 @@ pub(crate) fn diff_entries<'k, K, T, I>(
 
 impl<K: Ord + Display + Clone, T: HotReload> Nested for BTreeMap<K, T> {
     fn diff_nested(&self, new: &Self, path: &FieldPath<'_>, out: &mut Vec<Change>) {
-        if self == new {
-            return;
-        }
         let keys: BTreeSet<&K> = self.keys().chain(new.keys()).collect();
         diff_entries(keys.into_iter(), |k| self.get(k), |k| new.get(k), path, out);
     }
@@ -233,9 +245,6 @@ where
     S: BuildHasher + Default + Clone,
 {
     fn diff_nested(&self, new: &Self, path: &FieldPath<'_>, out: &mut Vec<Change>) {
-        if self == new {
-            return;
-        }
         // Sorted, so the same edit always gives the same diff.
         let keys: BTreeSet<&K> = self.keys().chain(new.keys()).collect();
         diff_entries(keys.into_iter(), |k| self.get(k), |k| new.get(k), path, out);

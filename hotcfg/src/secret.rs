@@ -279,6 +279,15 @@ pub(crate) fn holds_fingerprint(value: &serde_json::Value) -> bool {
     }
 }
 
+/// [`FINGERPRINT`] as JSON text escapes it.
+const FINGERPRINT_IN_JSON: &str = "\\u0001hotcfg-secret:";
+
+/// Whether JSON text rendered under [`with_fingerprints`] may hold a secret. Text that merely
+/// looks like a fingerprint also says yes: the caller then takes the exact, slower path.
+pub(crate) fn rendered_holds_fingerprint(json: &str) -> bool {
+    json.contains(FINGERPRINT_IN_JSON)
+}
+
 /// Replaces every fingerprint in `value` by [`REDACTED`].
 pub(crate) fn scrub(value: &mut serde_json::Value) {
     use serde_json::Value;
@@ -303,6 +312,17 @@ mod tests {
         // The mode ends with the call, even when it panics.
         let _ = std::panic::catch_unwind(|| with_secrets_exposed(|| panic!("inside")));
         assert_eq!(serde_json::to_string(&secret).unwrap(), "\"<redacted>\"");
+    }
+
+    #[test]
+    fn rendered_fingerprints_are_recognised() {
+        let secret = Secret::new(7u8);
+        let text = with_fingerprints(|| serde_json::to_string(&vec![secret]).unwrap());
+        assert!(rendered_holds_fingerprint(&text), "{text}");
+        assert!(rendered_holds_fingerprint(
+            &serde_json::to_string(FINGERPRINT).unwrap()
+        ));
+        assert!(!rendered_holds_fingerprint("[\"<redacted>\",1]"));
     }
 
     #[test]
