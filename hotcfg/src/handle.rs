@@ -8,6 +8,7 @@ use arc_swap::ArcSwapAny;
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::watch;
 
+use crate::cached::CachedReader;
 use crate::SourceIdentity;
 
 /// One committed version of the configuration.
@@ -108,6 +109,19 @@ impl<C: Send + Sync + 'static> Handle<C> {
     /// (take a [`snapshot`](Handle::snapshot) for that).
     pub fn load(&self) -> Guard<Arc<Snapshot<C>>> {
         ArcSwapAny::load(&self.live)
+    }
+
+    /// A reader for a hot loop that remembers its last version: its
+    /// [`load`](CachedReader::load) costs one atomic load while no reload commits. One per
+    /// thread or task; see [`CachedReader`] for the contract.
+    ///
+    /// ```
+    /// let handle = hotcfg::Handle::new(4u32);
+    /// let mut reader = handle.cached();
+    /// assert_eq!(*reader.load().config(), 4);
+    /// ```
+    pub fn cached(&self) -> CachedReader<C> {
+        CachedReader::new(Arc::clone(&self.live))
     }
 
     /// The live version as an owned `Arc`, to keep for a unit of work.

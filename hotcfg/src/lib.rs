@@ -68,7 +68,8 @@
 //!   A failed reload says what became of the handlers that had applied ([`Rollback`]).
 //! - **Reading.** [`Handle::load`] is wait-free; hold a [`Handle::snapshot`] for a unit of work
 //!   and that unit sees one version throughout (running work is never changed under its feet).
-//!   [`Handle::project`] gives a component its own part; [`Handle::subscribe`] a change receiver.
+//!   [`Handle::project`] gives a component its own part; [`Handle::subscribe`] a change receiver;
+//!   [`Handle::cached`] a per-thread reader for hot loops ([`CachedReader`]).
 //! - **Triggers.** [`watcher::ConfigWatcher`] follows files through every way editors, deploy tools
 //!   and Kubernetes replace them; [`reload_on_sighup`] reloads on SIGHUP; [`Reloader::reload_now`]
 //!   reloads on demand. All go through one queue: one reload at a time, and triggers that arrive
@@ -101,6 +102,7 @@
 extern crate self as hotcfg;
 
 mod audit;
+mod cached;
 mod class;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -138,6 +140,7 @@ pub use audit::{
     verify_audit_log, AuditChange, AuditFailure, AuditLog, AuditRecord, AuditRecovery, AuditSync,
     AuditVerifyError, GENESIS,
 };
+pub use cached::CachedReader;
 pub use class::{validate_scope_name, Class};
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
 pub use engine::{BuildError, Pipeline, Reloader, ReloaderBuilder, DEFAULT_HISTORY_LEN};
