@@ -316,6 +316,58 @@ pub fn interleaved(rounds: usize, steps: &mut [(&str, &mut dyn FnMut())]) -> Vec
         .collect()
 }
 
+/// One contender of an interleaved comparison: `batch` calls per round, so that a round of a
+/// nanosecond operation is long enough to time.
+pub struct Contender<'a> {
+    /// Name printed in the table.
+    pub name: &'a str,
+    /// Calls per round (the median is divided by it).
+    pub batch: u32,
+    /// Runs `batch` calls.
+    pub run: &'a mut dyn FnMut(),
+}
+
+impl std::fmt::Debug for Contender<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contender")
+            .field("name", &self.name)
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the contenders interleaved ([`interleaved`]) and prints a table of each one's median
+/// time per call and its ratio to the contender at `reference`. Returns the medians per call,
+/// in nanoseconds.
+pub fn compare(
+    title: &str,
+    rounds: usize,
+    reference: usize,
+    contenders: &mut [Contender<'_>],
+) -> Vec<f64> {
+    let mut steps: Vec<(&str, &mut dyn FnMut())> = contenders
+        .iter_mut()
+        .map(|c| (c.name, &mut *c.run as &mut dyn FnMut()))
+        .collect();
+    let medians: Vec<f64> = interleaved(rounds, &mut steps)
+        .into_iter()
+        .zip(contenders.iter())
+        .map(|(median, c)| median.as_secs_f64() * 1e9 / f64::from(c.batch))
+        .collect();
+    let base = medians[reference];
+    println!();
+    println!(
+        "{title}: interleaved, {rounds} rounds, median per call, ratio to `{}`",
+        contenders[reference].name
+    );
+    println!("| contender | median ns | ratio |");
+    println!("|---|---:|---:|");
+    for (c, median) in contenders.iter().zip(&medians) {
+        println!("| {} | {median:.2} | {:.2}x |", c.name, median / base);
+    }
+    medians
+}
+
 /// A directory for audit logs on a RAM file system (`/dev/shm`), where `fdatasync` costs
 /// nothing, when there is one; else the usual temporary directory.
 pub fn ram_tempdir() -> tempfile::TempDir {
