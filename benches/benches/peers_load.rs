@@ -44,7 +44,7 @@ fn main() {
         .expect("the fixture loads");
     let event = reloader.reload_now();
     assert!(
-        matches!(&event.result, ReloadResult::Success { applied, .. } if !applied.is_empty()),
+        matches!(&event.result, ReloadResult::Applied { applied, .. } if !applied.is_empty()),
         "every reload applies: {:?}",
         event.result
     );
