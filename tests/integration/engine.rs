@@ -265,6 +265,47 @@ fn restart_only_changes_are_deferred_and_reported_pending_under_defer() {
 }
 
 #[test]
+fn identical_bytes_after_a_deferred_only_reload_are_unchanged() {
+    // A reload that only defers restart-only changes stores nothing, so the live snapshot still
+    // names the old bytes; the engine must compare with the bytes it last saw (issue 22).
+    let sandbox = Sandbox::new();
+    let rec = Recorder::default();
+    let reloader = builder(&sandbox)
+        .policy(RestartPolicy::Defer)
+        .handler("limits", Recording::ok(&rec))
+        .build()
+        .unwrap();
+    sandbox.write(
+        "app.toml",
+        &config_text("127.0.0.1:7001", 4, &[("fast", 10)], "s3cret-token"),
+    );
+    let deferred = reloader.reload_now();
+    let ReloadResult::Success {
+        applied,
+        pending_restart,
+        ..
+    } = &deferred.result
+    else {
+        panic!("expected a deferral, got {deferred}");
+    };
+    assert!(applied.is_empty(), "{deferred}");
+    assert_eq!(pending_restart[0].path, "listen");
+
+    let again = reloader.reload_now();
+    assert_eq!(again.result, ReloadResult::Unchanged, "{again}");
+    assert!(again.changes.is_empty(), "{again}");
+    assert_eq!(reloader.handle().generation(), 1);
+    assert_eq!(reloader.pending_restart().len(), 1, "still pending");
+    assert!(rec.take().is_empty(), "no handler ran");
+    let results: Vec<&str> = reloader
+        .history()
+        .iter()
+        .map(|e| e.result.kind())
+        .collect();
+    assert_eq!(results, ["applied", "applied", "unchanged"]);
+}
+
+#[test]
 fn a_validation_failure_names_file_line_and_key_and_changes_nothing() {
     let sandbox = Sandbox::new();
     let reloader = builder(&sandbox).build().unwrap();
