@@ -2,6 +2,8 @@
 //! waiting that says what it waited for.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod http_client;
@@ -103,6 +105,131 @@ impl Drop for SmallDisk {
         let _ = std::process::Command::new("umount")
             .arg(self.dir.path())
             .status();
+    }
+}
+
+/// How long a rendezvous or a wait for reader threads may take before the test fails.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(20);
+
+/// A rendezvous of `parties` threads, as `std::sync::Barrier`, but a wait gives up after
+/// [`WAIT_LIMIT`] naming what it waited for: a regression fails the test instead of hanging it.
+#[derive(Debug)]
+pub struct Rendezvous {
+    parties: usize,
+    /// Threads arrived in the current round, and the round number.
+    state: Mutex<(usize, u64)>,
+    all_arrived: Condvar,
+}
+
+impl Rendezvous {
+    /// A rendezvous for `parties` threads (at least one).
+    pub fn new(parties: usize) -> Self {
+        Rendezvous {
+            parties: parties.max(1),
+            state: Mutex::new((0, 0)),
+            all_arrived: Condvar::new(),
+        }
+    }
+
+    /// Waits for the other parties; panics naming `what` after [`WAIT_LIMIT`].
+    pub fn wait(&self, what: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let round = state.1;
+        state.0 += 1;
+        if state.0 == self.parties {
+            *state = (0, round + 1);
+            self.all_arrived.notify_all();
+            return;
+        }
+        let (state, _) = self
+            .all_arrived
+            .wait_timeout_while(state, WAIT_LIMIT, |s| s.1 == round)
+            .unwrap_or_else(|e| e.into_inner());
+        if state.1 == round {
+            panic!("timed out after {WAIT_LIMIT:?} waiting for {what}");
+        }
+    }
+}
+
+/// How many loads each reader thread has done, so that a test can wait until every reader has
+/// read inside a window it cares about (an apply in progress, a step of a stress test) instead
+/// of hoping the scheduler ran them.
+#[derive(Debug, Clone)]
+pub struct ReaderProgress {
+    reads: Arc<Vec<AtomicU64>>,
+    /// Windows waited for, and windows in which every reader did read.
+    windows: Arc<(AtomicU64, AtomicU64)>,
+}
+
+impl ReaderProgress {
+    /// Counters for `readers` threads.
+    pub fn new(readers: usize) -> Self {
+        ReaderProgress {
+            reads: Arc::new((0..readers).map(|_| AtomicU64::new(0)).collect()),
+            windows: Arc::new((AtomicU64::new(0), AtomicU64::new(0))),
+        }
+    }
+
+    /// Reader `reader` finished one more load.
+    pub fn read(&self, reader: usize) {
+        self.reads[reader].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Every reader's count so far.
+    pub fn counts(&self) -> Vec<u64> {
+        self.reads
+            .iter()
+            .map(|r| r.load(Ordering::SeqCst))
+            .collect()
+    }
+
+    /// Loads by all readers so far.
+    pub fn total(&self) -> u64 {
+        self.counts().iter().sum()
+    }
+
+    /// Waits until every reader has loaded again since `before` (from [`counts`](Self::counts)),
+    /// at most [`WAIT_LIMIT`]; an error names `what` and the readers that did not.
+    pub fn wait_for_reads_since(&self, before: &[u64], what: &str) -> Result<(), String> {
+        self.windows.0.fetch_add(1, Ordering::SeqCst);
+        self.wait_since(before, what)?;
+        self.windows.1.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Waits until every reader has loaded again since `before`, without counting a window.
+    fn wait_since(&self, before: &[u64], what: &str) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            let now = self.counts();
+            let idle: Vec<usize> = (0..now.len()).filter(|&i| now[i] <= before[i]).collect();
+            if idle.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > WAIT_LIMIT {
+                return Err(format!(
+                    "timed out after {WAIT_LIMIT:?} waiting for readers {idle:?} to read {what}"
+                ));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Waits (panicking after [`WAIT_LIMIT`]) until every reader has loaded at least once.
+    pub fn wait_until_all_started(&self) {
+        let zero = vec![0; self.reads.len()];
+        if let Err(e) = self.wait_since(&zero, "for the first time") {
+            panic!("{e}");
+        }
+    }
+
+    /// Windows waited for with [`wait_for_reads_since`](Self::wait_for_reads_since), and how
+    /// many of them every reader read in.
+    pub fn windows(&self) -> (u64, u64) {
+        (
+            self.windows.0.load(Ordering::SeqCst),
+            self.windows.1.load(Ordering::SeqCst),
+        )
     }
 }
 

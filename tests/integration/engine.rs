@@ -1,16 +1,16 @@
 //! The reload engine: every result path, handler ordering and rollback, coalescing, readers,
 //! audit log, metrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hotcfg::{
     ApplyContext, BoxError, BuildError, Decision, FileSource, HotReload, Loader, ReloadError,
     ReloadResult, Reloader, RestartPolicy, Rollback, ScopeHandler, Stage, Trigger, Violations,
 };
-use hotcfg_tests::Sandbox;
+use hotcfg_tests::{ReaderProgress, Rendezvous, Sandbox};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
@@ -280,7 +280,7 @@ fn identical_bytes_after_a_deferred_only_reload_are_unchanged() {
         &config_text("127.0.0.1:7001", 4, &[("fast", 10)], "s3cret-token"),
     );
     let deferred = reloader.reload_now();
-    let ReloadResult::Success {
+    let ReloadResult::Applied {
         applied,
         pending_restart,
         ..
@@ -297,11 +297,7 @@ fn identical_bytes_after_a_deferred_only_reload_are_unchanged() {
     assert_eq!(reloader.handle().generation(), 1);
     assert_eq!(reloader.pending_restart().len(), 1, "still pending");
     assert!(rec.take().is_empty(), "no handler ran");
-    let results: Vec<&str> = reloader
-        .history()
-        .iter()
-        .map(|e| e.result.kind())
-        .collect();
+    let results: Vec<&str> = reloader.history().iter().map(|e| e.result.kind()).collect();
     assert_eq!(results, ["applied", "applied", "unchanged"]);
 }
 
@@ -519,7 +515,17 @@ fn a_panicking_handler_is_rolled_back_and_the_engine_keeps_working() {
         (scope.as_str(), message.as_str()),
         ("templates", "handler exploded")
     );
-    assert!(rec.take().ends_with(&["limits:rollback".to_string()]));
+    assert_eq!(
+        rec.take(),
+        [
+            "limits:prepare",
+            "templates:prepare",
+            "limits:apply[limits.max]",
+            "templates:apply[templates.status]",
+            "limits:rollback",
+        ],
+        "the panicking handler is not rolled back, the one applied before it is"
+    );
     assert_eq!(reloader.handle().load().limits.max, 4);
     // The engine still works: a later good change applies.
     sandbox.write(
@@ -536,8 +542,8 @@ fn a_panicking_handler_is_rolled_back_and_the_engine_keeps_working() {
 #[test]
 fn triggers_during_a_reload_coalesce_into_exactly_one_more() {
     let sandbox = Sandbox::new();
-    let entered = Arc::new(Barrier::new(2));
-    let release = Arc::new(Barrier::new(2));
+    let entered = Arc::new(Rendezvous::new(2));
+    let release = Arc::new(Rendezvous::new(2));
     let applies = Arc::new(AtomicUsize::new(0));
     let block_first = Arc::new(AtomicBool::new(true));
     let reloader = {
@@ -551,8 +557,8 @@ fn triggers_during_a_reload_coalesce_into_exactly_one_more() {
             .on_apply("limits", move |_| {
                 applies.fetch_add(1, Ordering::SeqCst);
                 if block_first.swap(false, Ordering::SeqCst) {
-                    entered.wait();
-                    release.wait();
+                    entered.wait("the test to see the first reload in its handler");
+                    release.wait("the test to release the first reload");
                 }
                 Ok(())
             })
@@ -567,7 +573,7 @@ fn triggers_during_a_reload_coalesce_into_exactly_one_more() {
         let reloader = reloader.clone();
         std::thread::spawn(move || reloader.reload_now())
     };
-    entered.wait(); // the first reload is inside its handler
+    entered.wait("the first reload to enter its handler");
     sandbox.write(
         "app.toml",
         &config_text("127.0.0.1:7000", 7, &[("fast", 10)], "s3cret-token"),
@@ -582,7 +588,7 @@ fn triggers_during_a_reload_coalesce_into_exactly_one_more() {
     hotcfg_tests::wait_until("three triggers to queue", Duration::from_secs(10), || {
         reloader_requests(&reloader) >= 4
     });
-    release.wait();
+    release.wait("the first reload to take the release");
     let first = first.join().unwrap();
     let results: Vec<_> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
     assert_eq!(first.generation, 2);
@@ -629,38 +635,52 @@ fn readers_keep_their_snapshot_across_swaps() {
 #[test]
 fn readers_never_observe_a_rolled_back_config() {
     let sandbox = Sandbox::new();
-    // Any max of 13 or more is refused by the handler, after limits applied.
-    let reloader = builder(&sandbox)
-        .on_apply("limits", |_| Ok(()))
-        .on_apply("loops", |cx: &ApplyContext<'_, AppConfig>| {
-            if cx.new.limits.max >= 13 {
-                Err("too many".into())
-            } else {
-                Ok(())
-            }
-        })
-        .scope_depends_on("loops", &["limits"])
-        .build()
-        .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..3)
-        .map(|_| {
-            let handle = reloader.handle();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut reads = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let snapshot = handle.load();
-                    assert!(
-                        snapshot.limits.max < 13,
-                        "a reader saw a rolled-back config"
-                    );
-                    reads += 1;
+    // Readers check every version they load; the `limits` handler waits, while its change is
+    // applied and not yet committed or rolled back, until every reader has loaded again, so
+    // each round has reads inside the window a rolled-back version could leak through.
+    let progress = ReaderProgress::new(3);
+    let stalls = Arc::new(Mutex::new(Vec::<String>::new()));
+    // Any max of 13 or more is refused by the `loops` handler, after `limits` applied.
+    let reloader = {
+        let (progress, stalls) = (progress.clone(), stalls.clone());
+        builder(&sandbox)
+            .on_apply("limits", move |cx: &ApplyContext<'_, AppConfig>| {
+                let before = progress.counts();
+                let what = format!("while generation {} is applied", cx.generation);
+                if let Err(stall) = progress.wait_for_reads_since(&before, &what) {
+                    stalls.lock().unwrap().push(stall);
                 }
-                reads
+                Ok(())
+            })
+            .on_apply("loops", |cx: &ApplyContext<'_, AppConfig>| {
+                if cx.new.limits.max >= 13 {
+                    Err("too many".into())
+                } else {
+                    Ok(())
+                }
+            })
+            .scope_depends_on("loops", &["limits"])
+            .build()
+            .unwrap()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen_refused = Arc::new(Mutex::new(BTreeSet::<u32>::new()));
+    let readers: Vec<_> = (0..3)
+        .map(|reader| {
+            let (handle, stop) = (reloader.handle(), stop.clone());
+            let (progress, seen_refused) = (progress.clone(), seen_refused.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let max = handle.load().limits.max;
+                    if max >= 13 {
+                        seen_refused.lock().unwrap().insert(max);
+                    }
+                    progress.read(reader);
+                }
             })
         })
         .collect();
+    progress.wait_until_all_started();
     for round in 0..60u32 {
         let max = if round % 2 == 0 {
             13 + round
@@ -676,19 +696,41 @@ fn readers_never_observe_a_rolled_back_config() {
         if max >= 13 {
             assert!(
                 matches!(
-                    event.result,
+                    &event.result,
                     ReloadResult::Failed {
-                        rollback: Rollback::Complete { .. },
-                        ..
-                    }
+                        error: ReloadError::Handler { scope, message },
+                        rollback: Rollback::Complete { scopes },
+                    } if scope == "loops" && message == "too many" && scopes == &["limits"]
                 ),
-                "{event}"
+                "round {round}: {event}"
             );
+        } else {
+            assert!(
+                matches!(event.result, ReloadResult::Applied { .. }),
+                "round {round}: {event}"
+            );
+            assert_eq!(reloader.handle().load().limits.max, max);
         }
     }
     stop.store(true, Ordering::Relaxed);
-    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
-    assert!(reads > 0);
+    for reader in readers {
+        reader.join().unwrap();
+    }
+    assert!(
+        seen_refused.lock().unwrap().is_empty(),
+        "readers saw rolled-back values of limits.max: {:?}",
+        seen_refused.lock().unwrap()
+    );
+    assert!(
+        stalls.lock().unwrap().is_empty(),
+        "{:?}",
+        stalls.lock().unwrap()
+    );
+    assert_eq!(
+        progress.windows(),
+        (60, 60),
+        "(apply windows, windows every reader read in)"
+    );
 }
 
 #[test]
@@ -986,14 +1028,14 @@ fn metrics_report_results_generation_and_pending_restart() {
 #[test]
 fn status_queries_do_not_wait_for_a_running_reload() {
     let sandbox = Sandbox::new();
-    let entered = Arc::new(Barrier::new(2));
-    let release = Arc::new(Barrier::new(2));
+    let entered = Arc::new(Rendezvous::new(2));
+    let release = Arc::new(Rendezvous::new(2));
     let reloader = {
         let (entered, release) = (entered.clone(), release.clone());
         builder(&sandbox)
             .on_apply("limits", move |_| {
-                entered.wait();
-                release.wait();
+                entered.wait("the test to see the reload in its handler");
+                release.wait("the test to release the reload");
                 Ok(())
             })
             .build()
@@ -1007,13 +1049,14 @@ fn status_queries_do_not_wait_for_a_running_reload() {
         let reloader = reloader.clone();
         std::thread::spawn(move || reloader.reload_now())
     };
-    entered.wait(); // the reload is inside its handler, holding the engine
-                    // Answered from the last finished attempt, while the handler still runs.
+    entered.wait("the reload to enter its handler");
+    // Answered from the last finished attempt, while the handler still runs (and holds the
+    // engine).
     assert_eq!(reloader.history().len(), 1);
     assert!(reloader.pending_restart().is_empty());
     assert_eq!(reloader.last_event().trigger, Trigger::Startup);
     assert_eq!(reloader.watched_files().len(), 1);
-    release.wait();
+    release.wait("the reload to take the release");
     assert_eq!(running.join().unwrap().generation, 2);
     assert_eq!(reloader.history().len(), 2);
 }

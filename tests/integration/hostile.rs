@@ -518,25 +518,66 @@ fn a_fifo_a_device_a_directory_or_a_symlink_loop_in_place_is_refused_at_once() {
     live.assert_recovers();
 }
 
+/// Reloads of each kind the FIFO test waits for.
+const FIFO_TEST_HITS: u32 = 100;
+
+/// What the reloads of the FIFO test saw.
+#[derive(Debug, Default)]
+struct FifoTally {
+    /// Refused at the read stage as not a regular file: the reload met the FIFO.
+    fifo: u32,
+    /// Read the good file (applied or unchanged).
+    good: u32,
+    /// Any other result, which the test refuses.
+    other: Vec<String>,
+    reloads: u32,
+}
+
+impl FifoTally {
+    fn count(&mut self, event: &ReloadEvent) {
+        self.reloads += 1;
+        match &event.result {
+            ReloadResult::Applied { .. } | ReloadResult::Unchanged => self.good += 1,
+            ReloadResult::Failed {
+                error: ReloadError::Config(error),
+                ..
+            } if error.stage == Stage::Read
+                && error.to_string().contains("is not a regular file") =>
+            {
+                self.fifo += 1
+            }
+            _ => self.other.push(event.to_string()),
+        }
+    }
+
+    fn enough(&self) -> bool {
+        self.fifo >= FIFO_TEST_HITS && self.good >= FIFO_TEST_HITS
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn a_fifo_swapped_in_between_the_check_and_the_open_never_hangs_a_reload() {
-    // A thread keeps renaming a FIFO and a good file over the config path. Before the fix a
-    // reload that checked the good file and then opened the FIFO waited for a writer forever.
+    // A thread keeps renaming a FIFO and a good file over the config path, one swap per finished
+    // reload (so both kinds are met, whatever the scheduler does), while reloads run. Before the
+    // fix a reload that checked the good file and then opened the FIFO waited for a writer
+    // forever. The test counts reloads that met the FIFO and reloads that read the good file.
     let live = Live::new("toml");
     let good = live.sandbox.path("good.toml");
     let fifo = live.sandbox.path("fifo.toml");
     std::fs::write(&good, changed("toml")).unwrap();
     mkfifo(&fifo);
     let stop = Arc::new(AtomicBool::new(false));
-    let flips = Arc::new(AtomicU64::new(0));
+    let reloads = Arc::new(AtomicU64::new(0));
     let flipper = {
-        let (stop, flips, path) = (stop.clone(), flips.clone(), live.path.clone());
+        let (stop, reloads, path) = (stop.clone(), reloads.clone(), live.path.clone());
         let (good, fifo) = (good.clone(), fifo.clone());
         std::thread::spawn(move || {
+            let mut flips = 0u64;
             while !stop.load(Ordering::Relaxed) {
+                let finished = reloads.load(Ordering::SeqCst);
                 // Hard links keep both names: link, then rename over the config path.
-                let (from, tmp) = if flips.load(Ordering::Relaxed) & 1 == 0 {
+                let (from, tmp) = if flips & 1 == 0 {
                     (&fifo, path.with_extension("f"))
                 } else {
                     (&good, path.with_extension("g"))
@@ -544,43 +585,45 @@ fn a_fifo_swapped_in_between_the_check_and_the_open_never_hangs_a_reload() {
                 let _ = std::fs::remove_file(&tmp);
                 std::fs::hard_link(from, &tmp).unwrap();
                 std::fs::rename(&tmp, &path).unwrap();
-                flips.fetch_add(1, Ordering::Relaxed);
+                flips += 1;
+                while reloads.load(Ordering::SeqCst) == finished && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
             }
+            flips
         })
     };
-    // Reload until the path has changed kind 400 times (at most 20,000 reloads).
+    // Reload until both kinds were met often enough (at most 20,000 reloads).
     let reloader = live.reloader.clone();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     {
-        let flips = flips.clone();
+        let reloads = reloads.clone();
         std::thread::spawn(move || {
-            let mut results = BTreeMap::<&'static str, u32>::new();
-            for _ in 0..20_000 {
-                *results
-                    .entry(reloader.reload_now().result.kind())
-                    .or_default() += 1;
-                if flips.load(Ordering::Relaxed) >= 400 {
-                    break;
-                }
+            let mut tally = FifoTally::default();
+            while tally.reloads < 20_000 && !tally.enough() {
+                tally.count(&reloader.reload_now());
+                reloads.fetch_add(1, Ordering::SeqCst);
             }
-            let _ = done_tx.send(results);
+            let _ = done_tx.send(tally);
         });
     }
     let outcome = done_rx.recv_timeout(Duration::from_secs(60));
     stop.store(true, Ordering::Relaxed);
-    flipper.join().unwrap();
-    let Ok(results) = outcome else {
+    let flips = flipper.join().unwrap();
+    let Ok(tally) = outcome else {
         // Free the stuck reader so the process can exit, then fail.
         let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
         panic!("the reloads did not finish within 60 s: a reload hangs on the FIFO");
     };
+    eprintln!("{flips} flips, reloads: {tally:?}");
     assert!(
-        results.get("failed").copied().unwrap_or(0) > 0,
-        "{results:?}"
+        tally.other.is_empty(),
+        "unexpected results: {:?}",
+        tally.other
     );
-    eprintln!(
-        "{} flips, reload results {results:?}",
-        flips.load(Ordering::Relaxed)
+    assert!(
+        tally.enough(),
+        "wanted {FIFO_TEST_HITS} reloads meeting the FIFO and {FIFO_TEST_HITS} reading the good file: {tally:?}"
     );
 }
 
@@ -592,24 +635,65 @@ fn running_as_root(sandbox: &Sandbox) -> bool {
     std::fs::metadata(probe).unwrap().uid() == 0
 }
 
+/// A mode-000 file is refused as `permission denied` and the live configuration stays.
 #[cfg(unix)]
-#[test]
-fn an_unreadable_file_is_refused_unless_running_as_root() {
+fn assert_an_unreadable_file_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let live = Live::new("toml");
     std::fs::write(&live.path, changed("toml")).unwrap();
     std::fs::set_permissions(&live.path, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let attempt = live.reload();
-    if running_as_root(&live.sandbox) {
-        // Root reads a mode-000 file: the change applies.
-        assert!(
-            matches!(attempt.0.result, ReloadResult::Applied { .. }),
-            "{}",
-            attempt.0
-        );
-    } else {
-        live.assert_refused(attempt, Stage::Read, "permission denied");
+    live.assert_refused(live.reload(), Stage::Read, "permission denied");
+}
+
+/// The user the unreadable-file check drops to when the tests run as root (`nobody`).
+#[cfg(unix)]
+const UNPRIVILEGED: u32 = 65534;
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_file_is_refused_even_when_the_tests_run_as_root() {
+    if !running_as_root(&Sandbox::new()) {
+        assert_an_unreadable_file_is_refused();
+        return;
     }
+    // Root reads a mode-000 file anyway, so the refusal is checked in a child (this test
+    // binary, one ignored test) that runs as an unprivileged user.
+    use std::os::unix::process::CommandExt;
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hostile::unreadable_file_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .uid(UNPRIVILEGED)
+        .gid(UNPRIVILEGED)
+        .env("TMPDIR", "/tmp")
+        .output()
+        .expect("run the unreadable-file check as an unprivileged user");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("UNREADABLE refused as uid"),
+        "the unprivileged child failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+}
+
+/// Run (as an unprivileged user) by the test above.
+#[cfg(unix)]
+#[test]
+#[ignore = "run by an_unreadable_file_is_refused_even_when_the_tests_run_as_root"]
+fn unreadable_file_child() {
+    use std::os::unix::fs::MetadataExt;
+    let sandbox = Sandbox::new();
+    assert!(!running_as_root(&sandbox), "the child still runs as root");
+    let uid = std::fs::metadata(sandbox.write("owner-probe", ""))
+        .unwrap()
+        .uid();
+    assert_an_unreadable_file_is_refused();
+    println!("UNREADABLE refused as uid {uid}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ use hotcfg::{
     RestartPolicy, Rollback, ScopeHandler, Snapshot,
 };
 use hotcfg_tests::daemon::{Client, Daemon};
-use hotcfg_tests::{wait_until, Sandbox};
+use hotcfg_tests::{wait_until, ReaderProgress, Sandbox};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestCaseError, TestRunner};
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,9 @@ struct Subsystem {
     field: fn(&Model) -> u32,
     value: Arc<AtomicU32>,
     tentative: Arc<Mutex<BTreeMap<u64, Model>>>,
+    /// For the scope applied first: while its version is applied and not yet committed or
+    /// rolled back, wait until every reader has loaded again (a stall is recorded as broken).
+    readers_window: Option<(ReaderProgress, Arc<Mutex<Vec<String>>>)>,
 }
 
 impl ScopeHandler<Model> for Subsystem {
@@ -96,6 +99,13 @@ impl ScopeHandler<Model> for Subsystem {
             .lock()
             .unwrap()
             .insert(cx.generation, cx.new.clone());
+        if let Some((progress, broken)) = &self.readers_window {
+            let before = progress.counts();
+            let what = format!("while generation {} is applied", cx.generation);
+            if let Err(stall) = progress.wait_for_reads_since(&before, &what) {
+                broken.lock().unwrap().push(stall);
+            }
+        }
         Ok(())
     }
     fn rollback(&self, cx: &ApplyContext<'_, Model>) -> Result<(), BoxError> {
@@ -192,6 +202,7 @@ fn write_atomically(path: &std::path::Path, text: &str) {
 
 /// Readers: each loads the live version in a loop, checks its generation never goes back and its
 /// values were never refused, and records every generation it sees with the version it saw.
+/// `progress` counts their loads (the `a` handler waits on it); `broken` collects violations.
 struct Readers {
     stop: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<(u64, Model)>>>,
@@ -199,15 +210,23 @@ struct Readers {
     threads: Vec<std::thread::JoinHandle<u64>>,
 }
 
+/// Reader threads of the model-based stress test.
+const READERS: usize = 3;
+
 impl Readers {
-    fn start(reloader: &Reloader<Model>, count: usize) -> Readers {
+    /// Starts the readers and returns once each has loaded at least once.
+    fn start(
+        reloader: &Reloader<Model>,
+        progress: &ReaderProgress,
+        broken: &Arc<Mutex<Vec<String>>>,
+    ) -> Readers {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let broken = Arc::new(Mutex::new(Vec::new()));
-        let threads = (0..count)
-            .map(|_| {
+        let threads = (0..READERS)
+            .map(|reader| {
                 let handle = reloader.handle();
                 let (stop, seen, broken) = (stop.clone(), seen.clone(), broken.clone());
+                let progress = progress.clone();
                 std::thread::spawn(move || {
                     let mut last = 0u64;
                     let mut reads = 0u64;
@@ -235,6 +254,7 @@ impl Readers {
                             last = generation;
                         }
                         reads += 1;
+                        progress.read(reader);
                         if reads.is_multiple_of(64) {
                             std::thread::yield_now();
                         }
@@ -246,10 +266,11 @@ impl Readers {
                 })
             })
             .collect();
+        progress.wait_until_all_started();
         Readers {
             stop,
             seen,
-            broken,
+            broken: broken.clone(),
             threads,
         }
     }
@@ -271,6 +292,8 @@ fn run_model(policy: RestartPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
     let audit = sandbox.path("audit.jsonl");
     let (sub_a, sub_b) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
     let tentative = Arc::new(Mutex::new(BTreeMap::new()));
+    let progress = ReaderProgress::new(READERS);
+    let broken = Arc::new(Mutex::new(Vec::new()));
     let reloader = Reloader::<Model>::builder(FileSource::new(&path))
         .validator(|m: &Model, v: &mut hotcfg::Violations| {
             v.check(m.a < INVALID_A, "a", "too large")
@@ -282,6 +305,7 @@ fn run_model(policy: RestartPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
                 field: |m| m.a,
                 value: sub_a.clone(),
                 tentative: tentative.clone(),
+                readers_window: Some((progress.clone(), broken.clone())),
             },
         )
         .handler(
@@ -290,6 +314,7 @@ fn run_model(policy: RestartPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
                 field: |m| m.b,
                 value: sub_b.clone(),
                 tentative: Arc::new(Mutex::new(BTreeMap::new())),
+                readers_window: None,
             },
         )
         .scope_depends_on("b", &["a"])
@@ -297,7 +322,7 @@ fn run_model(policy: RestartPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
         .build()
         .unwrap();
     let mut events = reloader.events();
-    let readers = Readers::start(&reloader, 3);
+    let readers = Readers::start(&reloader, &progress, &broken);
     let mut expected = Expected {
         live: initial.clone(),
         generation: 1,
@@ -346,12 +371,15 @@ fn run_model(policy: RestartPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
                     prop_assert!(settle.result.is_ok(), "{at}: {settle}");
                     returned.push(settle);
                     current = (render(&file), Some(file.clone()));
+                    // The last edit wins; every reload that applied something took the next
+                    // generation (coalesced callers share one event).
                     expected.live = file.clone();
                     expected.last_text = render(&file);
                     expected.pending = false;
-                    let now = reloader.handle().generation();
-                    prop_assert!(now >= before, "{at}: generation went back");
-                    expected.generation = now;
+                    let applied = distinct_applied_generations(&returned);
+                    let want: Vec<u64> = (before + 1..=before + applied.len() as u64).collect();
+                    prop_assert_eq!(&applied, &want, "{}: generations of applied reloads", at);
+                    expected.generation = before + applied.len() as u64;
                 }
                 _ => {
                     let (text, parsed) = match op {
@@ -464,13 +492,31 @@ fn run_model(policy: RestartPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
     })();
     let reads = readers.stop();
     result?;
-    prop_assert!(reads > 0);
+    // Every apply window had a load by every reader (a stall would be in `broken`).
+    let (windows, observed) = progress.windows();
+    prop_assert_eq!(observed, windows, "apply windows every reader loaded in");
+    prop_assert!(reads >= READERS as u64, "{} loads", reads);
     drop(reloader);
     // One audit line per attempt (and the startup), and the chain verifies.
     let records = hotcfg::verify_audit_log(&audit)
         .map_err(|e| TestCaseError::fail(format!("the audit log does not verify: {e}")))?;
     prop_assert_eq!(records.len(), attempts + 1);
     Ok(())
+}
+
+/// The generations of the distinct events among `events` that applied something, in order.
+fn distinct_applied_generations(events: &[Arc<ReloadEvent>]) -> Vec<u64> {
+    let mut applied: Vec<&Arc<ReloadEvent>> = Vec::new();
+    for event in events {
+        let changed =
+            matches!(&event.result, ReloadResult::Applied { applied, .. } if !applied.is_empty());
+        if changed && !applied.iter().any(|seen| Arc::ptr_eq(seen, event)) {
+            applied.push(event);
+        }
+    }
+    let mut generations: Vec<u64> = applied.iter().map(|e| e.generation).collect();
+    generations.sort_unstable();
+    generations
 }
 
 #[test]
