@@ -337,6 +337,32 @@ pub mod daemon {
             self.audit()[n - 1].clone()
         }
 
+        /// Checks that `reply`, to a `reload` asked after writing `text`, shows `text` live:
+        /// applied by this reload, or applied just before by the file watcher (the reply is then
+        /// `unchanged`, and the audit log must hold the watcher's `applied` record of the same
+        /// bytes). Anything else fails, naming what it got.
+        pub fn assert_reload_made_live(&self, reply: &Value, text: &str) {
+            let sha = hotcfg::sha256_hex(text.as_bytes());
+            assert_eq!(
+                reply["source"]["sha256"],
+                sha.as_str(),
+                "the reload did not read the bytes just written: {reply}"
+            );
+            match reply["result"].as_str() {
+                Some("applied") => {}
+                Some("unchanged") => {
+                    let audit = self.audit();
+                    assert!(
+                        audit.iter().any(|r| r["result"] == "applied"
+                            && r["trigger"] != "manual"
+                            && r["source"]["sha256"] == sha.as_str()),
+                        "`unchanged`, but no earlier reload applied these bytes: {reply}\naudit: {audit:?}"
+                    );
+                }
+                _ => panic!("expected the edit to be applied: {reply}"),
+            }
+        }
+
         /// What the daemon wrote to standard error so far.
         pub fn stderr(&self) -> String {
             std::fs::read_to_string(self.sandbox.path("daemon.stderr")).unwrap_or_default()

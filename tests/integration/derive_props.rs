@@ -7,7 +7,10 @@ use hotcfg::HotReload;
 use proptest::collection::{btree_map, hash_map};
 use proptest::option;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use serde::{Deserialize, Serialize};
+
+use crate::props;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
 struct Limits {
@@ -99,43 +102,70 @@ fn config() -> impl Strategy<Value = Config> {
         )
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 64,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+/// Cases per property (`HOTCFG_PROPS_CASES` asks for more); the seed is fixed (see `props`).
+const CASES: u32 = 64;
 
-    #[test]
-    fn diff_with_itself_is_empty(a in config()) {
+fn check<S: Strategy>(
+    name: &str,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
+    props::check(name, "HOTCFG_PROPS_CASES", CASES, &strategy, test);
+}
+
+#[test]
+fn diff_with_itself_is_empty() {
+    check("diff_with_itself_is_empty", config(), |a| {
         prop_assert!(a.diff(&a).is_empty());
         prop_assert_eq!(a.merge_hot(&a), a);
-    }
+        Ok(())
+    });
+}
 
-    #[test]
-    fn diff_is_empty_iff_equal(a in config(), b in config()) {
+#[test]
+fn diff_is_empty_iff_equal() {
+    check("diff_is_empty_iff_equal", (config(), config()), |(a, b)| {
         prop_assert_eq!(a.diff(&b).is_empty(), a == b);
-    }
+        Ok(())
+    });
+}
 
-    #[test]
-    fn merged_value_differs_from_new_only_in_restart_fields(a in config(), b in config()) {
-        let merged = a.merge_hot(&b);
-        let left = merged.diff(&b);
-        prop_assert!(left.iter().all(|c| c.class.is_restart()), "{}", left);
-        // And every restart-only change of `a -> b` is still pending.
-        let pending: Vec<_> = a.diff(&b).restart_changes().map(|c| c.path.clone()).collect();
-        let left: Vec<_> = left.iter().map(|c| c.path.clone()).collect();
-        prop_assert_eq!(left, pending);
-    }
+#[test]
+fn merged_value_differs_from_new_only_in_restart_fields() {
+    check(
+        "merged_value_differs_from_new_only_in_restart_fields",
+        (config(), config()),
+        |(a, b)| {
+            let merged = a.merge_hot(&b);
+            let left = merged.diff(&b);
+            prop_assert!(left.iter().all(|c| c.class.is_restart()), "{}", left);
+            // And every restart-only change of `a -> b` is still pending.
+            let pending: Vec<_> = a
+                .diff(&b)
+                .restart_changes()
+                .map(|c| c.path.clone())
+                .collect();
+            let left: Vec<_> = left.iter().map(|c| c.path.clone()).collect();
+            prop_assert_eq!(left, pending);
+            Ok(())
+        },
+    );
+}
 
-    #[test]
-    fn merge_follows_the_kind_of_changes(a in config(), b in config()) {
-        let diff = a.diff(&b);
-        if diff.hot_changes().next().is_none() {
-            prop_assert_eq!(a.merge_hot(&b), a.clone());
-        }
-        if !diff.needs_restart() {
-            prop_assert_eq!(a.merge_hot(&b), b.clone());
-        }
-    }
+#[test]
+fn merge_follows_the_kind_of_changes() {
+    check(
+        "merge_follows_the_kind_of_changes",
+        (config(), config()),
+        |(a, b)| {
+            let diff = a.diff(&b);
+            if diff.hot_changes().next().is_none() {
+                prop_assert_eq!(a.merge_hot(&b), a.clone());
+            }
+            if !diff.needs_restart() {
+                prop_assert_eq!(a.merge_hot(&b), b.clone());
+            }
+            Ok(())
+        },
+    );
 }

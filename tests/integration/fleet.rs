@@ -9,7 +9,7 @@ use std::fs::File;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotcfg::cli::{Cli, Command as Op, PushError, EXIT_CONFLICT, EXIT_OK, EXIT_REJECTED};
@@ -17,7 +17,7 @@ use hotcfg::etcd::{
     EtcdClient, EtcdFollower, EtcdOptions, EtcdSource, FollowerOptions, NodeResult, NodeStatus,
 };
 use hotcfg::{HotReload, Pipeline, ReloadResult, Reloader, RestartPolicy, Violations};
-use hotcfg_tests::Sandbox;
+use hotcfg_tests::{Rendezvous, Sandbox};
 
 mod catchup;
 
@@ -760,14 +760,14 @@ fn of_two_pushes_planned_against_the_same_revision_one_is_written_the_other_refu
     let reviewed = written;
     let carol = sandbox.write("carol.toml", &text("0.0.0.0:7000", 30));
     let dave = sandbox.write("dave.toml", &text("0.0.0.0:7000", 40));
-    let barrier = Arc::new(Barrier::new(2));
+    let barrier = Arc::new(Rendezvous::new(2));
     let results: Vec<(u8, String)> = [carol, dave]
         .into_iter()
         .map(|file| {
             let barrier = Arc::clone(&barrier);
             let command = push(&etcd, file, Some(reviewed));
             std::thread::spawn(move || {
-                barrier.wait();
+                barrier.wait("the other operator's push to be ready");
                 run(&cli(RestartPolicy::Reject), command)
             })
         })
