@@ -214,8 +214,8 @@ impl Readers {
                 std::thread::spawn(move || {
                     let mut last = 0u64;
                     let mut reads = 0u64;
-                    // At least one read, even when stopped before this thread first runs (a
-                    // one-step case on a busy machine): `reads > 0` is checked at the end.
+                    // Stop is checked after a load: every reader loads at least once (and
+                    // `start` waits for that first load before the first step).
                     loop {
                         let snapshot: Arc<Snapshot<Model>> = handle.snapshot();
                         let generation = snapshot.generation();
