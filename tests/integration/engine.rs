@@ -783,6 +783,37 @@ fn history_is_bounded_and_subscribers_cannot_block_or_break_reloads() {
 }
 
 #[test]
+fn restart_policies_parse_by_name_and_a_deferring_plan_says_what_waits() {
+    // Both found by cargo-mutants (issue 22): neither was checked by the engine's tests.
+    assert_eq!("reject".parse::<RestartPolicy>(), Ok(RestartPolicy::Reject));
+    assert_eq!("defer".parse::<RestartPolicy>(), Ok(RestartPolicy::Defer));
+    assert_eq!(
+        "later".parse::<RestartPolicy>(),
+        Err("unknown restart policy `later`: expected `reject` or `defer`".to_string())
+    );
+    let sandbox = Sandbox::new();
+    let reloader = builder(&sandbox)
+        .policy(RestartPolicy::Defer)
+        .build()
+        .unwrap();
+    sandbox.write(
+        "app.toml",
+        &config_text("127.0.0.1:7000", 8, &[("fast", 10)], "s3cret-token"),
+    );
+    let hot_only = reloader.plan().to_string();
+    assert!(!hot_only.contains("deferred until restart"), "{hot_only}");
+    sandbox.write(
+        "app.toml",
+        &config_text("127.0.0.1:7001", 8, &[("fast", 10)], "s3cret-token"),
+    );
+    let with_restart = reloader.plan().to_string();
+    assert!(
+        with_restart.contains("\n  deferred until restart: listen"),
+        "{with_restart}"
+    );
+}
+
+#[test]
 fn plan_is_a_dry_run() {
     let sandbox = Sandbox::new();
     let rec = Recorder::default();
