@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+
+pub mod fuzz;
 use std::time::{Duration, Instant};
 
 pub mod http_client;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hotcfg::{Format, HotReload, Layer, Source, SourceContent, SourceError, SourceIdentity};
+use hotcfg::{Format, HotReload, Source, SourceContent, SourceError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -223,7 +223,8 @@ pub mod seed {
 }
 
 /// A [`Source`] serving TOML text from memory, alternating between versions on every read so
-/// that each reload really changes something.
+/// that each reload really changes something (unlike [`hotcfg::MemorySource`], which serves one
+/// text until it is set).
 #[derive(Debug)]
 pub struct MemorySource {
     texts: Vec<String>,
@@ -244,17 +245,12 @@ impl MemorySource {
 impl Source for MemorySource {
     fn read(&self) -> Result<SourceContent, SourceError> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.texts.len();
-        let text = self.texts[index].clone();
-        // Hash on every read, as `FileSource` does: the engine's identity of a version.
-        let identity = SourceIdentity::new("memory.toml", text.as_bytes());
-        Ok(SourceContent {
-            layers: vec![Layer {
-                name: "memory.toml".to_string(),
-                format: Format::Toml,
-                text,
-            }],
-            identity,
-        })
+        // Hashed on every read, as `FileSource` does: the engine's identity of a version.
+        Ok(SourceContent::single(
+            "memory.toml",
+            Format::Toml,
+            self.texts[index].clone(),
+        ))
     }
 
     fn name(&self) -> String {

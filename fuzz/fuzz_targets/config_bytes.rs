@@ -15,5 +15,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    hotcfg::__fuzz::config_bytes(data);
+    hotcfg_tests::fuzz::config_bytes(data);
 });

@@ -63,13 +63,7 @@ impl serde::Serialize for Class {
 ///
 /// The derive applies the same rule at compile time; the runtime applies it to names given to
 /// handler registration so a typo is caught at start-up.
-///
-/// ```
-/// assert!(hotcfg::validate_scope_name("limits").is_ok());
-/// assert!(hotcfg::validate_scope_name("Limits").is_err());
-/// assert!(hotcfg::validate_scope_name("").is_err());
-/// ```
-pub fn validate_scope_name(name: &str) -> Result<(), String> {
+pub(crate) fn validate_scope_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("scope name is empty".to_string());
     }
@@ -85,4 +79,18 @@ pub fn validate_scope_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_scope_name;
+
+    #[test]
+    fn scope_names_follow_the_derive_rule() {
+        assert!(validate_scope_name("limits").is_ok());
+        assert!(validate_scope_name("rate_limit-2").is_ok());
+        assert!(validate_scope_name("Limits").is_err());
+        assert!(validate_scope_name("").is_err());
+        assert!(validate_scope_name("restart").is_err());
+    }
 }

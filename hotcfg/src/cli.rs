@@ -30,7 +30,7 @@
 //!   nothing is written and the command says so. A push whose plan would be rejected by the
 //!   nodes (restart-only changes under the reject policy) is still written, since the key is the
 //!   fleet's desired state, and the command warns that running nodes will refuse it until they
-//!   restart. See `Cli::prepare_push` for the same in two steps.
+//!   restart. See [`PreparedPush`](crate::etcd::PreparedPush) for the same in two steps.
 //! - `fleet-status --etcd ENDPOINTS --key KEY [--status-prefix P] [--expect NODES | --expect-count N]
 //!   [--json]` prints a table of the live nodes: revision, result, watch state, pending restart,
 //!   error; with `--expect`, expected nodes without a report are listed as missing.
@@ -402,9 +402,6 @@ fn write_record(record: &AuditRecord, out: &mut dyn Write) -> std::io::Result<()
 }
 
 #[cfg(feature = "etcd")]
-pub use fleet::{PreparedPush, PushError};
-
-#[cfg(feature = "etcd")]
 mod fleet {
     use std::io::Write;
     use std::path::Path;
@@ -412,83 +409,13 @@ mod fleet {
     use super::{
         Cli, EXIT_CONFLICT, EXIT_ETCD, EXIT_INVALID, EXIT_NOT_CONVERGED, EXIT_OK, EXIT_REJECTED,
     };
-    use crate::etcd::{split_endpoints, EtcdClient, EtcdError, EtcdSource, FleetStatus, Swap};
-    use crate::hot_reload::HotConfig;
-    use crate::plan::Decision;
-    use crate::{
-        ConfigError, FileSource, Format, Layer, Plan, Source, SourceContent, SourceIdentity,
+    use crate::etcd::{
+        split_endpoints, EtcdClient, EtcdSource, FleetStatus, PreparedPush, PushError,
     };
-
-    /// A push checked and planned against the value in etcd, not yet written. Made by
-    /// [`Cli::prepare_push`]; [`commit`](PreparedPush::commit) writes it if the key is still at
-    /// [`revision`](PreparedPush::revision).
-    #[derive(Clone, Debug)]
-    pub struct PreparedPush {
-        /// The key.
-        pub key: String,
-        /// The mod revision of the value planned against (0: the key did not exist).
-        pub revision: i64,
-        /// The plan against the value in etcd; `None` when there was no usable value there.
-        pub plan: Option<Plan>,
-        /// Why there is no plan: the key is absent, or its value cannot be used.
-        pub note: Option<String>,
-        /// The pushed file's identity.
-        pub identity: SourceIdentity,
-        text: String,
-    }
-
-    impl PreparedPush {
-        /// Why running nodes would reject it, if they would.
-        pub fn rejection(&self) -> Option<&str> {
-            match self.plan.as_ref().map(|p| &p.decision) {
-                Some(Decision::Reject { reason, .. }) => Some(reason),
-                _ => None,
-            }
-        }
-
-        /// Writes the value if the key is still at [`revision`](PreparedPush::revision) (one etcd
-        /// transaction); returns the new revision.
-        pub fn commit(&self, client: &EtcdClient) -> Result<i64, PushError> {
-            match client
-                .put_if_revision(&self.key, self.text.as_bytes(), self.revision)
-                .map_err(PushError::Etcd)?
-            {
-                Swap::Written(revision) => Ok(revision),
-                Swap::Conflict { current } => Err(PushError::Conflict {
-                    key: self.key.clone(),
-                    planned: self.revision,
-                    current,
-                }),
-            }
-        }
-    }
-
-    /// Why a push wrote nothing.
-    #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-    pub enum PushError {
-        /// The file cannot be used.
-        #[error("nothing pushed: {0}")]
-        Invalid(ConfigError),
-        /// The key changed between the plan and the write (another operator pushed first).
-        #[error("{}", conflict_message(key, *planned, *current))]
-        Conflict {
-            /// The key.
-            key: String,
-            /// The revision the push was planned against (0: absent).
-            planned: i64,
-            /// The key's revision when the write was refused (0: absent).
-            current: i64,
-        },
-        /// etcd cannot be reached or refused the request.
-        #[error("nothing pushed: {0}")]
-        Etcd(EtcdError),
-        /// The command cannot be carried out as given (a prefix as key, a format mismatch).
-        #[error("nothing pushed: {0}")]
-        Usage(String),
-    }
+    use crate::hot_reload::HotConfig;
 
     impl PushError {
-        /// The command's exit code for this error.
+        /// The exit code `push` ends with for this error.
         pub fn exit_code(&self) -> u8 {
             match self {
                 PushError::Invalid(_) | PushError::Usage(_) => EXIT_INVALID,
@@ -498,129 +425,7 @@ mod fleet {
         }
     }
 
-    fn conflict_message(key: &str, planned: i64, current: i64) -> String {
-        let what = match (planned, current) {
-            (0, _) => format!(
-                "{key} was created by another writer (it is at revision {current}) after this push \
-                 was planned against an absent key"
-            ),
-            (_, 0) => format!(
-                "{key} was deleted after revision {planned}, the revision this push was planned \
-                 against"
-            ),
-            _ => format!(
-                "{key} changed since revision {planned}, the revision this push was planned \
-                 against: it is now at revision {current} (another operator pushed first)"
-            ),
-        };
-        format!(
-            "push refused: {what}; nothing was written. Run push again to plan against the \
-             current value."
-        )
-    }
-
-    impl<C> Cli<C>
-    where
-        C: HotConfig,
-    {
-        /// Checks `file` and plans it against the value of `key` in etcd, writing nothing. The
-        /// value's format is the key's extension, else the file's.
-        ///
-        /// ```no_run
-        /// use hotcfg::cli::Cli;
-        /// use hotcfg::etcd::EtcdClient;
-        /// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, hotcfg::HotReload)]
-        /// # struct Config { #[reload(scope = "limits")] workers: usize }
-        ///
-        /// let client = EtcdClient::new(["127.0.0.1:2379"])?;
-        /// let push = Cli::<Config>::new().prepare_push("new.toml".as_ref(), &client, "app/config.toml")?;
-        /// println!("planned against revision {}", push.revision);
-        /// let revision = push.commit(&client)?; // refused if someone wrote the key meanwhile
-        /// # Ok::<(), Box<dyn std::error::Error>>(())
-        /// ```
-        pub fn prepare_push(
-            &self,
-            file: &Path,
-            client: &EtcdClient,
-            key: &str,
-        ) -> Result<PreparedPush, PushError> {
-            if key.is_empty() || key.ends_with('/') {
-                return Err(PushError::Usage(format!(
-                    "`{key}` is not a key: push writes one key (for a fleet that follows a prefix, \
-                     push to a key inside it)"
-                )));
-            }
-            let content = FileSource::new(file)
-                .read()
-                .map_err(|e| PushError::Invalid(e.into()))?;
-            let file_format = content.layers[0].format;
-            let format = match Format::from_path(key.as_ref()) {
-                Some(key_format) if key_format != file_format => {
-                    return Err(PushError::Usage(format!(
-                        "{} is {file_format} but the key {key} holds {key_format} (from its name)",
-                        file.display()
-                    )));
-                }
-                Some(key_format) => key_format,
-                None => file_format,
-            };
-            let candidate = self.pipeline.load(&content).map_err(PushError::Invalid)?;
-            let current = client.get(key).map_err(PushError::Etcd)?;
-            let text = content.layers[0].text.clone();
-            let identity = content.identity.clone();
-            let Some(current) = current else {
-                return Ok(PreparedPush {
-                    key: key.to_string(),
-                    revision: 0,
-                    plan: None,
-                    note: Some(format!("{key} does not exist yet: this push creates it")),
-                    identity,
-                    text,
-                });
-            };
-            let revision = current.mod_revision;
-            let live = String::from_utf8(current.value)
-                .map_err(|_| "the value is not valid UTF-8".to_string())
-                .and_then(|live_text| {
-                    let live_content = SourceContent {
-                        identity: SourceIdentity {
-                            revision: Some(revision),
-                            ..SourceIdentity::new(format!("etcd:{key}"), live_text.as_bytes())
-                        },
-                        layers: vec![Layer {
-                            name: format!("etcd:{key}"),
-                            format,
-                            text: live_text,
-                        }],
-                    };
-                    self.pipeline.load(&live_content).map_err(|e| e.to_string())
-                });
-            let (plan, note) = match live {
-                Ok(live) => {
-                    let (changes, decided) = self.pipeline.decide(&live, candidate, Vec::new());
-                    let plan = Plan::decided(Some(identity.clone()), changes, decided, |diff| {
-                        self.pipeline.scope_order(diff)
-                    });
-                    (Some(plan), None)
-                }
-                Err(problem) => (
-                    None,
-                    Some(format!(
-                        "the value at revision {revision} cannot be used ({problem}); this push \
-                         replaces it"
-                    )),
-                ),
-            };
-            Ok(PreparedPush {
-                key: key.to_string(),
-                revision,
-                plan,
-                note,
-                identity,
-                text,
-            })
-        }
-
+    impl<C: HotConfig> Cli<C> {
         pub(super) fn push(
             &self,
             file: &Path,
@@ -637,7 +442,7 @@ mod fleet {
                     return Ok(EXIT_ETCD);
                 }
             };
-            let prepared = match self.prepare_push(file, &client, key) {
+            let prepared = match PreparedPush::prepare(&self.pipeline, file, &client, key) {
                 Ok(prepared) => prepared,
                 Err(err) => {
                     writeln!(out, "{err}")?;

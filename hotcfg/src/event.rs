@@ -9,6 +9,7 @@ use crate::{Change, ConfigError, Diff, SourceIdentity};
 
 /// What started a reload.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Trigger {
     /// The initial load.
     Startup,
@@ -47,6 +48,7 @@ impl fmt::Display for Trigger {
 
 /// Why a reload failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReloadError {
     /// The candidate could not be read, parsed or validated.
     #[error(transparent)]

@@ -83,9 +83,9 @@
 //! ## Feature flags
 //!
 //! - `derive` (default): re-exports `#[derive(HotReload)]`.
-//! - `cli`: the `cli` module, operator commands (`check`, `plan`, `fields`, `history`) for any
+//! - `cli`: the [`cli`] module, operator commands (`check`, `plan`, `fields`, `history`) for any
 //!   configuration type, on clap.
-//! - `etcd`: the `etcd` module, fleets: configuration from an etcd key, followed with its watch, each
+//! - `etcd`: the [`etcd`] module, fleets: configuration from an etcd key, followed with its watch, each
 //!   node's result reported back under a lease; with `cli` also the `push` and `fleet-status`
 //!   commands. Building it needs `protoc` (Debian: `protobuf-compiler`).
 //!
@@ -97,6 +97,7 @@
 //! - A handler's `apply` that fails must leave its own subsystem as it was: only handlers that
 //!   applied successfully are rolled back.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Generated code names `::hotcfg::__private`; this makes that path work inside this crate too.
 extern crate self as hotcfg;
@@ -105,16 +106,19 @@ mod audit;
 mod cached;
 mod class;
 #[cfg(feature = "cli")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cli")))]
 pub mod cli;
 mod diff;
 mod engine;
 #[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
 pub mod etcd;
 mod event;
 mod handle;
 mod handlers;
 mod hot_reload;
 mod load;
+mod memory;
 pub mod metrics;
 mod nested_list;
 mod nonfinite;
@@ -131,17 +135,12 @@ pub mod watcher;
 #[path = "private.rs"]
 pub mod __private;
 
-#[cfg(feature = "derive")]
-#[doc(hidden)]
-#[path = "fuzz.rs"]
-pub mod __fuzz;
-
 pub use audit::{
     verify_audit_log, AuditChange, AuditFailure, AuditLog, AuditRecord, AuditRecovery, AuditSync,
     AuditVerifyError, GENESIS,
 };
 pub use cached::CachedReader;
-pub use class::{validate_scope_name, Class};
+pub use class::Class;
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
 pub use engine::{BuildError, Pipeline, Reloader, ReloaderBuilder, DEFAULT_HISTORY_LEN};
 pub use event::{ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, Rollback, Trigger};
@@ -149,8 +148,9 @@ pub use handle::{Handle, Projection, ProjectionGuard, Snapshot};
 pub use handlers::{ApplyContext, BoxError, ScopeHandler};
 pub use hot_reload::{HotConfig, HotReload, WatchedFile};
 pub use load::{
-    locate_key, ConfigError, Format, Loader, Problem, Stage, DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUES,
+    ConfigError, Format, Loader, Problem, Stage, DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUES,
 };
+pub use memory::MemorySource;
 pub use plan::{Decision, Plan, RestartPolicy};
 pub use schema::{redacted_json, AsConfig, FieldInfo};
 pub use secret::Secret;

@@ -89,6 +89,26 @@ pub struct SourceContent {
     pub identity: SourceIdentity,
 }
 
+impl SourceContent {
+    /// One document, its identity computed from its bytes: what an in-memory source, a test or a
+    /// value fetched elsewhere reads as.
+    ///
+    /// ```
+    /// use hotcfg::{Format, SourceContent};
+    ///
+    /// let content = SourceContent::single("app.toml", Format::Toml, "workers = 2");
+    /// assert_eq!(content.identity.path, "app.toml");
+    /// assert_eq!(content.layers[0].text, "workers = 2");
+    /// ```
+    pub fn single(name: impl Into<String>, format: Format, text: impl Into<String>) -> Self {
+        let (name, text) = (name.into(), text.into());
+        SourceContent {
+            identity: SourceIdentity::new(name.clone(), text.as_bytes()),
+            layers: vec![Layer { name, format, text }],
+        }
+    }
+}
+
 /// A failure to read configuration bytes. Names the source and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{name}: {problem}")]

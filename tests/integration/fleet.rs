@@ -12,9 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotcfg::cli::{Cli, Command as Op, PushError, EXIT_CONFLICT, EXIT_OK, EXIT_REJECTED};
+use hotcfg::cli::{Cli, Command as Op, EXIT_CONFLICT, EXIT_OK, EXIT_REJECTED};
 use hotcfg::etcd::{
     EtcdClient, EtcdFollower, EtcdOptions, EtcdSource, FollowerOptions, NodeResult, NodeStatus,
+    PreparedPush, PushError,
 };
 use hotcfg::{HotReload, Pipeline, ReloadResult, Reloader, RestartPolicy, Violations};
 use hotcfg_tests::{Rendezvous, Sandbox};
@@ -729,8 +730,8 @@ fn of_two_pushes_planned_against_the_same_revision_one_is_written_the_other_refu
     // Both plan against `base`, then both write: the compare-and-swap lets exactly one through.
     let client = hotcfg::etcd::EtcdClient::new([etcd.endpoint()]).unwrap();
     let planner = cli(RestartPolicy::Reject);
-    let a = planner.prepare_push(&alice, &client, KEY).unwrap();
-    let b = planner.prepare_push(&bob, &client, KEY).unwrap();
+    let a = PreparedPush::prepare(planner.pipeline(), &alice, &client, KEY).unwrap();
+    let b = PreparedPush::prepare(planner.pipeline(), &bob, &client, KEY).unwrap();
     assert_eq!((a.revision, b.revision), (base, base));
     let written = a.commit(&client).unwrap();
     let refused = b.commit(&client).unwrap_err();

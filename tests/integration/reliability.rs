@@ -525,7 +525,7 @@ fn model_based_stress_with_readers() {
 
 /// A valid configuration in each format (the first byte picks the format).
 fn seeds() -> Vec<Vec<u8>> {
-    let toml = hotcfg::__fuzz::LIVE.to_string();
+    let toml = hotcfg_tests::fuzz::LIVE.to_string();
     let json = r#"{"listen": "127.0.0.1:7000", "token": "t", "limits": {"max": 2, "queue": 3},
 "templates": {"p": "x"}, "loops": {"a": {"iterations": 1, "template": "p"}},
 "tls": {"cert": "c", "key": "k"}}"#;
@@ -604,7 +604,7 @@ fn fuzz_twin_bytes_through_load_validate_diff_and_plan() {
     let outcomes = Mutex::new(BTreeMap::<String, u32>::new());
     let check = |data: &[u8]| -> Result<(), TestCaseError> {
         let begun = Instant::now();
-        let outcome = hotcfg::__fuzz::config_bytes(data);
+        let outcome = hotcfg_tests::fuzz::config_bytes(data);
         prop_assert!(
             begun.elapsed() < Duration::from_secs(5),
             "{:?} for {} bytes",

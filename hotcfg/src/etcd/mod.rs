@@ -102,6 +102,7 @@ mod client;
 mod follow;
 mod follower;
 mod health;
+mod push;
 mod reporter;
 mod source;
 mod status;
@@ -115,5 +116,6 @@ pub use health::{
     WatchHealth, WatchState, ETCD_REVISION, ETCD_WATCHING, ETCD_WATCH_FAILURES_TOTAL,
     ETCD_WATCH_STATE_SINCE_SECONDS,
 };
+pub use push::{PreparedPush, PushError};
 pub use source::EtcdSource;
 pub use status::{Expected, FleetStatus, NodeResult, NodeStatus};

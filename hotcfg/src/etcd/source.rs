@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use super::client::{EtcdClient, Listing};
+use super::client::{Entry, EtcdClient, Listing};
 use crate::source::{hex, sha256_hex};
 use crate::{Format, Layer, Source, SourceContent, SourceError, SourceIdentity};
 
@@ -185,6 +185,16 @@ impl EtcdSource {
             .last_read
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = note;
+    }
+
+    /// The content of one entry read elsewhere (by a push planning against it), exactly as a
+    /// read of this source would give it.
+    pub(crate) fn content_of(&self, entry: Entry) -> Result<SourceContent, SourceError> {
+        let revision = entry.mod_revision;
+        self.content(Listing {
+            entries: vec![entry],
+            revision,
+        })
     }
 
     fn content(&self, listing: Listing) -> Result<SourceContent, SourceError> {

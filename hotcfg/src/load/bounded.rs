@@ -9,10 +9,10 @@ use serde::de;
 
 use super::format::Format;
 
-/// Nesting allowed in one document unless [`Loader::max_depth`] says otherwise.
+/// Nesting allowed in one document unless [`Loader::max_depth`](super::Loader::max_depth) says otherwise.
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 
-/// Values allowed in one document unless [`Loader::max_values`] says otherwise.
+/// Values allowed in one document unless [`Loader::max_values`](super::Loader::max_values) says otherwise.
 pub const DEFAULT_MAX_VALUES: usize = 100_000;
 
 /// What one parsed document may hold.

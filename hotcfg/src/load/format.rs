@@ -103,7 +103,7 @@ pub(super) fn parse_layer(layer: &Layer, limits: Limits) -> Result<Dict, Problem
                     ),
                 ));
             }
-            seed.deserialize(serde_yaml::Deserializer::from_str(&layer.text))
+            seed.deserialize(serde_yaml_ng::Deserializer::from_str(&layer.text))
                 .map_err(|err| {
                     let location = err.location();
                     let message = format!("invalid YAML: {err}");

@@ -1,14 +1,14 @@
 //! What the fuzz target (`fuzz/fuzz_targets/config_bytes.rs`) and its proptest twin in the test
 //! suite both run: arbitrary bytes as a configuration file, through loading, validation, diff and
-//! plan. Not a public API.
+//! plan.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use crate::{
-    Decision, Format, HotReload, Layer, Plan, Reloader, Secret, Source, SourceContent, SourceError,
-    SourceIdentity, Violations,
+use hotcfg::{
+    Decision, Format, HotReload, MemorySource, Plan, Reloader, Secret, SourceContent, Violations,
 };
+use serde::{Deserialize, Serialize};
 
 /// The live configuration's secret. No input may make it appear in what a plan renders.
 pub const LIVE_SECRET: &str = "live-secret-Zq8vK2";
@@ -36,7 +36,7 @@ template = "progress"
 
 /// A configuration with every kind of field: restart, scopes, nested, maps of nested values, an
 /// optional section, a secret.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
 pub struct FuzzConfig {
     /// Restart-only.
     #[reload(restart)]
@@ -67,7 +67,7 @@ pub struct FuzzConfig {
 }
 
 /// Limits.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
 #[reload(scope = "limits")]
 pub struct FuzzLimits {
     /// At least 1.
@@ -77,7 +77,7 @@ pub struct FuzzLimits {
 }
 
 /// A loop type.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
 #[reload(scope = "loops")]
 pub struct FuzzLoop {
     /// Iterations.
@@ -87,7 +87,7 @@ pub struct FuzzLoop {
 }
 
 /// TLS settings.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
 pub struct FuzzTls {
     /// Hot.
     #[reload(scope = "tls")]
@@ -114,34 +114,11 @@ pub fn validate(config: &FuzzConfig, v: &mut Violations) {
     }
 }
 
-#[derive(Debug)]
-struct Fixed(SourceContent);
-
-impl Source for Fixed {
-    fn read(&self) -> Result<SourceContent, SourceError> {
-        Ok(self.0.clone())
-    }
-    fn name(&self) -> String {
-        self.0.identity.path.clone()
-    }
-}
-
-fn content(name: &str, format: Format, text: &str) -> SourceContent {
-    SourceContent {
-        layers: vec![Layer {
-            name: name.to_string(),
-            format,
-            text: text.to_string(),
-        }],
-        identity: SourceIdentity::new(name, text.as_bytes()),
-    }
-}
-
 /// The engine, built once per process with [`LIVE`] live.
 pub fn reloader() -> &'static Reloader<FuzzConfig> {
     static RELOADER: OnceLock<Reloader<FuzzConfig>> = OnceLock::new();
     RELOADER.get_or_init(|| {
-        Reloader::builder(Fixed(content("live.toml", Format::Toml, LIVE)))
+        Reloader::builder(MemorySource::new("live.toml", Format::Toml, LIVE))
             .validator(validate)
             .on_apply("limits", |_| Ok(()))
             .on_apply("loops", |_| Ok(()))
@@ -181,11 +158,11 @@ pub fn config_bytes(data: &[u8]) -> Outcome {
         return Outcome::NotUtf8;
     };
     let reloader = reloader();
-    let plan = reloader.plan_content(Ok(content(name, format, text)));
+    let plan = reloader.plan_content(Ok(SourceContent::single(name, format, text)));
     // An input may hold the live secret's text itself (in `listen`, say), and then shows it.
     check_plan(&plan, !text.contains(LIVE_SECRET));
     // A dry run is a pure function of the live configuration and the text.
-    let again = reloader.plan_content(Ok(content(name, format, text)));
+    let again = reloader.plan_content(Ok(SourceContent::single(name, format, text)));
     assert_eq!(plan, again, "two plans of the same text differ");
     match plan.decision {
         Decision::Invalid { .. } => Outcome::Invalid,
@@ -238,12 +215,12 @@ fn check_plan(plan: &Plan, secret_must_not_show: bool) {
     for change in plan.changes.iter() {
         if change.secret {
             assert_eq!(
-                change.old.as_deref().unwrap_or(crate::REDACTED),
-                crate::REDACTED
+                change.old.as_deref().unwrap_or(hotcfg::REDACTED),
+                hotcfg::REDACTED
             );
             assert_eq!(
-                change.new.as_deref().unwrap_or(crate::REDACTED),
-                crate::REDACTED
+                change.new.as_deref().unwrap_or(hotcfg::REDACTED),
+                hotcfg::REDACTED
             );
         }
     }
