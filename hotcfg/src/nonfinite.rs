@@ -12,13 +12,13 @@ const MARKER: &str = "\u{1}hotcfg-float:";
 /// `value` as the diff walks it, with non-finite floats kept as markers (and secrets as
 /// fingerprints); `None` when it cannot be represented.
 pub(crate) fn float_aware<T: serde::Serialize + ?Sized>(value: &T) -> Option<serde_json::Value> {
-    let yaml = with_fingerprints(|| serde_yaml::to_value(value)).ok()?;
+    let yaml = with_fingerprints(|| serde_yaml_ng::to_value(value)).ok()?;
     Some(convert(yaml))
 }
 
-fn convert(value: serde_yaml::Value) -> serde_json::Value {
+fn convert(value: serde_yaml_ng::Value) -> serde_json::Value {
     use serde_json::Value as J;
-    use serde_yaml::Value as Y;
+    use serde_yaml_ng::Value as Y;
     match value {
         Y::Null => J::Null,
         Y::Bool(b) => J::Bool(b),
@@ -39,7 +39,7 @@ fn convert(value: serde_yaml::Value) -> serde_json::Value {
     }
 }
 
-fn number(n: &serde_yaml::Number) -> serde_json::Value {
+fn number(n: &serde_yaml_ng::Number) -> serde_json::Value {
     if let Some(u) = n.as_u64() {
         return u.into();
     }
@@ -63,12 +63,12 @@ fn spelling(f: f64) -> &'static str {
     }
 }
 
-fn key_text(key: serde_yaml::Value) -> String {
+fn key_text(key: serde_yaml_ng::Value) -> String {
     match key {
-        serde_yaml::Value::String(s) => s,
-        serde_yaml::Value::Number(n) => n.to_string(),
-        serde_yaml::Value::Bool(b) => b.to_string(),
-        other => serde_yaml::to_string(&other)
+        serde_yaml_ng::Value::String(s) => s,
+        serde_yaml_ng::Value::Number(n) => n.to_string(),
+        serde_yaml_ng::Value::Bool(b) => b.to_string(),
+        other => serde_yaml_ng::to_string(&other)
             .map(|text| text.trim_end().to_string())
             .unwrap_or_default(),
     }
