@@ -735,10 +735,14 @@ fn the_daemon_under_load_loses_nothing_across_200_reloads() {
             .is_some_and(|loops| loops.iter().any(|l| l["id"] == pin))
     });
     let stop = Arc::new(AtomicBool::new(false));
+    // Acknowledged submits so far: durable submits are slower than the reloads, so the clients
+    // keep submitting after the last reload until they have been answered often enough.
+    let acknowledged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let tallies: Vec<_> = (0..4)
         .map(|worker| {
             let mut client = daemon.client(TOKEN);
             let stop = stop.clone();
+            let acknowledged = acknowledged.clone();
             std::thread::spawn(move || {
                 let mut tally = Tally::default();
                 let mut i = 0u64;
@@ -750,7 +754,10 @@ fn the_daemon_under_load_loses_nothing_across_200_reloads() {
                     };
                     match client.try_call(&format!("submit {kind}")) {
                         Ok(reply) => match (reply["queued"].as_u64(), reply["error"].as_str()) {
-                            (Some(id), None) => tally.queued.push(id),
+                            (Some(id), None) => {
+                                tally.queued.push(id);
+                                acknowledged.fetch_add(1, Ordering::Relaxed);
+                            }
                             (None, Some(e)) if e.starts_with("queue full") => tally.full += 1,
                             _ => tally.problems.push(format!("submit: {reply}")),
                         },
@@ -840,6 +847,11 @@ fn the_daemon_under_load_loses_nothing_across_200_reloads() {
         pin_iterations = iterations;
     }
     let reload_time = started.elapsed();
+    wait_until(
+        "the clients to have more than 100 submits acknowledged",
+        Duration::from_secs(60),
+        || acknowledged.load(Ordering::Relaxed) > 100,
+    );
     stop.store(true, Ordering::Relaxed);
     let mut tally = Tally::default();
     let mut clients: Vec<Client> = Vec::new();

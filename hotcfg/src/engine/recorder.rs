@@ -71,6 +71,12 @@ impl Recorder {
         })
     }
 
+    /// Publishes the restarts a commit leaves pending, just before its store (`record` publishes
+    /// the same list again with the event).
+    pub(crate) fn publish_pending(&self, pending: &[Change]) {
+        self.published().pending = pending.to_vec();
+    }
+
     /// Records `event`; `pending` and `referenced` are the engine's state after it. `audited`:
     /// its audit record was written before the commit ([`audit_first`](Recorder::audit_first)).
     pub(crate) fn record(

@@ -284,6 +284,11 @@ impl<C: HotConfig> Reloader<C> {
             tracing::error!(%error, %rollback, "reload failed");
             ReloadResult::Failed { error, rollback }
         })?;
+        // Published before the store, so a reader that sees the new generation never sees the
+        // previous generation's pending restarts beside it.
+        self.inner
+            .recorder
+            .publish_pending(result.pending_restart());
         let snapshot = Snapshot::new(next, commit.identity, commit.effective);
         self.inner.handle.store(snapshot);
         tracing::info!(
