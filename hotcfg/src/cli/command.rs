@@ -1,0 +1,76 @@
+//! The operator commands as a clap subcommand.
+
+use std::path::PathBuf;
+
+/// The operator commands.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Validate a configuration file; errors name the file, line and key.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Dry run: what reloading FILE over the running configuration CURRENT would do.
+    Plan {
+        /// The configuration running now.
+        #[arg(long = "config", value_name = "CURRENT")]
+        current: PathBuf,
+        /// The candidate.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every configuration field: path, class (scope or restart), secret, docs.
+    Fields,
+    /// Show the reload history recorded in an audit log.
+    History {
+        /// The JSON Lines audit log.
+        #[arg(long = "audit-log", value_name = "PATH")]
+        audit_log: PathBuf,
+        /// Check the hash chain and report the first broken line.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Push FILE to an etcd key: check it, plan it against the value there, then write it only if
+    /// the key is still at the revision planned against.
+    #[cfg(feature = "etcd")]
+    Push {
+        /// The configuration file to push.
+        file: PathBuf,
+        /// etcd endpoints, comma-separated (`127.0.0.1:2379,10.0.0.2:2379`).
+        #[arg(long = "etcd", value_name = "ENDPOINTS")]
+        etcd: String,
+        /// The key the fleet follows.
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        /// Write only if the key is still at this revision (the one a dry run showed).
+        #[arg(long = "expect-revision", value_name = "REVISION")]
+        expect_revision: Option<i64>,
+        /// Check and plan against the value in etcd; write nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+    /// Every live node's result for an etcd key: revision, result, pending restart, error.
+    #[cfg(feature = "etcd")]
+    FleetStatus {
+        /// etcd endpoints, comma-separated.
+        #[arg(long = "etcd", value_name = "ENDPOINTS")]
+        etcd: String,
+        /// The key the fleet follows (a prefix when it ends with `/`).
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        /// Where the nodes report (default `<KEY>/status/`; for a prefix `<PREFIX>.status/`).
+        #[arg(long = "status-prefix", value_name = "PREFIX")]
+        status_prefix: Option<String>,
+        /// The node ids that should report, comma-separated: one without a report is missing.
+        #[arg(long, value_name = "NODES", value_delimiter = ',')]
+        expect: Vec<String>,
+        /// At least this many nodes should report.
+        #[arg(long = "expect-count", value_name = "N")]
+        expect_count: Option<usize>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}

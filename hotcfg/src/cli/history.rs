@@ -1,0 +1,87 @@
+//! `history`: the records of an audit log, optionally with its hash chain verified.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::{EXIT_INVALID, EXIT_OK};
+use crate::audit::{verify_audit_log, AuditRecord};
+
+pub(super) fn history(path: &PathBuf, verify: bool, out: &mut dyn Write) -> std::io::Result<u8> {
+    let records = if verify {
+        match verify_audit_log(path) {
+            Ok(records) => records,
+            Err(err) => {
+                writeln!(out, "audit log does not verify: {err}")?;
+                return Ok(EXIT_INVALID);
+            }
+        }
+    } else {
+        match read_records(path) {
+            Ok(records) => records,
+            Err(err) => {
+                writeln!(out, "{err}")?;
+                return Ok(EXIT_INVALID);
+            }
+        }
+    };
+    for record in &records {
+        write_record(record, out)?;
+    }
+    if verify {
+        let repairs = records.iter().filter(|r| r.recovered.is_some()).count();
+        write!(out, "hash chain verified: {} record(s)", records.len())?;
+        if repairs > 0 {
+            write!(out, "; {repairs} torn tail(s) repaired on open")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn read_records(path: &PathBuf) -> Result<Vec<AuditRecord>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .map_err(|e| format!("{}:{}: not an audit record: {e}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn write_record(record: &AuditRecord, out: &mut dyn Write) -> std::io::Result<()> {
+    write!(
+        out,
+        "{}  #{:<4} {:8} {:9}",
+        record.time, record.generation, record.trigger, record.result
+    )?;
+    if let Some(source) = &record.source {
+        write!(
+            out,
+            " sha256 {}",
+            &source.sha256[..12.min(source.sha256.len())]
+        )?;
+    }
+    writeln!(out, " ({:.1} ms)", record.duration_ms)?;
+    for change in &record.changes {
+        let old = change.old.as_deref().unwrap_or("-");
+        let new = change.new.as_deref().unwrap_or("-");
+        writeln!(
+            out,
+            "    {} [{}] {}: {old} -> {new}",
+            change.path, change.class, change.kind
+        )?;
+    }
+    if !record.pending_restart.is_empty() {
+        writeln!(
+            out,
+            "    pending restart: {}",
+            record.pending_restart.join(", ")
+        )?;
+    }
+    if let Some(error) = &record.error {
+        writeln!(out, "    {}", error.replace('\n', "\n    "))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Operator commands every application with a [`HotReload`] configuration gets: `check`, `plan`,
+//! `fields` and `history` (feature `cli`).
+//!
+//! Flatten [`Command`] into the application's own clap parser and call [`Cli::run`]:
+//!
+//! ```
+//! use hotcfg::cli::{Cli, Command};
+//! use hotcfg::HotReload;
+//!
+//! #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+//! struct Config {
+//!     /// Loops allowed at once.
+//!     #[reload(scope = "limits")]
+//!     workers: usize,
+//! }
+//!
+//! let mut out = Vec::new();
+//! let code = Cli::<Config>::new().run(&Command::Fields, &mut out);
+//! assert_eq!(code, 0);
+//! let table = String::from_utf8(out).unwrap();
+//! assert!(table.contains("workers"));
+//! assert!(table.contains("limits"));
+//! ```
+//!
+//! With the `etcd` feature there are two fleet commands (see the `etcd` module):
+//!
+//! - `push FILE --etcd ENDPOINTS --key KEY [--expect-revision REV] [--dry-run]` checks FILE,
+//!   plans it against the value now in etcd (printing the revision planned against), then writes
+//!   it with a compare-and-swap on that revision: if another operator wrote the key in between,
+//!   nothing is written and the command says so. A push whose plan would be rejected by the
+//!   nodes (restart-only changes under the reject policy) is still written, since the key is the
+//!   fleet's desired state, and the command warns that running nodes will refuse it until they
+//!   restart. See [`PreparedPush`](crate::etcd::PreparedPush) for the same in two steps.
+//! - `fleet-status --etcd ENDPOINTS --key KEY [--status-prefix P] [--expect NODES | --expect-count N]
+//!   [--json]` prints a table of the live nodes: revision, result, watch state, pending restart,
+//!   error; with `--expect`, expected nodes without a report are listed as missing.
+//!
+//! Exit codes:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 ([`EXIT_OK`]) | success: valid; a plan that would apply or change nothing; pushed; the fleet converged |
+//! | 1 ([`EXIT_INVALID`]) | the input is invalid or unreadable (or an audit log does not verify); nothing pushed |
+//! | 3 ([`EXIT_REJECTED`]) | the plan would be rejected (`push`: written, but running nodes will refuse it) |
+//! | 4 ([`EXIT_CONFLICT`]) | `push` refused: the key changed since the revision planned against; nothing written |
+//! | 5 ([`EXIT_ETCD`]) | etcd cannot be reached or refused the request; nothing written |
+//! | 6 ([`EXIT_NOT_CONVERGED`]) | `fleet-status`: some node has not applied the key's current revision or is not watching it, an expected node is missing (or no node reports) |
+
+mod command;
+mod fields;
+#[cfg(feature = "etcd")]
+mod fleet_status;
+mod history;
+#[cfg(feature = "etcd")]
+mod push;
+
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+
+pub use command::Command;
+pub use fields::fields;
+#[cfg(feature = "etcd")]
+use fleet_status::fleet_status;
+use history::history;
+
+use crate::engine::Pipeline;
+use crate::hot_reload::HotConfig;
+use crate::load::ConfigError;
+use crate::plan::Decision;
+use crate::source::{FileSource, Source, SourceContent};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the input is invalid or unreadable.
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code: the plan would be rejected.
+pub const EXIT_REJECTED: u8 = 3;
+/// Exit code: `push` refused because the key changed since the revision planned against.
+pub const EXIT_CONFLICT: u8 = 4;
+/// Exit code: etcd cannot be reached, or refused the request.
+pub const EXIT_ETCD: u8 = 5;
+/// Exit code: `fleet-status` found a node that has not applied the key's current revision.
+pub const EXIT_NOT_CONVERGED: u8 = 6;
+
+/// Runs [`Command`]s for configuration type `C`, with the same [`Pipeline`] (loading,
+/// validation, policy and scope dependencies) as the application's engine.
+///
+/// ```
+/// use hotcfg::cli::Cli;
+/// use hotcfg::{HotReload, Pipeline, RestartPolicy};
+/// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+/// # struct Config { #[reload(scope = "limits")] workers: usize }
+///
+/// let pipeline = Pipeline::<Config>::new().policy(RestartPolicy::Defer);
+/// let cli = Cli::from(pipeline.clone()); // and `Reloader::builder(..).pipeline(pipeline)`
+/// assert_eq!(cli.pipeline().restart_policy(), RestartPolicy::Defer);
+/// ```
+pub struct Cli<C> {
+    pipeline: Pipeline<C>,
+}
+
+impl<C> fmt::Debug for Cli<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cli")
+            .field("pipeline", &self.pipeline)
+            .finish()
+    }
+}
+
+impl<C: HotConfig> Default for Cli<C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: HotConfig> From<Pipeline<C>> for Cli<C> {
+    fn from(pipeline: Pipeline<C>) -> Self {
+        Cli { pipeline }
+    }
+}
+
+impl<C: HotConfig> Cli<C> {
+    /// Commands with the default [`Pipeline`]: a plain loader, no validation, the reject policy.
+    pub fn new() -> Self {
+        Self::from(Pipeline::default())
+    }
+
+    /// The stages every command puts a file through.
+    pub fn pipeline(&self) -> &Pipeline<C> {
+        &self.pipeline
+    }
+
+    /// Runs `command`, writing its report to `out`; returns the exit code.
+    pub fn run(&self, command: &Command, out: &mut dyn Write) -> u8 {
+        let result = match command {
+            Command::Check { file } => self.check(file, out),
+            Command::Plan {
+                current,
+                file,
+                json,
+            } => self.plan(current, file, *json, out),
+            Command::Fields => fields::<C>(out).map(|()| EXIT_OK),
+            Command::History { audit_log, verify } => history(audit_log, *verify, out),
+            #[cfg(feature = "etcd")]
+            Command::Push {
+                file,
+                etcd,
+                key,
+                expect_revision,
+                dry_run,
+            } => {
+                let request = push::PushRequest {
+                    file,
+                    endpoints: etcd,
+                    key,
+                    expect_revision: *expect_revision,
+                    dry_run: *dry_run,
+                };
+                self.push(&request, out)
+            }
+            #[cfg(feature = "etcd")]
+            Command::FleetStatus {
+                etcd,
+                key,
+                status_prefix,
+                expect,
+                expect_count,
+                json,
+            } => {
+                let expected = crate::etcd::Expected {
+                    nodes: expect.clone(),
+                    count: *expect_count,
+                };
+                fleet_status(etcd, key, status_prefix.as_deref(), expected, *json, out)
+            }
+        };
+        result.unwrap_or_else(|err| {
+            let _ = writeln!(out, "error: cannot write the report: {err}");
+            EXIT_INVALID
+        })
+    }
+
+    fn load(&self, file: &PathBuf) -> Result<(C, SourceContent), ConfigError> {
+        let content = FileSource::new(file).read()?;
+        let config = self.pipeline.load(&content)?;
+        Ok((config, content))
+    }
+
+    fn check(&self, file: &PathBuf, out: &mut dyn Write) -> std::io::Result<u8> {
+        match self.load(file) {
+            Ok((_, content)) => {
+                writeln!(out, "ok: {} is valid", content.identity)?;
+                Ok(EXIT_OK)
+            }
+            Err(err) => {
+                writeln!(out, "{err}")?;
+                Ok(EXIT_INVALID)
+            }
+        }
+    }
+
+    fn plan(
+        &self,
+        current: &PathBuf,
+        file: &PathBuf,
+        json: bool,
+        out: &mut dyn Write,
+    ) -> std::io::Result<u8> {
+        let live = match self.load(current) {
+            Ok((live, _)) => live,
+            Err(err) => {
+                writeln!(out, "the current configuration cannot be used: {err}")?;
+                return Ok(EXIT_INVALID);
+            }
+        };
+        // No handlers here: the plan lists every scope that would run.
+        let content = FileSource::new(file).read();
+        let plan = self
+            .pipeline
+            .plan(&live, content, |_| Vec::new(), |order| order);
+        if json {
+            let text = serde_json::to_string_pretty(&plan).map_err(std::io::Error::other)?;
+            writeln!(out, "{text}")?;
+        } else {
+            writeln!(out, "{plan}")?;
+        }
+        Ok(match plan.decision {
+            Decision::Invalid { .. } => EXIT_INVALID,
+            Decision::Reject { .. } => EXIT_REJECTED,
+            _ => EXIT_OK,
+        })
+    }
+}
