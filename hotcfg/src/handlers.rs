@@ -6,6 +6,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::event::Rollback;
+use crate::plan::{PrepareVerdict, Verdict};
 use crate::{Change, Diff};
 
 /// The error type handlers return: any error, or a plain message (`Err("...".into())`).
@@ -61,6 +62,9 @@ pub struct ApplyContext<'a, C> {
 /// ```
 pub trait ScopeHandler<C>: Send + Sync + 'static {
     /// Checks that the change is compatible with running work; an error vetoes the reload.
+    ///
+    /// It must change nothing: a dry run ([`PlanOptions::run_prepare`](crate::PlanOptions::run_prepare))
+    /// calls it without `apply`, and a reload vetoed by another handler does not undo it.
     fn prepare(&self, cx: &ApplyContext<'_, C>) -> Result<(), BoxError> {
         let _ = cx;
         Ok(())
@@ -93,6 +97,17 @@ where
 pub(crate) enum StepFailure {
     Error(String),
     Panic(String),
+}
+
+impl StepFailure {
+    /// What a refusal of `scope`'s `prepare` says, in a plan or a reload's rejection.
+    pub(crate) fn into_verdict(self, scope: String) -> PrepareVerdict {
+        let verdict = match self {
+            StepFailure::Error(message) => Verdict::Vetoed { message },
+            StepFailure::Panic(message) => Verdict::Panicked { message },
+        };
+        PrepareVerdict { scope, verdict }
+    }
 }
 
 /// The registered handlers, by scope. (The order scopes run in is the
@@ -151,6 +166,30 @@ impl<C: 'static> Handlers<C> {
             })?;
         }
         Ok(())
+    }
+
+    /// A dry run's `prepare`: asks every handler of every given scope, even after a veto, so a
+    /// plan shows every refusal at once; each scope's verdict is its first refusal, as in a reload.
+    pub(crate) fn prepare_each(&self, order: &[String], step: &Step<'_, C>) -> Vec<PrepareVerdict> {
+        order
+            .iter()
+            .map(|scope| {
+                let refusal = step.in_context(scope, |cx| {
+                    self.by_scope
+                        .get(scope)
+                        .into_iter()
+                        .flatten()
+                        .find_map(|handler| guarded(|| handler.prepare(cx)).err())
+                });
+                match refusal {
+                    None => PrepareVerdict {
+                        scope: scope.clone(),
+                        verdict: Verdict::Accepted,
+                    },
+                    Some(failure) => failure.into_verdict(scope.clone()),
+                }
+            })
+            .collect()
     }
 
     /// Runs `apply` in order; on failure rolls back what applied, in reverse order.

@@ -151,7 +151,7 @@ pub use load::{
     ConfigError, Format, Loader, Problem, Stage, DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUES,
 };
 pub use memory::MemorySource;
-pub use plan::{Decision, Plan, RestartPolicy};
+pub use plan::{Decision, Plan, PlanOptions, PrepareVerdict, RestartPolicy, Verdict};
 pub use schema::{redacted_json, AsConfig, FieldInfo};
 pub use secret::Secret;
 #[cfg(unix)]

@@ -11,6 +11,7 @@ mod fleet;
 mod hostile;
 mod http;
 mod lists;
+mod plan_prepare;
 mod props;
 mod reliability;
 mod rollback;

@@ -31,10 +31,11 @@ pub(crate) enum Decided<C> {
 }
 
 impl<C> Decided<C> {
-    /// The public form, for a plan; `handlers_for` orders the scopes an apply would run.
+    /// The public form, for a plan; `handlers_for` orders the scopes an apply of the configuration
+    /// it would store, with its diff, would run.
     pub(crate) fn into_decision(
         self,
-        handlers_for: impl FnOnce(&Diff) -> Vec<String>,
+        handlers_for: impl FnOnce(&C, &Diff) -> Vec<String>,
     ) -> (Decision, Vec<String>) {
         match self {
             Decided::Unchanged => (Decision::Unchanged, Vec::new()),
@@ -48,11 +49,11 @@ impl<C> Decided<C> {
                 Vec::new(),
             ),
             Decided::Apply {
+                effective,
                 effective_diff,
                 pending,
-                ..
             } => {
-                let handlers = handlers_for(&effective_diff);
+                let handlers = handlers_for(&effective, &effective_diff);
                 let decision = Decision::Apply {
                     applied: effective_diff.into_changes(),
                     pending_restart: pending,

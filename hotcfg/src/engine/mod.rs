@@ -28,12 +28,12 @@ use tokio::sync::broadcast;
 pub use builder::{BuildError, ReloaderBuilder, DEFAULT_HISTORY_LEN};
 pub use pipeline::Pipeline;
 
-use crate::diff::Change;
+use crate::diff::{Change, Diff};
 use crate::event::{ReloadEvent, Trigger};
 use crate::handle::Handle;
-use crate::handlers::Handlers;
+use crate::handlers::{Handlers, Step};
 use crate::hot_reload::{HotConfig, HotReload};
-use crate::plan::{Plan, RestartPolicy};
+use crate::plan::{Plan, PlanOptions, RestartPolicy};
 use crate::source::{Source, SourceContent, SourceError};
 use recorder::{Published, Recorder};
 use referenced::{Hashes, Referenced};
@@ -180,20 +180,85 @@ impl<C: HotConfig> Reloader<C> {
 
     /// A dry run of `content` (read elsewhere: a file given on the command line).
     pub fn plan_content(&self, content: Result<SourceContent, SourceError>) -> Plan {
+        self.plan_with(content, PlanOptions::default())
+    }
+
+    /// A dry run of `content` that may do more than decide, as `options` say: with
+    /// [`PlanOptions::run_prepare`], every handler an apply would run is asked (`prepare` only,
+    /// never `apply`) and the plan carries each verdict; a veto makes the decision the rejection
+    /// the reload would give. Only for handlers whose `prepare` changes nothing.
+    ///
+    /// ```
+    /// use hotcfg::{BoxError, Decision, HotReload, MemorySource, PlanOptions, Reloader, Verdict};
+    /// use hotcfg::{ApplyContext, ScopeHandler, SourceContent, Format};
+    ///
+    /// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+    /// struct Config {
+    ///     #[reload(scope = "pool")]
+    ///     workers: usize,
+    /// }
+    ///
+    /// /// Refuses to shrink below the 3 busy workers.
+    /// struct Pool;
+    /// impl ScopeHandler<Config> for Pool {
+    ///     fn prepare(&self, cx: &ApplyContext<'_, Config>) -> Result<(), BoxError> {
+    ///         if cx.new.workers < 3 {
+    ///             return Err("3 workers are busy".into());
+    ///         }
+    ///         Ok(())
+    ///     }
+    ///     fn apply(&self, _: &ApplyContext<'_, Config>) -> Result<(), BoxError> {
+    ///         unreachable!("a dry run never applies")
+    ///     }
+    /// }
+    ///
+    /// let source = MemorySource::new("app.toml", Format::Toml, "workers = 4");
+    /// let reloader = Reloader::<Config>::builder(source).handler("pool", Pool).build()?;
+    /// let candidate = SourceContent::single("candidate", Format::Toml, "workers = 2");
+    /// let plan = reloader.plan_with(Ok(candidate), PlanOptions::new().run_prepare());
+    ///
+    /// let verdicts = plan.prepare.as_deref().unwrap_or_default();
+    /// assert_eq!(verdicts[0].scope, "pool");
+    /// assert_eq!(verdicts[0].verdict, Verdict::Vetoed { message: "3 workers are busy".into() });
+    /// assert!(matches!(&plan.decision, Decision::Reject { reason, .. }
+    ///     if reason == "vetoed by the `pool` handler: 3 workers are busy"));
+    /// assert_eq!(reloader.handle().load().workers, 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn plan_with(
+        &self,
+        content: Result<SourceContent, SourceError>,
+        options: PlanOptions,
+    ) -> Plan {
+        // Asking handlers waits for a running reload: they see the live version it would see.
+        let _one_at_a_time = options.runs_prepare().then(|| self.lock());
         let live = self.inner.handle.snapshot();
         let handlers = &self.inner.handlers;
-        self.inner.pipeline.plan(
+        let referenced = |candidate: &C| {
+            let published = self.published();
+            let (changes, _) = self
+                .inner
+                .referenced
+                .changes(candidate, &published.referenced);
+            changes
+        };
+        let prepare = |effective: &C, diff: &Diff, order: &[String]| {
+            options.runs_prepare().then(|| {
+                let step = Step {
+                    old: live.config(),
+                    new: effective,
+                    diff,
+                    generation: live.generation() + 1,
+                };
+                handlers.prepare_each(order, &step)
+            })
+        };
+        self.inner.pipeline.plan_prepared(
             live.config(),
             content,
-            |candidate| {
-                let published = self.published();
-                let (changes, _) = self
-                    .inner
-                    .referenced
-                    .changes(candidate, &published.referenced);
-                changes
-            },
+            referenced,
             |order| handlers.with_handlers(&order),
+            prepare,
         )
     }
 

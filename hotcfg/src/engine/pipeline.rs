@@ -10,7 +10,7 @@ use crate::engine::decide::{decide, Decided};
 use crate::engine::scope_graph::ScopeGraph;
 use crate::hot_reload::{HotConfig, HotReload};
 use crate::load::{locate_violations, ConfigError, Loader};
-use crate::plan::{Plan, RestartPolicy};
+use crate::plan::{Plan, PrepareVerdict, RestartPolicy};
 use crate::source::{SourceContent, SourceError};
 use crate::validate::Violations;
 
@@ -186,6 +186,19 @@ impl<C: HotConfig> Pipeline<C> {
         referenced: impl FnOnce(&C) -> Vec<Change>,
         handlers: impl FnOnce(Vec<String>) -> Vec<String>,
     ) -> Plan {
+        self.plan_prepared(live, content, referenced, handlers, |_, _, _| None)
+    }
+
+    /// [`Pipeline::plan`], and for an apply `prepare` asks the handlers of the kept scopes about
+    /// the configuration that would be stored and its diff ([`Plan::prepare`]).
+    pub(crate) fn plan_prepared(
+        &self,
+        live: &C,
+        content: Result<SourceContent, SourceError>,
+        referenced: impl FnOnce(&C) -> Vec<Change>,
+        handlers: impl FnOnce(Vec<String>) -> Vec<String>,
+        prepare: impl FnOnce(&C, &Diff, &[String]) -> Option<Vec<PrepareVerdict>>,
+    ) -> Plan {
         let content = match content {
             Ok(content) => content,
             Err(err) => return Plan::invalid(None, err.into()),
@@ -197,9 +210,8 @@ impl<C: HotConfig> Pipeline<C> {
         };
         let referenced = referenced(&candidate);
         let (changes, decided) = self.decide(live, candidate, referenced);
-        Plan::decided(identity, changes, decided, |diff| {
-            handlers(self.scope_order(diff))
-        })
+        let handlers_for = |diff: &Diff| handlers(self.scope_order(diff));
+        Plan::prepared(identity, changes, decided, handlers_for, prepare)
     }
 }
 

@@ -251,12 +251,14 @@ impl<C: HotConfig> Reloader<C> {
             generation: next,
         };
         if let Err((scope, failure)) = handlers.prepare_all(&order, &step) {
-            let reason = match failure {
-                StepFailure::Error(e) => format!("vetoed by the `{scope}` handler: {e}"),
-                StepFailure::Panic(e) => format!("the `{scope}` handler panicked in prepare: {e}"),
-            };
+            let verdict = failure.into_verdict(scope);
+            let reason = verdict.refusal().unwrap_or_default();
             tracing::warn!(%reason, "reload rejected");
-            let refused = commit.effective_diff.in_scope(&scope).cloned().collect();
+            let refused = commit
+                .effective_diff
+                .in_scope(&verdict.scope)
+                .cloned()
+                .collect();
             return Err(ReloadResult::Rejected { reason, refused });
         }
         let applied_handlers = match handlers.apply_all(&order, &step) {
