@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 
 use crate::event::Rollback;
 use crate::plan::{PrepareVerdict, Verdict};
@@ -17,15 +18,75 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct ApplyContext<'a, C> {
     /// The scope being handled.
     pub scope: &'a str,
-    /// The configuration live now.
+    /// The configuration live now. In [`init`](ScopeHandler::init) there is none before the
+    /// first: `old` is `new` then ([`is_startup`](ApplyContext::is_startup)).
     pub old: &'a C,
     /// The configuration being applied (stored for readers only after every handler applied it).
     pub new: &'a C,
     /// The changes in this scope (empty when the scope runs because a scope it depends on... see
-    /// [`ReloaderBuilder::scope_depends_on`](crate::ReloaderBuilder::scope_depends_on)).
+    /// [`ReloaderBuilder::scope_depends_on`](crate::ReloaderBuilder::scope_depends_on); empty in
+    /// [`init`](ScopeHandler::init)).
     pub changes: &'a [&'a Change],
-    /// The generation `new` will have once committed.
+    /// The generation `new` will have once committed (1: the first configuration).
     pub generation: u64,
+    /// The directory relative paths in the configuration are resolved against: the
+    /// configuration file's own ([`Source::base_dir`](crate::Source::base_dir)); `None` for
+    /// sources without one (memory, etcd).
+    pub config_dir: Option<&'a Path>,
+}
+
+impl<C> ApplyContext<'_, C> {
+    /// `path` as the engine and the watcher read it: a relative path is taken from
+    /// [`config_dir`](ApplyContext::config_dir), an absolute one (or any path when there is no
+    /// directory) as it is. So `tls.cert = "certs/server.pem"` names the file whose changes
+    /// `#[reload(watch)]` reports.
+    ///
+    /// ```
+    /// use hotcfg::{FileSource, HotReload, Reloader};
+    /// use std::path::PathBuf;
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+    /// struct Config {
+    ///     #[reload(scope = "tls")]
+    ///     cert: PathBuf,
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.toml");
+    /// std::fs::write(&path, "cert = 'a.pem'")?;
+    /// let seen = Arc::new(Mutex::new(PathBuf::new()));
+    /// let reloader = Reloader::<Config>::builder(FileSource::new(&path))
+    ///     .on_apply("tls", {
+    ///         let seen = Arc::clone(&seen);
+    ///         move |cx| {
+    ///             *seen.lock().unwrap() = cx.resolve(&cx.new.cert);
+    ///             Ok(())
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// std::fs::write(&path, "cert = 'certs/b.pem'")?;
+    /// reloader.reload_now();
+    /// assert_eq!(*seen.lock().unwrap(), dir.path().join("certs/b.pem"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
+        resolve(self.config_dir, path.as_ref())
+    }
+
+    /// Whether this is the first configuration ([`init`](ScopeHandler::init), run by
+    /// [`build`](crate::ReloaderBuilder::build)): there is no older one.
+    pub fn is_startup(&self) -> bool {
+        self.generation == 1
+    }
+}
+
+/// The rule every reader of paths in the configuration follows: relative to `base`, if any.
+pub(crate) fn resolve(base: Option<&Path>, file: &Path) -> PathBuf {
+    match base {
+        Some(base) if file.is_relative() => base.join(file),
+        _ => file.to_path_buf(),
+    }
 }
 
 /// Makes one scope of a running program follow configuration changes.
@@ -61,6 +122,20 @@ pub struct ApplyContext<'a, C> {
 /// }
 /// ```
 pub trait ScopeHandler<C>: Send + Sync + 'static {
+    /// Sets the subsystem up from the first configuration, when
+    /// [`build`](crate::ReloaderBuilder::build) has loaded it: every handler's `init` runs there,
+    /// scopes in dependency order, before the engine starts. `cx.old` is `cx.new`, `cx.changes`
+    /// is empty and `cx.generation` is 1 ([`ApplyContext::is_startup`]). An error (or a panic)
+    /// fails `build` with [`BuildError::Init`](crate::BuildError::Init) naming the scope; the
+    /// handlers set up before it are not undone (the program is not starting).
+    ///
+    /// The default does nothing. To start through the same code as a reload, call
+    /// [`apply`](ScopeHandler::apply): `fn init(&self, cx: ..) -> .. { self.apply(cx) }`.
+    fn init(&self, cx: &ApplyContext<'_, C>) -> Result<(), BoxError> {
+        let _ = cx;
+        Ok(())
+    }
+
     /// Checks that the change is compatible with running work; an error vetoes the reload.
     ///
     /// It must change nothing: a dry run ([`PlanOptions::run_prepare`](crate::PlanOptions::run_prepare))
@@ -157,10 +232,29 @@ impl<C: 'static> Handlers<C> {
         order: &[String],
         step: &Step<'_, C>,
     ) -> Result<(), (String, StepFailure)> {
+        self.each(order, step, |handler, cx| handler.prepare(cx))
+    }
+
+    /// Runs `init` of every handler of the given scopes, in order; the first failure is returned.
+    pub(crate) fn init_all(
+        &self,
+        order: &[String],
+        step: &Step<'_, C>,
+    ) -> Result<(), (String, StepFailure)> {
+        self.each(order, step, |handler, cx| handler.init(cx))
+    }
+
+    /// Calls `call` on every handler of the given scopes, in order, until one fails.
+    fn each(
+        &self,
+        order: &[String],
+        step: &Step<'_, C>,
+        call: impl Fn(&dyn ScopeHandler<C>, &ApplyContext<'_, C>) -> Result<(), BoxError>,
+    ) -> Result<(), (String, StepFailure)> {
         for scope in order {
             step.in_context(scope, |cx| {
                 for handler in self.by_scope.get(scope).into_iter().flatten() {
-                    guarded(|| handler.prepare(cx)).map_err(|f| (scope.clone(), f))?;
+                    guarded(|| call(handler.as_ref(), cx)).map_err(|f| (scope.clone(), f))?;
                 }
                 Ok(())
             })?;
@@ -234,6 +328,7 @@ pub(crate) struct Step<'a, C> {
     pub(crate) new: &'a C,
     pub(crate) diff: &'a Diff,
     pub(crate) generation: u64,
+    pub(crate) config_dir: Option<&'a Path>,
 }
 
 impl<C> Step<'_, C> {
@@ -246,6 +341,7 @@ impl<C> Step<'_, C> {
             new: self.new,
             changes: &changes,
             generation: self.generation,
+            config_dir: self.config_dir,
         })
     }
 }

@@ -16,5 +16,6 @@ mod props;
 mod reliability;
 mod rollback;
 mod secrets;
+mod startup;
 mod unknown_keys;
 mod watcher;

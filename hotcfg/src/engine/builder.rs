@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -14,7 +14,9 @@ use crate::audit::{AuditFailure, AuditLog, AuditSync, AuditTrail};
 use crate::diff::Diff;
 use crate::event::{ReloadEvent, ReloadResult, ReloadSubscriber, Trigger};
 use crate::handle::{Handle, Snapshot};
-use crate::handlers::{ApplyContext, BoxError, FnHandler, Handlers, ScopeHandler};
+use crate::handlers::{
+    ApplyContext, BoxError, FnHandler, Handlers, ScopeHandler, Step, StepFailure,
+};
 use crate::hot_reload::{HotConfig, HotReload};
 use crate::load::{ConfigError, Loader};
 use crate::plan::RestartPolicy;
@@ -51,6 +53,15 @@ pub enum BuildError {
     /// Handlers or scope dependencies are set up wrongly.
     #[error("{0}")]
     Setup(String),
+    /// A handler could not set its subsystem up from the first configuration
+    /// ([`ScopeHandler::init`]).
+    #[error("the `{scope}` handler cannot start from the first configuration: {message}")]
+    Init {
+        /// The handler's scope.
+        scope: String,
+        /// Its error, or `panicked: ` and the panic's message.
+        message: String,
+    },
 }
 
 /// Sets up a [`Reloader`]: source, [`Pipeline`], handlers, recording.
@@ -214,6 +225,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             max_bytes: self.max_referenced_bytes,
         };
         let hashes = referenced.hash_all(&config);
+        self.init_handlers(&config, referenced.base.as_deref())?;
         let identity = content.identity;
         let handle = Handle::from_snapshot(Snapshot::new(1, Some(identity.clone()), config));
         let event = ReloadEvent {
@@ -260,6 +272,29 @@ impl<C: HotConfig> ReloaderBuilder<C> {
                 state: Mutex::new(state),
             }),
         })
+    }
+
+    /// Runs every handler's `init` with the first configuration, scopes in dependency order.
+    fn init_handlers(&self, config: &C, config_dir: Option<&Path>) -> Result<(), BuildError> {
+        let order = self.pipeline.scope_graph().order(self.handlers.scopes());
+        let order = self.handlers.with_handlers(&order);
+        let step = Step {
+            old: config,
+            new: config,
+            diff: &Diff::empty(),
+            generation: 1,
+            config_dir,
+        };
+        self.handlers
+            .init_all(&order, &step)
+            .map_err(|(scope, failure)| {
+                let message = match failure {
+                    StepFailure::Error(e) => e,
+                    StepFailure::Panic(e) => format!("panicked: {e}"),
+                };
+                tracing::error!(%scope, %message, "a handler cannot start");
+                BuildError::Init { scope, message }
+            })
     }
 
     fn open_audit(&self) -> Result<Option<AuditLog>, BuildError> {

@@ -37,6 +37,7 @@ use crate::plan::{Plan, PlanOptions, RestartPolicy};
 use crate::source::{Source, SourceContent, SourceError};
 use recorder::{Published, Recorder};
 use referenced::{Hashes, Referenced};
+use run::Record;
 
 /// The hot-reload engine for configuration type `C`.
 ///
@@ -154,6 +155,12 @@ impl<C: HotConfig> Reloader<C> {
     /// Reloads because of `trigger` and returns what happened. Blocks while another reload runs;
     /// if a reload that started after this call finishes first, its event is returned instead of
     /// running another one.
+    ///
+    /// A reload that finds the very bytes (and watched files) the last recorded event already
+    /// reported live returns an [`Unchanged`](crate::ReloadResult::Unchanged) event that is not
+    /// recorded: no history entry, audit record, metric or broadcast. So `reload_now()` after the
+    /// watcher applied the same edit says "unchanged" without a duplicate line. After a failed or
+    /// rejected attempt, finding the live bytes again is recorded (the problem is gone).
     pub fn trigger(&self, trigger: Trigger) -> Arc<ReloadEvent> {
         let ticket = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
         let mut state = self.lock();
@@ -163,13 +170,17 @@ impl<C: HotConfig> Reloader<C> {
         }
         // Everything requested until now is served by this reload: it reads the newest content.
         let covers = self.inner.requested.load(Ordering::SeqCst);
-        let (event, audited) = self.run(&mut state, trigger);
+        let (event, record) = self.run(&mut state, trigger);
         let event = Arc::new(event);
         state.covered = covers;
         state.last_event = Arc::clone(&event);
-        self.inner
-            .recorder
-            .record(&event, &state.pending, &state.referenced, audited);
+        if record != Record::Not {
+            let (pending, referenced) = (&state.pending, &state.referenced);
+            let audited = record == Record::AuditedFirst;
+            self.inner
+                .recorder
+                .record(&event, pending, referenced, audited);
+        }
         event
     }
 
@@ -249,6 +260,7 @@ impl<C: HotConfig> Reloader<C> {
                     new: effective,
                     diff,
                     generation: live.generation() + 1,
+                    config_dir: self.inner.referenced.base.as_deref(),
                 };
                 handlers.prepare_each(order, &step)
             })

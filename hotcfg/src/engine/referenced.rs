@@ -64,10 +64,7 @@ impl Referenced {
     }
 
     fn resolve(&self, file: &Path) -> PathBuf {
-        match &self.base {
-            Some(base) if file.is_relative() => base.join(file),
-            _ => file.to_path_buf(),
-        }
+        crate::handlers::resolve(self.base.as_deref(), file)
     }
 }
 

@@ -22,8 +22,19 @@ struct Attempt {
     source: Option<SourceIdentity>,
     changes: Diff,
     result: ReloadResult,
-    /// Its audit record was written before the commit.
-    audited: bool,
+    record: Record,
+}
+
+/// How an attempt's event is recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Record {
+    /// Recorded after the attempt (audit log included).
+    After,
+    /// Recorded after the attempt; its audit record was written before the commit.
+    AuditedFirst,
+    /// Not recorded: the attempt found the bytes the last recorded event already reported as
+    /// live (a manual reload after the watcher applied the same edit). Only the caller sees it.
+    Not,
 }
 
 /// When and why an attempt started: what its event (and its audit record) is stamped with.
@@ -54,13 +65,13 @@ impl Stamp {
 }
 
 impl Attempt {
-    fn unchanged(generation: u64, source: Option<SourceIdentity>) -> Self {
+    fn unchanged(generation: u64, source: Option<SourceIdentity>, record: Record) -> Self {
         Attempt {
             generation,
             source,
             changes: Diff::empty(),
             result: ReloadResult::Unchanged,
-            audited: false,
+            record,
         }
     }
 
@@ -74,7 +85,7 @@ impl Attempt {
                 error: error.into(),
                 rollback: Rollback::NotNeeded,
             },
-            audited: false,
+            record: Record::After,
         }
     }
 }
@@ -101,8 +112,8 @@ struct Commit<'a, C> {
 }
 
 impl<C: HotConfig> Reloader<C> {
-    /// One attempt's event, and whether its audit record was already written (before its commit).
-    pub(super) fn run(&self, state: &mut State, trigger: Trigger) -> (ReloadEvent, bool) {
+    /// One attempt's event, and how to record it.
+    pub(super) fn run(&self, state: &mut State, trigger: Trigger) -> (ReloadEvent, Record) {
         let span = tracing::info_span!("reload", %trigger);
         let _enter = span.enter();
         let stamp = Stamp {
@@ -117,7 +128,7 @@ impl<C: HotConfig> Reloader<C> {
             attempt.changes,
             attempt.result,
         );
-        (event, attempt.audited)
+        (event, attempt.record)
     }
 
     /// Read, unchanged-check, load, decide, then carry the decision out.
@@ -138,7 +149,12 @@ impl<C: HotConfig> Reloader<C> {
             && (inner.referenced.changes(live.config(), &state.referenced).0).is_empty()
         {
             tracing::debug!("same content as the live configuration");
-            return Attempt::unchanged(generation, identity);
+            let record = if self.reported_live(&sha256) {
+                Record::Not
+            } else {
+                Record::After
+            };
+            return Attempt::unchanged(generation, identity, record);
         }
         let candidate = match inner.pipeline.load(&content) {
             Ok(candidate) => candidate,
@@ -156,39 +172,45 @@ impl<C: HotConfig> Reloader<C> {
             changes: &changes,
             stamp,
         };
-        let (generation, result, audited) = self.carry_out(state, &live, decided, read);
+        let (generation, result, record) = self.carry_out(state, &live, decided, read);
         Attempt {
             generation,
             source: identity,
             changes,
             result,
-            audited,
+            record,
         }
     }
 
+    /// Whether the last recorded event already says that the content hashed `sha256` is live
+    /// (applied, deferred or found unchanged): another attempt finding it has nothing to report.
+    /// After a failure or a rejection it does: the live bytes are back.
+    fn reported_live(&self, sha256: &str) -> bool {
+        let published = self.published();
+        let last = &published.last_event;
+        last.result.is_ok() && last.source.as_ref().is_some_and(|s| s.sha256 == sha256)
+    }
+
     /// Does what was decided; the state follows what is live afterwards. Returns the live
-    /// generation, the outcome, and whether its audit record was written before the commit.
+    /// generation, the outcome, and how to record it.
     fn carry_out(
         &self,
         state: &mut State,
         live: &Snapshot<C>,
         decided: Decided<C>,
         read: Read<'_>,
-    ) -> (u64, ReloadResult, bool) {
+    ) -> (u64, ReloadResult, Record) {
         let generation = live.generation();
         match decided {
             Decided::Unchanged => {
                 state.last_hash = Some(read.sha256);
                 state.pending.clear();
-                (generation, ReloadResult::Unchanged, false)
+                (generation, ReloadResult::Unchanged, Record::After)
             }
             Decided::Reject { reason, refused } => {
                 tracing::warn!(%reason, "reload rejected");
-                (
-                    generation,
-                    ReloadResult::Rejected { reason, refused },
-                    false,
-                )
+                let result = ReloadResult::Rejected { reason, refused };
+                (generation, result, Record::After)
             }
             Decided::Defer { pending } => {
                 // Nothing is applied, but the engine's state changes: its record comes first.
@@ -201,12 +223,13 @@ impl<C: HotConfig> Reloader<C> {
                         tracing::warn!(pending = pending.len(), "restart-only changes deferred");
                         state.last_hash = Some(read.sha256);
                         state.pending = pending;
-                        (generation, result, true)
+                        (generation, result, Record::AuditedFirst)
                     }
                     Err(error) => {
                         tracing::error!(%error, "restart-only changes not deferred");
                         let rollback = Rollback::NotNeeded;
-                        (generation, ReloadResult::Failed { error, rollback }, false)
+                        let result = ReloadResult::Failed { error, rollback };
+                        (generation, result, Record::After)
                     }
                 }
             }
@@ -229,9 +252,9 @@ impl<C: HotConfig> Reloader<C> {
                         state.last_hash = Some(read.sha256);
                         state.referenced = read.hashes;
                         state.pending = result.pending_restart().to_vec();
-                        (generation, result, true)
+                        (generation, result, Record::AuditedFirst)
                     }
-                    Err(result) => (generation, result, false),
+                    Err(result) => (generation, result, Record::After),
                 }
             }
         }
@@ -249,6 +272,7 @@ impl<C: HotConfig> Reloader<C> {
             new: &commit.effective,
             diff: &commit.effective_diff,
             generation: next,
+            config_dir: self.inner.referenced.base.as_deref(),
         };
         if let Err((scope, failure)) = handlers.prepare_all(&order, &step) {
             let verdict = failure.into_verdict(scope);
