@@ -822,6 +822,8 @@ fn the_audit_log_is_private_and_append_only() {
     let reloader = build();
     let mode = std::fs::metadata(&audit).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "created {mode:o}");
+    // Other bytes, the same values: an `unchanged` record (the very same bytes record nothing).
+    std::fs::write(&path, format!("# touched\n{}", initial("toml"))).unwrap();
     reloader.reload_now();
     assert_eq!(hotcfg::verify_audit_log(&audit).unwrap().len(), 2);
 
@@ -849,6 +851,7 @@ fn the_audit_log_is_private_and_append_only() {
     drop(first);
     let before = std::fs::read(&audit).unwrap();
     let second = build();
+    std::fs::write(&path, initial("toml")).unwrap();
     second.reload_now();
     let after = std::fs::read(&audit).unwrap();
     assert!(after.starts_with(&before));
