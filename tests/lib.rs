@@ -81,6 +81,14 @@ impl SmallDisk {
         Ok(SmallDisk { dir })
     }
 
+    /// Mounts it, or prints why the calling test is skipped (mounting needs root) and returns
+    /// `None`.
+    pub fn mount_or_skip(size: &str) -> Option<SmallDisk> {
+        SmallDisk::mount(size)
+            .map_err(|err| eprintln!("skipped: cannot mount a tmpfs here (it needs root): {err}"))
+            .ok()
+    }
+
     /// `name` on the disk.
     pub fn path(&self, name: &str) -> std::path::PathBuf {
         self.dir.path().join(name)
@@ -258,7 +266,8 @@ pub mod daemon {
     pub struct Daemon {
         child: Child,
         binary: std::path::PathBuf,
-        policy: String,
+        /// Its options besides `--config` and `--audit-log`.
+        options: Vec<String>,
         audit_log: std::path::PathBuf,
         /// Where it listens.
         pub addr: String,
@@ -278,11 +287,23 @@ pub mod daemon {
         /// Starts `binary` on the `taskdaemon.toml` already in `sandbox`, auditing to
         /// `audit_log`.
         pub fn start_in(binary: &Path, policy: &str, sandbox: Sandbox, audit_log: &Path) -> Daemon {
-            let (child, addr) = spawn(binary, policy, &sandbox, audit_log);
+            Daemon::start_with(binary, &["--policy", policy], sandbox, audit_log)
+        }
+
+        /// Starts `binary` with `options` (besides `--config` and `--audit-log`) on the
+        /// `taskdaemon.toml` already in `sandbox`, auditing to `audit_log`.
+        pub fn start_with(
+            binary: &Path,
+            options: &[&str],
+            sandbox: Sandbox,
+            audit_log: &Path,
+        ) -> Daemon {
+            let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+            let (child, addr) = spawn(binary, &options, &sandbox, audit_log);
             Daemon {
                 child,
                 binary: binary.to_path_buf(),
-                policy: policy.to_string(),
+                options,
                 audit_log: audit_log.to_path_buf(),
                 addr,
                 sandbox,
@@ -296,7 +317,7 @@ pub mod daemon {
                 self.child.try_wait().unwrap().is_some(),
                 "restart needs the previous process to have exited"
             );
-            let (child, addr) = spawn(&self.binary, &self.policy, &self.sandbox, &self.audit_log);
+            let (child, addr) = spawn(&self.binary, &self.options, &self.sandbox, &self.audit_log);
             self.child = child;
             self.addr = addr;
         }
@@ -391,7 +412,12 @@ pub mod daemon {
     }
 
     /// Spawns the daemon and waits for the line saying where it listens.
-    fn spawn(binary: &Path, policy: &str, sandbox: &Sandbox, audit_log: &Path) -> (Child, String) {
+    fn spawn(
+        binary: &Path,
+        options: &[String],
+        sandbox: &Sandbox,
+        audit_log: &Path,
+    ) -> (Child, String) {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -402,8 +428,7 @@ pub mod daemon {
             .arg(sandbox.path("taskdaemon.toml"))
             .arg("--audit-log")
             .arg(audit_log)
-            .arg("--policy")
-            .arg(policy)
+            .args(options)
             .current_dir(sandbox.dir())
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -1,6 +1,8 @@
 //! A durable submit of the task daemon: the job committed to its SQLite database
-//! (`synchronous = FULL`, WAL) before the id is handed out, against an in-memory queue (the
-//! daemon's own `WorkQueue`, what a submit cost before issue 12) as the ceiling.
+//! (`synchronous = FULL`, WAL, group commit) before the id is handed out, against an in-memory
+//! queue (the daemon's own `WorkQueue`, what a submit cost before issue 12) as the ceiling, and
+//! against the disk's own floor: one page written and `fdatasync`ed per submit, nothing else
+//! (`fsync_alone`, serialised, as commits without grouping would be).
 //!
 //! The daemon's storage module and queue are compiled in from `examples/taskdaemon`, so this
 //! measures exactly the code the daemon runs, without the TCP round trip. The database lives in
@@ -9,6 +11,8 @@
 //! * `store_submit/1`, `store_submit/4`: acknowledged submits from 1 and from 4 threads (clients),
 //!   time per acknowledged submit (so throughput is its inverse).
 //! * `memory_submit/1`, `memory_submit/4`: the same through the in-memory queue.
+//! * `fsync_alone/1`, `fsync_alone/4`: a 4 KiB page written into a preallocated file and
+//!   `sync_data`, one at a time under a lock.
 //!
 //! Then each variant runs 2,000 submits per client with every latency recorded, and p50, p99 and
 //! the throughput are printed side by side.
@@ -52,12 +56,11 @@ impl Submit for Memory {
     fn submit(&self, n: u64) {
         let full = {
             let queue = self.0.read().unwrap();
-            queue.room().expect("room in the queue");
-            queue.restore(vec![WorkItem {
+            queue.reserve().expect("room in the queue").fill(WorkItem {
                 id: n,
                 loop_type: "build".to_string(),
                 done: 0,
-            }]);
+            });
             queue.len() > 10_000
         };
         if full {
@@ -66,38 +69,77 @@ impl Submit for Memory {
     }
 }
 
+/// The disk's floor: what a WAL commit needs at least, one 4 KiB page written into a file
+/// that already has room (as SQLite reuses its WAL after a checkpoint) and `fdatasync`, one at a
+/// time. The file is 4 MiB (SQLite's default WAL size before a checkpoint), written round.
+struct FsyncAlone(std::sync::Mutex<(std::fs::File, u64)>);
+
+const PROBE_PAGE: u64 = 4096;
+const PROBE_PAGES: u64 = 1024;
+
+impl FsyncAlone {
+    fn create(path: &std::path::Path) -> FsyncAlone {
+        use std::io::Write;
+        let mut file = std::fs::File::create(path).expect("create the fsync probe file");
+        file.write_all(&vec![0; (PROBE_PAGE * PROBE_PAGES) as usize])
+            .and_then(|()| file.sync_all())
+            .expect("preallocate the fsync probe file");
+        FsyncAlone(std::sync::Mutex::new((file, 0)))
+    }
+}
+
+impl Submit for FsyncAlone {
+    fn submit(&self, _n: u64) {
+        use std::os::unix::fs::FileExt;
+        let mut guard = self.0.lock().unwrap();
+        let (file, page) = &mut *guard;
+        file.write_all_at(&[b'x'; PROBE_PAGE as usize], *page * PROBE_PAGE)
+            .expect("write to the probe file");
+        file.sync_data().expect("fsync the probe file");
+        *page = (*page + 1) % PROBE_PAGES;
+    }
+}
+
 /// Runs `per_client` submits on each of `clients` threads; returns every latency (ns) and the
-/// wall time.
+/// wall time from the first submit's start to the last one's end (each thread notes its own, so
+/// a late start of the main thread does not shorten it).
 fn run(target: &Arc<dyn Submit>, clients: usize, per_client: u64) -> (Vec<u64>, Duration) {
-    let start_line = Arc::new(Barrier::new(clients + 1));
+    let start_line = Arc::new(Barrier::new(clients));
     let threads: Vec<_> = (0..clients)
         .map(|c| {
             let (target, start_line) = (Arc::clone(target), Arc::clone(&start_line));
             std::thread::spawn(move || {
                 start_line.wait();
-                (0..per_client)
+                let began = Instant::now();
+                let latencies = (0..per_client)
                     .map(|n| {
                         let began = Instant::now();
                         target.submit(c as u64 * per_client + n);
                         began.elapsed().as_nanos() as u64
                     })
-                    .collect::<Vec<u64>>()
+                    .collect::<Vec<u64>>();
+                (latencies, began, Instant::now())
             })
         })
         .collect();
-    start_line.wait();
-    let began = Instant::now();
-    let latencies = threads
-        .into_iter()
-        .flat_map(|t| t.join().expect("a client thread"))
-        .collect();
-    (latencies, began.elapsed())
+    let (mut latencies, mut first, mut last) = (Vec::new(), None::<Instant>, None::<Instant>);
+    for thread in threads {
+        let (mine, began, ended) = thread.join().expect("a client thread");
+        latencies.extend(mine);
+        first = Some(first.map_or(began, |f| f.min(began)));
+        last = Some(last.map_or(ended, |l| l.max(ended)));
+    }
+    let wall = last.unwrap().duration_since(first.unwrap());
+    (latencies, wall)
 }
 
-fn targets(dir: &std::path::Path) -> Vec<(&'static str, Arc<dyn Submit>)> {
-    let store = Store::open(dir).expect("open the store");
+fn targets(store: &Arc<Store>, dir: &std::path::Path) -> Vec<(&'static str, Arc<dyn Submit>)> {
     vec![
-        ("store_submit", Arc::new(store)),
+        ("store_submit", Arc::clone(store) as Arc<dyn Submit>),
+        (
+            "fsync_alone",
+            Arc::new(FsyncAlone::create(&dir.join("probe"))),
+        ),
         (
             "memory_submit",
             Arc::new(Memory(std::sync::RwLock::new(WorkQueue::new(usize::MAX)))),
@@ -107,7 +149,8 @@ fn targets(dir: &std::path::Path) -> Vec<(&'static str, Arc<dyn Submit>)> {
 
 fn main() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory on disk");
-    let targets = targets(dir.path());
+    let store = Arc::new(Store::open(dir.path()).expect("open the store"));
+    let targets = targets(&store, dir.path());
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
@@ -134,7 +177,17 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, target) in &targets {
         for clients in [1, 4] {
+            let before = store.health();
             let (mut nanos, wall) = run(target, clients, per_client);
+            let after = store.health();
+            if *name == "store_submit" {
+                let submits = after.submits_stored - before.submits_stored;
+                let commits = after.submit_commits - before.submit_commits;
+                eprintln!(
+                    "store_submit/{clients}: {submits} submits in {commits} commits ({:.2} per commit)",
+                    submits as f64 / commits as f64
+                );
+            }
             let count = nanos.len();
             let tails = Tails::of(&mut nanos);
             println!(

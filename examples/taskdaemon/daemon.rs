@@ -25,6 +25,8 @@ pub struct Settings {
     /// The log filter until the configuration's own `monitoring.log_level` takes over.
     pub initial_log_level: &'static str,
     pub audit_log: Option<PathBuf>,
+    /// What a failed audit write means (restart-only: read once, at start).
+    pub audit_failure: hotcfg::AuditFailure,
     pub policy: RestartPolicy,
     /// Follow an etcd key instead of the file.
     #[cfg(feature = "etcd")]
@@ -207,7 +209,9 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         })
         .subscriber(move |event: &hotcfg::ReloadEvent| recorded.record(event));
     if let Some(audit) = &settings.audit_log {
-        builder = builder.audit_log(audit);
+        builder = builder
+            .audit_log(audit)
+            .audit_failure(settings.audit_failure);
     }
     let reloader = builder.build().map_err(|e| match &etcd_source {
         Some(_) => format!("cannot start from etcd: {e}"),

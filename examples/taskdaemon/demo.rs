@@ -194,6 +194,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
         config: config.clone(),
         initial_log_level: "error",
         audit_log: Some(audit.clone()),
+        audit_failure: hotcfg::AuditFailure::FailClosed,
         policy,
         #[cfg(feature = "etcd")]
         etcd: None,

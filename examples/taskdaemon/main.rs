@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --example taskdaemon                 # run on ./taskdaemon.toml (written if missing)
+//! cargo run --example taskdaemon -- --audit-log audit.jsonl [--on-audit-failure continue]
 //! cargo run --example taskdaemon -- --demo       # a scripted tour of hot reload, then exit
 //! cargo run --example taskdaemon -- fields       # every setting and whether it reloads live
 //! cargo run --example taskdaemon -- check FILE   # validate a file
@@ -45,6 +46,16 @@ struct Options {
     /// Append every reload attempt to this JSON Lines audit log.
     #[arg(long = "audit-log", value_name = "PATH")]
     audit_log: Option<PathBuf>,
+    /// What a failed audit-log write (a full disk) means: `fail-closed` rolls the reload back
+    /// and replies `failed` (and the daemon does not start without its startup record);
+    /// `continue` applies it with a warning in its event. Read at start only.
+    #[arg(
+        long = "on-audit-failure",
+        value_name = "fail-closed|continue",
+        default_value = "fail-closed",
+        requires = "audit_log"
+    )]
+    on_audit_failure: OnAuditFailure,
     /// What to do with changes that need a restart: reject the reload, or defer them.
     #[arg(long, value_name = "reject|defer", default_value = "reject")]
     policy: RestartPolicy,
@@ -70,6 +81,22 @@ struct Options {
     node_id: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// `--on-audit-failure`: the library's [`hotcfg::AuditFailure`], spelled for the command line.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum OnAuditFailure {
+    FailClosed,
+    Continue,
+}
+
+impl From<OnAuditFailure> for hotcfg::AuditFailure {
+    fn from(choice: OnAuditFailure) -> Self {
+        match choice {
+            OnAuditFailure::FailClosed => hotcfg::AuditFailure::FailClosed,
+            OnAuditFailure::Continue => hotcfg::AuditFailure::Continue,
+        }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -103,6 +130,7 @@ fn main() -> ExitCode {
             config: options.config,
             initial_log_level: "info",
             audit_log: options.audit_log,
+            audit_failure: options.on_audit_failure.into(),
             policy: options.policy,
             #[cfg(feature = "etcd")]
             etcd: options.etcd.map(|endpoints| daemon::EtcdSettings {

@@ -30,8 +30,37 @@ pub enum SubmitError {
 
 struct Inner {
     items: VecDeque<WorkItem>,
+    /// Places taken by submits being committed: they count against the capacity.
+    reserved: usize,
     capacity: usize,
     closed: bool,
+}
+
+/// A submit's place in the queue while it is committed; given back on drop unless
+/// [`fill`](Reservation::fill)ed.
+pub struct Reservation<'a> {
+    queue: &'a WorkQueue,
+}
+
+impl Reservation<'_> {
+    /// Queues the committed item in the reserved place (even if the queue closed meanwhile:
+    /// it was acknowledged).
+    pub fn fill(self, item: WorkItem) {
+        let queue = self.queue;
+        // The place becomes the item in one step, so the count never shows both.
+        std::mem::forget(self);
+        let mut inner = queue.lock();
+        inner.reserved -= 1;
+        inner.items.push_back(item);
+        drop(inner);
+        queue.ready.notify_one();
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.queue.lock().reserved -= 1;
+    }
 }
 
 /// A FIFO of work items whose capacity the `limits` handler changes live.
@@ -46,6 +75,7 @@ impl WorkQueue {
         WorkQueue {
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
+                reserved: 0,
                 capacity,
                 closed: false,
             }),
@@ -59,22 +89,25 @@ impl WorkQueue {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether a submit may be accepted now: not closed, fewer items than the capacity.
-    pub fn room(&self) -> Result<(), SubmitError> {
-        let inner = self.lock();
+    /// Takes a place for a submit about to be committed, if it may be accepted now: not closed,
+    /// fewer items (queued or being committed) than the capacity. Submits hold their places
+    /// while their commits run side by side, so together they never exceed the capacity.
+    pub fn reserve(&self) -> Result<Reservation<'_>, SubmitError> {
+        let mut inner = self.lock();
         if inner.closed {
             return Err(SubmitError::Closed);
         }
-        if inner.items.len() >= inner.capacity {
+        if inner.items.len() + inner.reserved >= inner.capacity {
             return Err(SubmitError::Full {
                 capacity: inner.capacity,
             });
         }
-        Ok(())
+        inner.reserved += 1;
+        Ok(Reservation { queue: self })
     }
 
-    /// Adds items already committed to the store: restored ones, or a submit that found
-    /// [`room`](WorkQueue::room). Ignores the capacity and a close: nothing acknowledged is lost.
+    /// Adds items already committed to the store (restored ones). Ignores the capacity and a
+    /// close: nothing acknowledged is lost.
     pub fn restore(&self, items: Vec<WorkItem>) {
         self.lock().items.extend(items);
         self.ready.notify_one();
@@ -149,16 +182,37 @@ mod tests {
     fn lowering_the_capacity_keeps_every_item() {
         let queue = WorkQueue::new(3);
         for id in 0..3 {
-            queue.room().unwrap();
-            queue.restore(vec![item(id)]);
+            queue.reserve().unwrap().fill(item(id));
         }
-        assert_eq!(queue.room(), Err(SubmitError::Full { capacity: 3 }));
+        assert!(matches!(
+            queue.reserve(),
+            Err(SubmitError::Full { capacity: 3 })
+        ));
         queue.set_capacity(1);
         assert_eq!(queue.len(), 3);
         queue.set_capacity(5);
-        queue.room().unwrap();
-        queue.restore(vec![item(3)]);
+        queue.reserve().unwrap().fill(item(3));
         assert_eq!(queue.close().len(), 4);
-        assert_eq!(queue.room(), Err(SubmitError::Closed));
+        assert!(matches!(queue.reserve(), Err(SubmitError::Closed)));
+    }
+
+    #[test]
+    fn submits_being_committed_count_against_the_capacity() {
+        let queue = WorkQueue::new(2);
+        let first = queue.reserve().unwrap();
+        let second = queue.reserve().unwrap();
+        assert!(matches!(
+            queue.reserve(),
+            Err(SubmitError::Full { capacity: 2 })
+        ));
+        drop(first); // its commit failed: the place is free again
+        let third = queue.reserve().unwrap();
+        second.fill(item(1));
+        third.fill(item(2));
+        assert_eq!(queue.len(), 2);
+        assert!(matches!(
+            queue.reserve(),
+            Err(SubmitError::Full { capacity: 2 })
+        ));
     }
 }

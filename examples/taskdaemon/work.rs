@@ -89,8 +89,6 @@ pub struct Work {
     handle: OnceLock<Handle<TaskDaemonConfig>>,
     data_dir: OnceLock<PathBuf>,
     store: OnceLock<Store>,
-    /// Serialises submits: the capacity check, the commit and the queueing are one step.
-    submitting: Mutex<()>,
     pub queue: WorkQueue,
     pub slots: Arc<Slots>,
     pub running: Mutex<BTreeMap<u64, Arc<LoopState>>>,
@@ -108,7 +106,6 @@ impl Work {
             handle: OnceLock::new(),
             data_dir: OnceLock::new(),
             store: OnceLock::new(),
-            submitting: Mutex::new(()),
             queue: WorkQueue::new(0),
             slots: Arc::new(Slots::new(0)),
             running: Mutex::new(BTreeMap::new()),
@@ -190,7 +187,8 @@ impl Work {
     }
 
     /// Queues a new loop of `loop_type`; the id is returned only once the job is committed.
-    /// Blocks on the disk: call it off the async workers.
+    /// Concurrent submits hold a place in the queue each and share commits (the store's group
+    /// commit). Blocks on the disk: call it off the async workers.
     pub fn submit(&self, loop_type: &str) -> Result<u64, String> {
         if !self.handle().load().loops.contains_key(loop_type) {
             let known: Vec<String> = self.handle().load().loops.keys().cloned().collect();
@@ -199,11 +197,7 @@ impl Work {
                 known.join(", ")
             ));
         }
-        let _one_at_a_time = self
-            .submitting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.queue.room().map_err(|err| match err {
+        let place = self.queue.reserve().map_err(|err| match err {
             SubmitError::Full { capacity } => format!("queue full ({capacity} items)"),
             SubmitError::Closed => "shutting down".to_string(),
         })?;
@@ -213,11 +207,11 @@ impl Work {
             .map_err(|err| format!("{err}; the item was not queued"))?;
         // Committed, so acknowledged even if a shutdown closed the queue meanwhile: the next
         // start runs it.
-        self.queue.restore(vec![WorkItem {
+        place.fill(WorkItem {
             id,
             loop_type: loop_type.to_string(),
             done: 0,
-        }]);
+        });
         Ok(id)
     }
 

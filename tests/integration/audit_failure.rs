@@ -43,13 +43,7 @@ impl ScopeHandler<Config> for Steps {
 fn engine_on_small_disk(
     on_failure: AuditFailure,
 ) -> Option<(Reloader<Config>, Sandbox, SmallDisk, Steps)> {
-    let disk = match SmallDisk::mount("1m") {
-        Ok(disk) => disk,
-        Err(err) => {
-            eprintln!("skipped: cannot mount a tmpfs here (it needs root): {err}");
-            return None;
-        }
-    };
+    let disk = SmallDisk::mount_or_skip("1m")?;
     let sandbox = Sandbox::new();
     let path = sandbox.write("app.toml", "workers = 1");
     let steps = Steps::default();
@@ -183,8 +177,7 @@ fn under_continue_it_is_applied_with_a_warning_and_counted() {
 
 #[test]
 fn an_engine_that_cannot_write_its_startup_record_does_not_start_unless_told_to() {
-    let Ok(disk) = SmallDisk::mount("1m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (it needs root)");
+    let Some(disk) = SmallDisk::mount_or_skip("1m") else {
         return;
     };
     let sandbox = Sandbox::new();
@@ -200,4 +193,95 @@ fn an_engine_that_cannot_write_its_startup_record_does_not_start_unless_told_to(
     assert!(err.to_string().contains("is not writable"), "{err}");
     let reloader = build(AuditFailure::Continue).unwrap();
     assert_eq!(reloader.handle().load().workers, 1);
+}
+
+/// The daemon's `--on-audit-failure continue`: on a full disk a reload is applied with the
+/// warning in its reply; once space returns the log takes records again and still verifies.
+#[test]
+fn the_daemon_can_be_told_to_continue_when_its_audit_log_cannot_be_written() {
+    use crate::daemon::{binary, config, run, TOKEN};
+    use hotcfg_tests::daemon::{Daemon, LIMIT};
+    use hotcfg_tests::wait_until;
+
+    let Some(disk) = SmallDisk::mount_or_skip("1m") else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    sandbox.write("taskdaemon.toml", &config(3, 100));
+    let audit = disk.path("audit.jsonl");
+    let options = ["--policy", "reject", "--on-audit-failure", "continue"];
+    let daemon = Daemon::start_with(binary(), &options, sandbox, &audit);
+    let mut client = daemon.client(TOKEN);
+
+    disk.fill();
+    let text = std::fs::read_to_string(daemon.sandbox.path("taskdaemon.toml")).unwrap();
+    // Each edit is applied by the file watcher or by the reload asked here, whichever is first;
+    // the event that applied it is in the history either way.
+    let make_live = |client: &mut hotcfg_tests::daemon::Client, n: u32| {
+        daemon.edit(|_| text.replace("max_concurrent = 3", &format!("max_concurrent = {n}")));
+        client.call("reload");
+        wait_until(&format!("max_concurrent = {n} to be live"), LIMIT, || {
+            client.call("status")["max_concurrent"] == n
+        });
+        let history = client.call("history");
+        let events = history["events"].as_array().cloned().unwrap_or_default();
+        let applied_n = |summary: &str| {
+            summary
+                .lines()
+                .any(|l| l.contains("max_concurrent") && l.ends_with(&format!("-> {n}")))
+        };
+        events
+            .into_iter()
+            .find(|e| e["result"] == "applied" && e["summary"].as_str().is_some_and(applied_n))
+            .unwrap_or_else(|| panic!("no applied event for max_concurrent = {n}: {history}"))
+    };
+    let warned = (4..100)
+        .map(|n| make_live(&mut client, n))
+        .find(|event| event["summary"].as_str().unwrap().contains("warning"))
+        .expect("a reload whose audit record could not be written, applied");
+    assert!(
+        warned["summary"]
+            .as_str()
+            .unwrap()
+            .contains("warning: the audit record of this reload was not written: "),
+        "{warned}"
+    );
+    assert!(daemon.stderr().contains("audit"), "{}", daemon.stderr());
+
+    disk.free();
+    let before = client.call("history")["audit"]["records"].as_u64().unwrap();
+    make_live(&mut client, 200);
+    let history = client.call("history");
+    assert_eq!(history["audit"]["verified"], true, "{history}");
+    assert!(
+        history["audit"]["records"].as_u64().unwrap() > before,
+        "{history}"
+    );
+    let (code, out) = run(
+        &[
+            "history",
+            "--audit-log",
+            audit.to_str().unwrap(),
+            "--verify",
+        ],
+        daemon.sandbox.dir(),
+    );
+    assert_eq!(code, 0, "{out}");
+    drop(daemon); // before the disk is unmounted
+}
+
+#[test]
+fn the_daemons_audit_failure_choice_is_checked_on_the_command_line() {
+    use crate::daemon::run;
+
+    let sandbox = Sandbox::new();
+    let (code, out) = run(&["--on-audit-failure", "sometimes"], sandbox.dir());
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("fail-closed") && out.contains("continue"),
+        "{out}"
+    );
+    let (code, out) = run(&["--on-audit-failure", "continue"], sandbox.dir());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--audit-log"), "{out}");
 }

@@ -68,24 +68,29 @@ impl Instants {
     }
 }
 
-/// Submits, reloads and edits (valid and invalid) from three threads until the daemon dies;
-/// `kill -9` after `after`. Returns the ids whose `{"queued": id}` reply arrived.
+/// Submits (from three clients at once, so that commits are shared), reloads and edits (valid
+/// and invalid) until the daemon dies; `kill -9` after `after`. Returns the ids whose
+/// `{"queued": id}` reply arrived.
 fn burst_then_kill(daemon: &mut Daemon, after: Duration, text: &str) -> Vec<u64> {
     let stop = Arc::new(AtomicBool::new(false));
-    let mut submitter = daemon.client(TOKEN);
+    let submitters: Vec<_> = (0..3)
+        .map(|_| {
+            let mut submitter = daemon.client(TOKEN);
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                for n in 0u64.. {
+                    let kind = if n % 2 == 0 { "build" } else { "short" };
+                    match submitter.try_call(&format!("submit {kind}")) {
+                        Ok(reply) => acknowledged.extend(reply["queued"].as_u64()),
+                        Err(_) => break, // killed
+                    }
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+                acknowledged
+            })
+        })
+        .collect();
     let mut reloader = daemon.client(TOKEN);
-    let submits = std::thread::spawn(move || {
-        let mut acknowledged = Vec::new();
-        for n in 0u64.. {
-            let kind = if n % 2 == 0 { "build" } else { "short" };
-            match submitter.try_call(&format!("submit {kind}")) {
-                Ok(reply) => acknowledged.extend(reply["queued"].as_u64()),
-                Err(_) => break, // killed
-            }
-            std::thread::sleep(Duration::from_millis(3));
-        }
-        acknowledged
-    });
     let reloads = std::thread::spawn(move || {
         while reloader.try_call("reload").is_ok() {
             std::thread::sleep(Duration::from_millis(10));
@@ -116,7 +121,10 @@ fn burst_then_kill(daemon: &mut Daemon, after: Duration, text: &str) -> Vec<u64>
     reloads.join().unwrap();
     // The next start reads a valid file.
     write_atomically(&daemon.sandbox.path("taskdaemon.toml"), text);
-    submits.join().unwrap()
+    submitters
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect()
 }
 
 fn write_atomically(path: &Path, text: &str) {
@@ -346,12 +354,8 @@ fn submit_until_refused(client: &mut Client) -> Vec<u64> {
 
 #[test]
 fn a_full_disk_refuses_submits_keeps_state_and_recovers_when_space_returns() {
-    let disk = match SmallDisk::mount("4m") {
-        Ok(disk) => disk,
-        Err(err) => {
-            eprintln!("skipped: cannot mount a tmpfs here (it needs root): {err}");
-            return;
-        }
+    let Some(disk) = SmallDisk::mount_or_skip("4m") else {
+        return;
     };
     let sandbox = Sandbox::new();
     let data = disk.path("data");

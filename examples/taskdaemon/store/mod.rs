@@ -3,6 +3,7 @@
 //!
 //! - A submit is committed with `synchronous = FULL` before its id is handed out; ids come from
 //!   an `AUTOINCREMENT` key, so they are never reused, even after a crash or a deleted row.
+//!   Submits waiting at the same time share one transaction and one fsync ([`group`]).
 //! - A job's checkpoint is its row; finishing it (state, final iterations, completion count) is
 //!   one `UPDATE`, also `FULL`, so a job is finished exactly once.
 //! - Checkpoints are committed with `synchronous = NORMAL`: they survive a crash of the process;
@@ -11,6 +12,7 @@
 //! - A database that SQLite reports as damaged is moved aside under a timestamped name, never
 //!   deleted (see [`legacy`] for the files of earlier versions).
 
+mod group;
 mod legacy;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +58,10 @@ pub struct Health {
     pub last_error: Option<String>,
     /// Writes that failed since the daemon started.
     pub failed_writes: u64,
+    /// Submits stored since the daemon started, and the commits that stored them: fewer
+    /// commits than submits when submits arrived together and shared one.
+    pub submits_stored: u64,
+    pub submit_commits: u64,
 }
 
 /// How far a write is pushed before it returns.
@@ -76,6 +82,7 @@ struct Db {
 pub struct Store {
     db: Mutex<Db>,
     health: Mutex<Health>,
+    submits: group::GroupCommit,
 }
 
 /// Something the store could not do, said for a client.
@@ -132,6 +139,7 @@ impl Store {
                 state: "ok",
                 ..Health::default()
             }),
+            submits: group::GroupCommit::default(),
         };
         let mut db = store.db();
         if created {
@@ -162,15 +170,17 @@ impl Store {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         let mut db = self.db();
-        let result = db.set_sync(sync).and_then(|()| {
-            let tx = db.conn.unchecked_transaction()?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
-        });
+        let result = db.transaction(sync, f);
+        // Noted before the database is free again: whoever writes next sees this health.
+        self.note(what, &result);
         drop(db);
+        result.map_err(StoreError::from)
+    }
+
+    /// Keeps the outcome of a write as the storage's health; logs a failure.
+    fn note<T>(&self, what: &str, result: &rusqlite::Result<T>) {
         let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
-        match &result {
+        match result {
             Ok(_) if health.state != "ok" => {
                 tracing::info!(what, "storage writes succeed again");
                 health.state = "ok";
@@ -184,15 +194,33 @@ impl Store {
                 health.failed_writes += 1;
             }
         }
-        result.map_err(StoreError::from)
     }
 
-    /// Stores a new queued job and returns its id once committed (`FULL`).
+    /// Stores a new queued job and returns its id once committed (`FULL`), in one transaction
+    /// with the other submits waiting at the same time. If that transaction fails, none of its
+    /// submits is stored and each gets the error.
     pub fn submit(&self, loop_type: &str) -> Result<u64, StoreError> {
-        self.write("submit", Sync::Full, |tx| {
-            tx.execute("INSERT INTO jobs (loop_type) VALUES (?1)", [loop_type])?;
-            Ok(tx.last_insert_rowid() as u64)
-        })
+        self.submits
+            .submit(loop_type, |types| {
+                let ids = self.write("submit", Sync::Full, |tx| {
+                    let mut insert =
+                        tx.prepare_cached("INSERT INTO jobs (loop_type) VALUES (?1)")?;
+                    types
+                        .iter()
+                        .map(|loop_type| {
+                            insert.execute([loop_type])?;
+                            Ok(tx.last_insert_rowid() as u64)
+                        })
+                        .collect::<rusqlite::Result<Vec<u64>>>()
+                });
+                if ids.is_ok() {
+                    let mut health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+                    health.submits_stored += types.len() as u64;
+                    health.submit_commits += 1;
+                }
+                ids.map_err(|err| err.0)
+            })
+            .map_err(StoreError)
     }
 
     /// Records a loop's progress (`NORMAL`).
@@ -279,6 +307,19 @@ impl Store {
 }
 
 impl Db {
+    /// Runs `f` in one transaction committed at `sync`.
+    fn transaction<T>(
+        &mut self,
+        sync: Sync,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.set_sync(sync)?;
+        let tx = self.conn.unchecked_transaction()?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
     fn set_sync(&mut self, sync: Sync) -> rusqlite::Result<()> {
         if self.sync != sync {
             let level = match sync {
@@ -336,6 +377,33 @@ mod tests {
         assert_eq!(unfinished[0].id, first);
         assert_eq!(store.job(second).unwrap().unwrap().completions, 1);
         assert_eq!(store.finished_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn concurrent_submits_each_get_their_own_committed_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(Store::open(dir.path()).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let store = std::sync::Arc::clone(&store);
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|_| store.submit("build").unwrap())
+                        .collect::<Vec<u64>>()
+                })
+            })
+            .collect();
+        let mut ids: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, (1..=200).collect::<Vec<u64>>());
+        let stored: Vec<u64> = store.unfinished().unwrap().iter().map(|j| j.id).collect();
+        assert_eq!(stored, ids);
+        let health = store.health();
+        assert_eq!(health.submits_stored, 200);
+        assert!((1..=200).contains(&health.submit_commits), "{health:?}");
     }
 
     #[test]
