@@ -6,6 +6,7 @@ mod derive;
 mod derive_props;
 mod durability;
 mod engine;
+mod environment;
 #[cfg(feature = "etcd")]
 mod fleet;
 mod hostile;

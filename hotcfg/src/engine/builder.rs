@@ -219,6 +219,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
         let started = Instant::now();
         let timestamp = SystemTime::now();
         let content = self.source.read().map_err(ConfigError::from)?;
+        let content_key = self.pipeline.content_key(&content);
         let config = self.pipeline.load(&content)?;
         let referenced = Referenced {
             base: self.source.base_dir(),
@@ -254,7 +255,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
         })?;
         tracing::info!(source = %identity, "configuration loaded");
         let state = State {
-            last_hash: Some(identity.sha256),
+            last_hash: Some(content_key),
             referenced: hashes,
             pending: Vec::new(),
             covered: 0,

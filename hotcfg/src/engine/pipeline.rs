@@ -9,7 +9,7 @@ use crate::diff::{Change, Diff};
 use crate::engine::decide::{decide, Decided};
 use crate::engine::scope_graph::ScopeGraph;
 use crate::hot_reload::{HotConfig, HotReload};
-use crate::load::{locate_violations, ConfigError, Loader};
+use crate::load::{locate_violations, ConfigError, Hints, Loader};
 use crate::plan::{Plan, PrepareVerdict, RestartPolicy};
 use crate::source::{SourceContent, SourceError};
 use crate::validate::Violations;
@@ -142,11 +142,12 @@ impl<C: HotConfig> Pipeline<C> {
     /// Parses and validates a candidate; problems carry file, line and key. Parse errors about
     /// `#[reload(secret)]` fields do not quote the value.
     pub fn load(&self, content: &SourceContent) -> Result<C, ConfigError> {
-        let candidate =
-            self.loader
-                .parse_hiding(content, &|key| is_secret_key::<C>(key), &|key| {
-                    crate::load::closest_key::<C>(key)
-                })?;
+        let hints = Hints {
+            schema: C::schema(),
+            is_secret: &|key| is_secret_key::<C>(key),
+            closest_key: &|key| crate::load::closest_key::<C>(key),
+        };
+        let candidate = self.loader.parse_with(content, &hints)?;
         if let Some(validate) = &self.validator {
             let mut violations = Violations::default();
             validate(&candidate, &mut violations);
@@ -155,6 +156,12 @@ impl<C: HotConfig> Pipeline<C> {
             }
         }
         Ok(candidate)
+    }
+
+    /// What identifies `content` as loaded: its hash, with the environment overlay's variables
+    /// (the engine's "unchanged" check compares these).
+    pub(crate) fn content_key(&self, content: &SourceContent) -> String {
+        self.loader.content_key(content)
     }
 
     /// The decision for a loaded candidate over `live`; `referenced` are changes to files the

@@ -144,7 +144,8 @@ impl<C: HotConfig> Reloader<C> {
             }
         };
         let identity = Some(content.identity.clone());
-        let sha256 = content.identity.sha256.clone();
+        // The bytes' hash, with the environment overlay's variables when there is one.
+        let sha256 = inner.pipeline.content_key(&content);
         if state.last_hash.as_deref() == Some(sha256.as_str())
             && (inner.referenced.changes(live.config(), &state.referenced).0).is_empty()
         {

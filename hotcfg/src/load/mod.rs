@@ -3,6 +3,7 @@
 //! or key), the key path, and where the text shows it (`locate`), the line and column.
 
 mod bounded;
+mod env;
 mod error;
 mod format;
 mod locate;
@@ -10,7 +11,7 @@ mod unknown;
 
 use std::fmt;
 
-use figment::providers::{Env, Serialized};
+use figment::providers::Serialized;
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::de::DeserializeOwned;
@@ -24,8 +25,10 @@ pub(crate) use error::clip;
 pub(crate) use locate::locate_violations;
 pub(crate) use unknown::closest_key;
 
-use crate::source::SourceContent;
+use crate::schema::FieldInfo;
+use crate::source::{sha256_hex, SourceContent};
 use bounded::Limits;
+use env::{Overlay, Placed};
 use format::parse_layer;
 
 /// Parses configuration text into `C`: layers merged in order over optional defaults, then an
@@ -53,6 +56,7 @@ pub struct Loader<C> {
     env_prefix: Option<String>,
     limits: Limits,
     allow_unknown_keys: bool,
+    ignore_unmatched_env: bool,
 }
 
 impl<C> fmt::Debug for Loader<C> {
@@ -63,6 +67,7 @@ impl<C> fmt::Debug for Loader<C> {
             .field("max_depth", &self.limits.max_depth)
             .field("max_values", &self.limits.max_values)
             .field("allow_unknown_keys", &self.allow_unknown_keys)
+            .field("ignore_unmatched_env", &self.ignore_unmatched_env)
             .finish()
     }
 }
@@ -74,6 +79,7 @@ impl<C: Clone> Clone for Loader<C> {
             env_prefix: self.env_prefix.clone(),
             limits: self.limits,
             allow_unknown_keys: self.allow_unknown_keys,
+            ignore_unmatched_env: self.ignore_unmatched_env,
         }
     }
 }
@@ -85,6 +91,7 @@ impl<C> Default for Loader<C> {
             env_prefix: None,
             limits: Limits::default(),
             allow_unknown_keys: false,
+            ignore_unmatched_env: false,
         }
     }
 }
@@ -103,8 +110,88 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
 
     /// Environment variables starting with `prefix` override the files: `APP_LIMITS__MAX=8`
     /// sets `limits.max` (nested keys are separated by a double underscore).
+    ///
+    /// Each segment of a variable's name is matched against the keys serde reads, whatever
+    /// their `rename` or `rename_all`, with `-` and `_` alike and letter case ignored: with a
+    /// kebab-case configuration, `APP_RATE_LIMITS__BURST` sets `rate-limits.burst`. Map keys and
+    /// the fields of plain (non-deriving) structs are matched against the keys the files
+    /// already have, else taken in lower case. A variable with the prefix that names no field
+    /// is refused (see [`ignore_unmatched_env`](Loader::ignore_unmatched_env)). The variables
+    /// are read at every reload and are part of the content's identity: a reload after one
+    /// changed applies it, though the files did not change.
+    ///
+    /// ```
+    /// use hotcfg::{Format, HotReload, Loader, MemorySource, ReloadResult, Reloader, Secret};
+    ///
+    /// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+    /// #[serde(rename_all = "kebab-case")]
+    /// struct Gateway {
+    ///     #[reload(nested)]
+    ///     rate_limits: RateLimits,
+    ///     #[reload(scope = "auth")]
+    ///     admin_password: Secret<String>,
+    /// }
+    ///
+    /// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+    /// #[serde(rename_all = "kebab-case")]
+    /// #[reload(scope = "limits")]
+    /// struct RateLimits {
+    ///     requests_per_second: u32,
+    ///     burst: u32,
+    /// }
+    ///
+    /// let file = "admin-password = \"change-me\"\n\
+    ///             [rate-limits]\nrequests-per-second = 50\nburst = 100\n";
+    /// std::env::set_var("GW_RATE_LIMITS__BURST", "777");
+    /// std::env::set_var("GW_ADMIN_PASSWORD", "from-the-vault");
+    /// let reloader = Reloader::<Gateway>::builder(MemorySource::new("gw.toml", Format::Toml, file))
+    ///     .loader(Loader::new().env_prefix("GW_"))
+    ///     .build()?;
+    /// let live = reloader.handle().load();
+    /// assert_eq!(live.rate_limits.burst, 777);
+    /// assert!(live.admin_password.matches(&"from-the-vault".to_string()));
+    ///
+    /// // The same file with another value in the environment: applied.
+    /// std::env::set_var("GW_RATE_LIMITS__BURST", "800");
+    /// assert!(matches!(reloader.reload_now().result, ReloadResult::Applied { .. }));
+    /// assert_eq!(reloader.handle().load().rate_limits.burst, 800);
+    ///
+    /// // A variable that names no field is refused, by its name.
+    /// std::env::set_var("GW_RATE_LIMITS__BRUST", "1");
+    /// let event = reloader.reload_now();
+    /// let ReloadResult::Failed { error, .. } = &event.result else { panic!("{event:?}") };
+    /// assert!(
+    ///     error.to_string().contains(
+    ///         "environment (GW_*): `GW_RATE_LIMITS__BRUST`: names no field, did you mean \
+    ///          `GW_RATE_LIMITS__BURST`?"
+    ///     ),
+    ///     "{error}"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn env_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.env_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Ignores environment variables with the prefix that name no field, instead of refusing
+    /// the configuration: for a prefix other programs' variables share.
+    ///
+    /// ```
+    /// use hotcfg::{Format, Loader, SourceContent};
+    ///
+    /// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    /// struct Config { workers: u32 }
+    ///
+    /// let content = SourceContent::single("app.toml", Format::Toml, "workers = 4\n");
+    /// std::env::set_var("SHARED_HOME", "/home/shared");
+    /// let strict = Loader::<Config>::new().env_prefix("SHARED_");
+    /// assert!(strict.parse(&content).unwrap_err().to_string().contains("`SHARED_HOME`"));
+    /// let lenient = strict.ignore_unmatched_env();
+    /// assert_eq!(lenient.parse(&content).unwrap().workers, 4);
+    /// ```
+    pub fn ignore_unmatched_env(mut self) -> Self {
+        self.ignore_unmatched_env = true;
         self
     }
 
@@ -151,17 +238,32 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
 
     /// Parses and merges the layers of `content`.
     pub fn parse(&self, content: &SourceContent) -> Result<C, ConfigError> {
-        self.parse_hiding(content, &|_| false, &|_| None)
+        let hints = Hints {
+            schema: &[],
+            is_secret: &|_| false,
+            closest_key: &|_| None,
+        };
+        self.parse_with(content, &hints)
     }
 
-    /// [`parse`](Loader::parse), with the values of keys for which `is_secret` holds left out of
-    /// error messages ("invalid type: found string \"hunter2\"" would print a secret).
-    /// `closest_key` suggests a known key for an unknown one.
-    pub(crate) fn parse_hiding(
+    /// What identifies the content `parse` would read: the sources' hash, and the environment
+    /// overlay's variables when there is one (a reload after an environment change is not
+    /// "unchanged" though the files are).
+    pub(crate) fn content_key(&self, content: &SourceContent) -> String {
+        match &self.env_prefix {
+            None => content.identity.sha256.clone(),
+            Some(prefix) => {
+                let env = Overlay::read(prefix).fingerprint();
+                sha256_hex(format!("{}\0{env}", content.identity.sha256).as_bytes())
+            }
+        }
+    }
+
+    /// [`parse`](Loader::parse), with what the configuration type tells about its keys.
+    pub(crate) fn parse_with(
         &self,
         content: &SourceContent,
-        is_secret: &dyn Fn(&[String]) -> bool,
-        closest_key: &dyn Fn(&[String]) -> Option<String>,
+        hints: &Hints<'_>,
     ) -> Result<C, ConfigError> {
         let mut figment = Figment::new();
         if let Some(defaults) = &self.defaults {
@@ -185,25 +287,88 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
         if !problems.is_empty() {
             return Err(ConfigError::new(Stage::Parse, problems));
         }
+        let mut env = None;
         if let Some(prefix) = &self.env_prefix {
-            figment = figment.merge(Env::prefixed(prefix).split("__"));
+            let (with_env, placed) = self.overlay(figment, prefix, hints)?;
+            figment = with_env;
+            env = Some(EnvPlaced { prefix, placed });
         }
         let config = figment.extract::<C>().map_err(|err| {
-            ConfigError::new(Stage::Parse, extraction_problems(err, content, is_secret))
+            ConfigError::new(
+                Stage::Parse,
+                extraction_problems(err, content, env.as_ref(), hints.is_secret),
+            )
         })?;
         if !self.allow_unknown_keys {
-            let unknown = unknown::ignored_keys::<C>(&figment);
+            let mut unknown = unknown::ignored_keys::<C>(&figment);
+            if self.ignore_unmatched_env {
+                if let Some(env) = &env {
+                    unknown.retain(|path| env.variable_for(path).is_none());
+                }
+            }
             if !unknown.is_empty() {
-                let env = self.env_prefix.as_deref();
-                let problems = unknown::problems(&unknown, content, env, closest_key);
+                let problems =
+                    unknown::problems(&unknown, content, env.as_ref(), hints.closest_key);
                 return Err(ConfigError::new(Stage::Parse, problems));
             }
         }
         Ok(config)
     }
+
+    /// `figment` with the environment overlay merged on top, and where each variable went.
+    /// Variables that name no field are refused here (unless ignored).
+    fn overlay(
+        &self,
+        figment: Figment,
+        prefix: &str,
+        hints: &Hints<'_>,
+    ) -> Result<(Figment, Vec<Placed>), ConfigError> {
+        let overlay = Overlay::read(prefix);
+        if overlay.is_empty() {
+            return Ok((figment, Vec::new()));
+        }
+        let files = figment.extract::<Dict>().unwrap_or_default();
+        let resolved = overlay.resolve(hints.schema, &files);
+        if !resolved.unmatched.is_empty() && !self.ignore_unmatched_env {
+            let problems = env::unmatched_problems(prefix, &resolved.unmatched, hints.closest_key);
+            return Err(ConfigError::new(Stage::Parse, problems));
+        }
+        let layer = ParsedLayer {
+            name: Overlay::source_name(prefix),
+            dict: resolved.dict,
+        };
+        Ok((figment.merge(layer), resolved.placed))
+    }
 }
 
-/// A layer already parsed, named so figment attributes its values (and errors) to it.
+/// What the configuration type tells the loader about its keys (nothing, for [`Loader::parse`]).
+pub(crate) struct Hints<'a> {
+    /// Every field, for the environment overlay's names.
+    pub schema: &'a [FieldInfo],
+    /// Whether an error about this key could quote a secret.
+    pub is_secret: &'a dyn Fn(&[String]) -> bool,
+    /// The known key closest to an unknown one.
+    pub closest_key: &'a dyn Fn(&[String]) -> Option<String>,
+}
+
+/// The environment overlay's variables, and the key each one set.
+pub(crate) struct EnvPlaced<'a> {
+    pub prefix: &'a str,
+    pub placed: Vec<Placed>,
+}
+
+impl EnvPlaced<'_> {
+    /// The variable that set `path` or a key under it (or, set to a table, the key's parent).
+    pub(crate) fn variable_for(&self, path: &[String]) -> Option<&str> {
+        self.placed
+            .iter()
+            .find(|p| p.path.starts_with(path) || path.starts_with(&p.path))
+            .map(|p| p.variable.as_str())
+    }
+}
+
+/// A layer already parsed (or the environment overlay), named so figment attributes its values
+/// (and errors) to it.
 struct ParsedLayer {
     name: String,
     dict: Dict,
@@ -222,6 +387,7 @@ impl Provider for ParsedLayer {
 fn extraction_problems(
     err: figment::Error,
     content: &SourceContent,
+    env: Option<&EnvPlaced<'_>>,
     is_secret: &dyn Fn(&[String]) -> bool,
 ) -> Vec<Problem> {
     err.into_iter()
@@ -231,7 +397,14 @@ fn extraction_problems(
                 .as_deref()
                 .and_then(|name| content.layers.iter().find(|l| l.name == name));
             let line = layer.and_then(|l| locate_key(&l.text, l.format, &err.path));
-            let key = (!err.path.is_empty()).then(|| clip(err.path.join(".")));
+            // A value from the environment is named by its variable.
+            let variable = env
+                .filter(|env| source.as_deref() == Some(&*Overlay::source_name(env.prefix)))
+                .and_then(|env| env.variable_for(&err.path));
+            let key = match variable {
+                Some(variable) => Some(variable.to_string()),
+                None => (!err.path.is_empty()).then(|| clip(err.path.join("."))),
+            };
             let message = if !err.path.is_empty() && is_secret(&err.path) {
                 describe_hiding_value(&err.kind)
             } else {

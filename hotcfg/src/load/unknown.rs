@@ -12,8 +12,10 @@ use figment::value::{Dict, Value};
 use figment::Figment;
 use serde::de::DeserializeOwned;
 
+use super::env::Overlay;
 use super::error::{clip, Problem};
 use super::locate::locate_key;
+use super::EnvPlaced;
 use crate::source::SourceContent;
 use crate::HotReload;
 
@@ -25,7 +27,7 @@ const MAX_REPORTED: usize = 20;
 pub(crate) fn problems(
     unknown: &[Vec<String>],
     content: &SourceContent,
-    env_prefix: Option<&str>,
+    env: Option<&EnvPlaced<'_>>,
     closest_key: &dyn Fn(&[String]) -> Option<String>,
 ) -> Vec<Problem> {
     let mut problems: Vec<Problem> = unknown
@@ -35,20 +37,26 @@ pub(crate) fn problems(
             let located = content.layers.iter().rev().find_map(|layer| {
                 locate_key(&layer.text, layer.format, path).map(|line| (layer.name.clone(), line))
             });
-            let (source, line) = match (located, env_prefix) {
+            let (source, line) = match (located, env) {
                 (Some((name, line)), _) => (Some(name), Some(line)),
-                (None, Some(prefix)) => (Some(format!("environment ({prefix}*)")), None),
+                (None, Some(env)) => (Some(Overlay::source_name(env.prefix)), None),
                 (None, None) => (Some(content.identity.path.clone()), None),
             };
             let message = match closest_key(path) {
                 Some(known) => format!("unknown key, did you mean `{known}`?"),
                 None => "unknown key: no field reads it".to_string(),
             };
+            // A key from the environment is named by its variable.
+            let variable = match (line, env) {
+                (None, Some(env)) => env.variable_for(path),
+                _ => None,
+            };
+            let key = variable.map_or_else(|| path.join("."), str::to_string);
             Problem {
                 source,
                 line,
                 column: None,
-                key: Some(clip(path.join("."))),
+                key: Some(clip(key)),
                 message,
             }
         })
