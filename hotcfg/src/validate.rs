@@ -41,6 +41,42 @@ pub struct Violation {
 }
 
 /// The broken rules found in a candidate configuration.
+///
+/// Each is reported at a key, written as the diff writes paths, and located in the file that
+/// sets it (file and line): nested fields are dotted (`limits.max`), map entries by their key
+/// (`upstreams.api-v1.url`, or `loops."my.loop".max` for a key holding a dot), and list
+/// elements by their index from 0, `routes.1.upstream` (also accepted: `routes[1].upstream`),
+/// whether the list is written as TOML `[[routes]]` tables, an inline array, a JSON array or a
+/// YAML sequence.
+///
+/// ```
+/// use hotcfg::{Format, MemorySource, Reloader, Violations};
+///
+/// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, hotcfg::HotReload)]
+/// struct Config {
+///     #[reload(scope = "routing")]
+///     routes: Vec<Route>,
+/// }
+///
+/// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+/// struct Route { name: String, upstream: String }
+///
+/// fn validate(config: &Config, v: &mut Violations) {
+///     for (i, route) in config.routes.iter().enumerate() {
+///         v.check(route.upstream.starts_with("http"), format!("routes.{i}.upstream"),
+///                 "must be an http(s) URL");
+///     }
+/// }
+///
+/// let text = "[[routes]]\nname = \"a\"\nupstream = \"http://a\"\n\n\
+///             [[routes]]\nname = \"b\"\nupstream = \"ftp://b\"\n";
+/// let source = MemorySource::new("gw.toml", Format::Toml, text);
+/// let err = Reloader::builder(source).validator(validate).build().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "invalid configuration: gw.toml:7: `routes.1.upstream`: must be an http(s) URL"
+/// );
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
 pub struct Violations {

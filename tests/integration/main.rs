@@ -12,6 +12,7 @@ mod fleet;
 mod hostile;
 mod http;
 mod lists;
+mod locations;
 mod plan_prepare;
 mod props;
 mod reliability;
