@@ -83,7 +83,7 @@ fn variables_set_renamed_keys_whatever_their_spelling() {
     let live = reloader.handle().snapshot();
     assert_eq!(live.rate_limits.burst, 777);
     assert_eq!(live.rate_limits.requests_per_second, 50);
-    assert!(live.admin_password.matches(&"env-secret".to_string()));
+    assert!(live.admin_password.matches("env-secret"));
     assert_eq!(live.log_level, "debug");
     // A map key the file has (`api-v1`), and a field of a plain struct under it.
     assert_eq!(live.upstreams["api-v1"].health.interval_ms, 250);

@@ -22,8 +22,11 @@ struct Gateway {
     routes: Vec<Route>,
 }
 
+/// How a validator spells the key of element `i`'s upstream.
+type KeyOf = fn(usize) -> String;
+
 /// Refuses every upstream that is not http, keyed as `key` spells element `i`.
-fn refuse_non_http(key: fn(usize) -> String) -> impl Fn(&Gateway, &mut Violations) {
+fn refuse_non_http(key: KeyOf) -> impl Fn(&Gateway, &mut Violations) {
     move |config, v| {
         for (i, route) in config.routes.iter().enumerate() {
             v.check(
@@ -71,7 +74,7 @@ const FILES: [(&str, &str, usize); 5] = [
 
 #[test]
 fn a_violation_in_a_list_element_names_its_line_in_each_format() {
-    let spellings: [(&str, fn(usize) -> String); 2] = [
+    let spellings: [(&str, KeyOf); 2] = [
         ("routes.1.upstream", |i| format!("routes.{i}.upstream")),
         ("routes[1].upstream", |i| format!("routes[{i}].upstream")),
     ];

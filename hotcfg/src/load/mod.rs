@@ -149,7 +149,7 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
     ///     .build()?;
     /// let live = reloader.handle().load();
     /// assert_eq!(live.rate_limits.burst, 777);
-    /// assert!(live.admin_password.matches(&"from-the-vault".to_string()));
+    /// assert!(live.admin_password.matches("from-the-vault"));
     ///
     /// // The same file with another value in the environment: applied.
     /// std::env::set_var("GW_RATE_LIMITS__BURST", "800");
