@@ -140,6 +140,8 @@ fn a_reload_after_an_environment_change_applies_it() {
         reloader.reload_now().result,
         ReloadResult::Unchanged
     ));
+    // Nothing new to report: the startup event already said this content is live.
+    assert_eq!(reloader.history().len(), 1);
     set(&[("GWF_RATE_LIMITS__BURST", "2")]);
     let event = reloader.reload_now();
     assert!(

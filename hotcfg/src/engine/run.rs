@@ -150,7 +150,8 @@ impl<C: HotConfig> Reloader<C> {
             && (inner.referenced.changes(live.config(), &state.referenced).0).is_empty()
         {
             tracing::debug!("same content as the live configuration");
-            let record = if self.reported_live(&sha256) {
+            // Events name the source's own hash (without the environment's variables).
+            let record = if self.reported_live(&content.identity.sha256) {
                 Record::Not
             } else {
                 Record::After
