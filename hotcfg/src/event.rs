@@ -76,6 +76,14 @@ pub enum ReloadError {
         /// The write error.
         message: String,
     },
+    /// A blocking call ([`Reloader::reload_now`](crate::Reloader::reload_now) or
+    /// [`trigger`](crate::Reloader::trigger)) was made on a current-thread tokio runtime while
+    /// async handlers need that thread to run: nothing was attempted (nor recorded).
+    #[error(
+        "a blocking reload on a current-thread tokio runtime would stall the async handlers that \
+         need it; nothing was attempted: use `reload().await` (or `trigger_async(..).await`)"
+    )]
+    WouldBlockRuntime,
 }
 
 /// What became of the handlers that had applied when a reload failed. A sum type rather than a

@@ -102,6 +102,7 @@
 // Generated code names `::hotcfg::__private`; this makes that path work inside this crate too.
 extern crate self as hotcfg;
 
+mod async_handlers;
 mod audit;
 mod cached;
 mod class;
@@ -135,6 +136,7 @@ pub mod watcher;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use async_handlers::{AsyncScopeHandler, BoxFuture, StepFuture};
 pub use audit::{
     verify_audit_log, AuditChange, AuditFailure, AuditLog, AuditRecord, AuditRecovery, AuditSync,
     AuditVerifyError, GENESIS,

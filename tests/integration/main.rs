@@ -1,4 +1,5 @@
 //! Integration tests of hotcfg.
+mod async_api;
 mod audit_failure;
 mod browser;
 mod daemon;

@@ -7,9 +7,15 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
+use tokio::runtime::Handle as RuntimeHandle;
+
+use super::awaiting;
 use super::recorder::Recorder;
 use super::referenced::Referenced;
 use super::{Inner, Pipeline, Reloader, State};
+use crate::async_handlers::{
+    AsyncFnHandler, AsyncScopeHandler, OnRuntime, RuntimeSlot, StepFuture,
+};
 use crate::audit::{AuditFailure, AuditLog, AuditSync, AuditTrail};
 use crate::diff::Diff;
 use crate::event::{ReloadEvent, ReloadResult, ReloadSubscriber, Trigger};
@@ -75,6 +81,11 @@ pub struct ReloaderBuilder<C: HotReload> {
     audit_failure: AuditFailure,
     subscribers: Vec<Box<dyn ReloadSubscriber>>,
     max_referenced_bytes: u64,
+    /// The runtime async handlers run on: given, or captured by `build()`.
+    runtime: Option<RuntimeHandle>,
+    /// Shared with every async handler registered; set by `build()`.
+    async_runtime: RuntimeSlot,
+    has_async: bool,
 }
 
 impl<C: HotReload> fmt::Debug for ReloaderBuilder<C> {
@@ -99,6 +110,9 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             audit_failure: AuditFailure::default(),
             subscribers: Vec::new(),
             max_referenced_bytes: DEFAULT_MAX_BYTES,
+            runtime: None,
+            async_runtime: RuntimeSlot::default(),
+            has_async: false,
         }
     }
 
@@ -148,6 +162,32 @@ impl<C: HotConfig> ReloaderBuilder<C> {
         apply: impl Fn(&ApplyContext<'_, C>) -> Result<(), BoxError> + Send + Sync + 'static,
     ) -> Self {
         self.handler(scope, FnHandler(apply))
+    }
+
+    /// Registers an async handler for `scope` ([`AsyncScopeHandler`]); sync and async handlers
+    /// mix freely, in registration order within a scope. They run on the tokio runtime given
+    /// with [`runtime`](ReloaderBuilder::runtime), or else the one current when
+    /// [`build`](ReloaderBuilder::build) runs (without either, `build` fails with
+    /// [`BuildError::Setup`]).
+    pub fn async_handler(mut self, scope: &str, handler: impl AsyncScopeHandler<C>) -> Self {
+        self.has_async = true;
+        let runtime = Arc::clone(&self.async_runtime);
+        self.handler(scope, OnRuntime { handler, runtime })
+    }
+
+    /// Registers an async closure as the apply step of a handler for `scope`: return
+    /// `Box::pin(async move { ... })`. See [`async_handler`](ReloaderBuilder::async_handler).
+    pub fn on_apply_async<F>(self, scope: &str, apply: F) -> Self
+    where
+        F: for<'a> Fn(&'a ApplyContext<'a, C>) -> StepFuture<'a> + Send + Sync + 'static,
+    {
+        self.async_handler(scope, AsyncFnHandler(apply))
+    }
+
+    /// The tokio runtime async handlers run on (default: the one current at `build()`).
+    pub fn runtime(mut self, runtime: RuntimeHandle) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     /// Keeps the last `len` events in memory (default [`DEFAULT_HISTORY_LEN`]).
@@ -213,8 +253,25 @@ impl<C: HotConfig> ReloaderBuilder<C> {
 
     /// Checks the setup, loads and validates the initial configuration (failing fast with the
     /// same errors a reload would give), and starts the engine at generation 1.
+    ///
+    /// Async handlers' `init` runs on the runtime they will use; on a current-thread runtime
+    /// with async handlers, `build` would block the thread they need and fails: use
+    /// [`build_async`](ReloaderBuilder::build_async)`().await` there.
     pub fn build(self) -> Result<Reloader<C>, BuildError> {
+        if awaiting::refuses_blocking(self.has_async) {
+            return Err(BuildError::Setup(
+                "build() on a current-thread tokio runtime cannot start async handlers: they need \
+                 the thread it blocks; use `build_async().await`"
+                    .into(),
+            ));
+        }
+        self.build_here()
+    }
+
+    /// [`build`](ReloaderBuilder::build) on this thread.
+    fn build_here(self) -> Result<Reloader<C>, BuildError> {
         self.check_scopes()?;
+        self.capture_runtime()?;
         let audit = self.open_audit()?;
         let started = Instant::now();
         let timestamp = SystemTime::now();
@@ -226,7 +283,8 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             max_bytes: self.max_referenced_bytes,
         };
         let hashes = referenced.hash_all(&config);
-        self.init_handlers(&config, referenced.base.as_deref())?;
+        let base = referenced.base.as_deref();
+        awaiting::off_worker(|| self.init_handlers(&config, base))?;
         let identity = content.identity;
         let handle = Handle::from_snapshot(Snapshot::new(1, Some(identity.clone()), config));
         let event = ReloadEvent {
@@ -269,10 +327,40 @@ impl<C: HotConfig> ReloaderBuilder<C> {
                 referenced,
                 handle,
                 recorder,
+                has_async: self.has_async,
                 requested: AtomicU64::new(0),
                 state: Mutex::new(state),
             }),
         })
+    }
+
+    /// [`build`](ReloaderBuilder::build) for async code: on a blocking thread, so that async
+    /// handlers can start on the current runtime (whatever its flavour) while it keeps running.
+    pub async fn build_async(self) -> Result<Reloader<C>, BuildError> {
+        let builder = match (&self.runtime, RuntimeHandle::try_current()) {
+            (None, Ok(current)) => self.runtime(current),
+            _ => self,
+        };
+        awaiting::off_runtime(move || builder.build_here()).await
+    }
+
+    /// Sets the runtime async handlers run on: given, or the current one.
+    fn capture_runtime(&self) -> Result<(), BuildError> {
+        if !self.has_async {
+            return Ok(());
+        }
+        let runtime = match &self.runtime {
+            Some(runtime) => runtime.clone(),
+            None => RuntimeHandle::try_current().map_err(|_| {
+                BuildError::Setup(
+                    "async handlers need a tokio runtime: build inside one, or give it with \
+                     `ReloaderBuilder::runtime`"
+                        .into(),
+                )
+            })?,
+        };
+        let _ = self.async_runtime.set(runtime);
+        Ok(())
     }
 
     /// Runs every handler's `init` with the first configuration, scopes in dependency order.

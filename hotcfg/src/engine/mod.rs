@@ -10,6 +10,7 @@
 //! - `recorder`: history, published state, audit log, metrics, broadcast and subscribers.
 //! - `referenced`: the files `#[reload(watch)]` fields name, hashed.
 
+mod awaiting;
 mod builder;
 pub(crate) mod decide;
 mod pipeline;
@@ -103,6 +104,9 @@ struct Inner<C: HotReload> {
     referenced: Referenced,
     handle: Handle<C>,
     recorder: Recorder,
+    /// Some handlers are async: they run on a captured runtime, which blocking calls on a
+    /// current-thread runtime would stall.
+    has_async: bool,
     /// Reload requests taken so far (tickets).
     requested: AtomicU64,
     /// Held for a whole attempt: one reload at a time.
@@ -161,7 +165,21 @@ impl<C: HotConfig> Reloader<C> {
     /// recorded: no history entry, audit record, metric or broadcast. So `reload_now()` after the
     /// watcher applied the same edit says "unchanged" without a duplicate line. After a failed or
     /// rejected attempt, finding the live bytes again is recorded (the problem is gone).
+    ///
+    /// Called from inside a tokio runtime, the attempt runs on a thread of its own while this one
+    /// waits (handlers never run on a runtime worker, so async ones behave as anywhere else); on
+    /// a current-thread runtime with async handlers it is refused with
+    /// [`ReloadError::WouldBlockRuntime`](crate::ReloadError::WouldBlockRuntime), unrecorded:
+    /// use [`reload`](Reloader::reload)`().await` there.
     pub fn trigger(&self, trigger: Trigger) -> Arc<ReloadEvent> {
+        if awaiting::refuses_blocking(self.inner.has_async) {
+            return Arc::new(self.would_block(trigger));
+        }
+        awaiting::off_worker(|| self.trigger_here(trigger))
+    }
+
+    /// [`trigger`](Reloader::trigger) on this thread.
+    fn trigger_here(&self, trigger: Trigger) -> Arc<ReloadEvent> {
         let ticket = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
         let mut state = self.lock();
         if state.covered >= ticket {
@@ -197,7 +215,10 @@ impl<C: HotConfig> Reloader<C> {
     /// A dry run of `content` that may do more than decide, as `options` say: with
     /// [`PlanOptions::run_prepare`], every handler an apply would run is asked (`prepare` only,
     /// never `apply`) and the plan carries each verdict; a veto makes the decision the rejection
-    /// the reload would give. Only for handlers whose `prepare` changes nothing.
+    /// the reload would give. Only for handlers whose `prepare` changes nothing. Asking handlers
+    /// from inside a tokio runtime follows [`trigger`](Reloader::trigger)'s rule; where that
+    /// refuses, the handlers are not asked ([`Plan::prepare`] is `None`): use
+    /// [`plan_async`](Reloader::plan_async).
     ///
     /// ```
     /// use hotcfg::{BoxError, Decision, HotReload, MemorySource, PlanOptions, Reloader, Verdict};
@@ -242,6 +263,18 @@ impl<C: HotConfig> Reloader<C> {
         options: PlanOptions,
     ) -> Plan {
         // Asking handlers waits for a running reload: they see the live version it would see.
+        if !options.runs_prepare() {
+            return self.plan_here(content, options);
+        }
+        if awaiting::refuses_blocking(self.inner.has_async) {
+            tracing::warn!("handlers not asked: use plan_async(..).await on this runtime");
+            return self.plan_here(content, PlanOptions::default());
+        }
+        awaiting::off_worker(|| self.plan_here(content, options))
+    }
+
+    /// [`plan_with`](Reloader::plan_with) on this thread.
+    fn plan_here(&self, content: Result<SourceContent, SourceError>, options: PlanOptions) -> Plan {
         let _one_at_a_time = options.runs_prepare().then(|| self.lock());
         let live = self.inner.handle.snapshot();
         let handlers = &self.inner.handlers;
