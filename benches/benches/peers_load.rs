@@ -53,7 +53,7 @@ fn main() {
     assert_eq!(loader.parse(&contents[1]).expect("valid"), expected);
     assert_eq!(config_rs(&texts[1]), expected);
     assert_eq!(
-        toml1::from_str::<Leaf1000>(&texts[1]).expect("valid"),
+        toml::from_str::<Leaf1000>(&texts[1]).expect("valid"),
         expected
     );
 
@@ -78,10 +78,10 @@ fn main() {
         black_box(config_rs(text()));
     };
     let mut toml08 = || {
-        black_box(toml::from_str::<Leaf1000>(text()).expect("valid"));
+        black_box(toml08::from_str::<Leaf1000>(text()).expect("valid"));
     };
     let mut toml1 = || {
-        black_box(toml1::from_str::<Leaf1000>(text()).expect("valid"));
+        black_box(toml::from_str::<Leaf1000>(text()).expect("valid"));
     };
     compare(
         "load, 1,000 leaves from TOML",

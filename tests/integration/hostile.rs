@@ -147,12 +147,12 @@ impl Live {
 // ---------------------------------------------------------------------------------------------
 // Inputs. Each is a function of a size, so the same input runs here and in a child process.
 
-/// `[t.t.(79 t)]` then `x = { k.k.(79 k) = { k.k... = 1 } }`: toml_edit allows 79 levels of
-/// inline tables and 79 segments per dotted key, which multiply into a document 6,300 levels
+/// `[t.t.(80 t)]` then `x = { k.k.(80 k) = { k.k... = 1 } }`: toml 1.x allows 80 levels of
+/// inline tables and 80 segments per dotted key, which multiply into a document 6,481 levels
 /// deep (the deepest it accepts).
 fn toml_inline_times_dotted(levels: usize) -> String {
-    let key = vec!["k"; 79].join(".");
-    let mut text = format!("[{}]\nx = ", vec!["t"; 79].join("."));
+    let key = vec!["k"; 80].join(".");
+    let mut text = format!("[{}]\nx = ", vec!["t"; 80].join("."));
     for _ in 0..levels {
         text.push_str(&format!("{{ {key} = "));
     }
@@ -212,7 +212,7 @@ fn hostile_child() {
         return;
     };
     let (ext, text) = match case.as_str() {
-        "toml_inline_times_dotted" => ("toml", toml_inline_times_dotted(79)),
+        "toml_inline_times_dotted" => ("toml", toml_inline_times_dotted(80)),
         "million_toml" => ("toml", million_toml()),
         "million_json" => ("json", million_json()),
         "million_yaml" => ("yaml", million_yaml()),
@@ -318,7 +318,7 @@ fn yaml_aliases_cannot_expand_into_billions_of_values() {
 fn million_element_arrays_are_refused_in_bounded_memory() {
     assert_child("million_json", 128, 10, "more than 100000 values");
     assert_child("million_yaml", 256, 20, "more than 100000 values");
-    // toml_edit parses the whole array before any value is counted: seconds in a debug build.
+    // toml parses the whole array before any value is counted: seconds in a debug build.
     assert_child("million_toml", 512, 60, "more than 100000 values");
 }
 

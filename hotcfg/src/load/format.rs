@@ -72,7 +72,7 @@ pub(super) fn parse_layer(layer: &Layer, limits: Limits) -> Result<Dict, Problem
                 }
                 None => (None, None),
             };
-            problem(line, column, format!("invalid TOML: {}", err.message()))
+            problem(line, column, toml_message(&err, &layer.text))
         }),
         Format::Json => {
             let mut de = serde_json::Deserializer::from_str(&layer.text);
@@ -121,18 +121,21 @@ pub(super) fn parse_layer(layer: &Layer, limits: Limits) -> Result<Dict, Problem
     }
 }
 
-/// Stack for the thread that parses TOML. toml_edit bounds nesting (79 levels of arrays and
-/// inline tables, 79 segments per dotted key) but the two multiply: `x = { a.a.(77 more) = { ...`
-/// builds a document 6,300 levels deep, and dropping it recurses once per level, which overflows
-/// a 2 MiB thread stack (an abort, not an error). The deepest document toml_edit accepts needs
-/// about 4 MiB in a debug build; 64 MiB leaves a wide margin. Only the pages used are committed.
+/// Stack for the thread that parses TOML. toml 1.x bounds nesting (80 levels of arrays and
+/// inline tables, 80 segments per dotted key) but the two multiply: `x = { a.a.(78 more) = { ...`
+/// builds a document 6,400 levels deep. `BoundedDict` refuses it at `max_depth` while reading,
+/// but toml builds the whole tree first, and dropping it recurses once per level, which
+/// overflows a 2 MiB thread stack (an abort, not an error). The deepest document toml accepts
+/// needs 4-4.5 MiB in a debug build (measured: it overflows 4 MiB, not 4.5 MiB); 64 MiB leaves a
+/// wide margin.
+/// Only the pages used are committed.
 const TOML_PARSER_STACK: usize = 64 * 1024 * 1024;
 
 /// Documents whose nesting could exceed this are parsed on a thread with
 /// [`TOML_PARSER_STACK`]; below it (every configuration written by a person) the caller's stack
-/// is ample: about 0.7 MiB at this depth in a debug build, where the smallest stacks hotcfg runs
-/// on (test and tokio blocking threads) have 2 MiB. Starting the thread costs ~100 µs, ten times
-/// the parse of a small file, so it is paid only when needed.
+/// is ample: 0.5-0.75 MiB at this depth in a debug build (measured), where the smallest stacks hotcfg
+/// runs on (test and tokio blocking threads) have 2 MiB. Starting the thread costs ~100 µs, a
+/// third of the parse of a 20 KB file, so it is paid only when needed.
 const TOML_INLINE_NESTING: usize = 1024;
 
 /// An upper bound on how deep a TOML document can nest: every level needs its own `[`, `{` or
@@ -144,19 +147,21 @@ fn toml_nesting_bound(text: &str) -> usize {
 }
 
 /// Parses TOML, on a thread of its own with a stack large enough for the deepest document
-/// toml_edit accepts when the text could nest that deep.
+/// toml accepts when the text could nest that deep.
 fn parse_toml(text: &str, limits: Limits) -> Result<Dict, toml::de::Error> {
     use serde::de::Error as _;
+    let parse = || {
+        let document = toml::Deserializer::parse(text)?;
+        BoundedDict::new(limits, Format::Toml).deserialize(document)
+    };
     if toml_nesting_bound(text) <= TOML_INLINE_NESTING {
-        return BoundedDict::new(limits, Format::Toml).deserialize(toml::Deserializer::new(text));
+        return parse();
     }
     std::thread::scope(|scope| {
         let parser = std::thread::Builder::new()
             .name("hotcfg-toml".into())
             .stack_size(TOML_PARSER_STACK)
-            .spawn_scoped(scope, || {
-                BoundedDict::new(limits, Format::Toml).deserialize(toml::Deserializer::new(text))
-            })
+            .spawn_scoped(scope, parse)
             .map_err(|err| toml::de::Error::custom(format!("cannot start the parser: {err}")))?;
         parser.join().unwrap_or_else(|panic| {
             Err(toml::de::Error::custom(format!(
@@ -165,6 +170,19 @@ fn parse_toml(text: &str, limits: Limits) -> Result<Dict, toml::de::Error> {
             )))
         })
     })
+}
+
+/// toml's message, naming the key when it is a duplicate: toml 1.x says only "duplicate key" and
+/// points its span at the key as written.
+fn toml_message(err: &toml::de::Error, text: &str) -> String {
+    let key = err
+        .span()
+        .filter(|_| err.message() == "duplicate key")
+        .and_then(|span| text.get(span));
+    match key {
+        Some(key) => format!("invalid TOML: duplicate key `{}`", key.trim()),
+        None => format!("invalid TOML: {}", err.message()),
+    }
 }
 
 /// Nesting of `[`/`{` in YAML text refused before parsing. Far above [`DEFAULT_MAX_DEPTH`], which
@@ -196,11 +214,11 @@ fn flow_depth_exceeded(text: &str, max: usize) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// `[t.t.(78 dots)]` then `x = ` and `levels` inline tables keyed by 79-segment dotted keys:
-    /// toml_edit's worst case, `levels * 79 + 79` levels deep.
+    /// `[t.t.(79 dots)]` then `x = ` and `levels` inline tables keyed by 80-segment dotted keys:
+    /// toml's worst case, `levels * 80 + 81` levels deep.
     fn inline_times_dotted(levels: usize) -> String {
-        let key = vec!["k"; 79].join(".");
-        let mut text = format!("[{}]\nx = ", vec!["t"; 79].join("."));
+        let key = vec!["k"; 80].join(".");
+        let mut text = format!("[{}]\nx = ", vec!["t"; 80].join("."));
         for _ in 0..levels {
             text.push_str(&format!("{{ {key} = "));
         }
@@ -229,6 +247,21 @@ mod tests {
             .expect("parsing on a 2 MiB stack must not overflow it");
         let err = result.unwrap_err().to_string();
         assert!(err.contains("nested deeper than"), "{err}");
+    }
+
+    #[test]
+    fn a_duplicate_toml_key_is_named_as_written() {
+        for (text, key) in [
+            ("a = 1\na = 2\n", "`a`"),
+            ("[t]\n\"b c\" = 1\n\"b c\" = 2\n", "`\"b c\"`"),
+            ("[t]\nx = 1\n[t]\n", "`t`"),
+        ] {
+            let err = parse_toml(text, Limits::default()).unwrap_err();
+            let message = toml_message(&err, text);
+            assert_eq!(message, format!("invalid TOML: duplicate key {key}"));
+        }
+        let err = parse_toml("a = ", Limits::default()).unwrap_err();
+        assert!(toml_message(&err, "a = ").starts_with("invalid TOML: "));
     }
 
     #[test]
