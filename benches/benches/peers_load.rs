@@ -5,7 +5,10 @@
 //! * `hotcfg reload_now`: a whole reload from an in-memory source alternating two versions that
 //!   differ in one leaf: read and hash, bounded parse, merge and extract (figment), diff, plan,
 //!   one atomic store, history and metrics; no handlers, no audit log;
-//! * `hotcfg parse`: hotcfg's parse step alone (`Loader::parse`): bounded parse and extract;
+//! * `hotcfg parse`: hotcfg's parse step alone (`Loader::parse`): bounded parse, merge, extract
+//!   noting unknown keys;
+//! * `hotcfg parse, unknown keys allowed`: the same without the unknown-key check
+//!   (`Loader::allow_unknown_keys`): the difference is what the check costs;
 //! * `figment extract`: `Figment::from(Toml::string(text)).extract()`;
 //! * `config-rs`: `Config::builder().add_source(File::from_str(text, Toml)).build()` then
 //!   `try_deserialize()`;
@@ -39,6 +42,7 @@ fn main() {
     let source = MemorySource::alternating(texts.clone());
     let contents = [source.read().unwrap(), source.read().unwrap()];
     let loader = Loader::<Leaf1000>::new();
+    let lenient = Loader::<Leaf1000>::new().allow_unknown_keys();
     let reloader = Reloader::<Leaf1000>::builder(MemorySource::alternating(texts.clone()))
         .build()
         .expect("the fixture loads");
@@ -52,6 +56,10 @@ fn main() {
     let expected = changed(&base, 1);
     assert_eq!(loader.parse(&contents[1]).expect("valid"), expected);
     assert_eq!(config_rs(&texts[1]), expected);
+    assert_eq!(
+        toml08::from_str::<Leaf1000>(&texts[1]).expect("valid"),
+        expected
+    );
     assert_eq!(
         toml::from_str::<Leaf1000>(&texts[1]).expect("valid"),
         expected
@@ -67,6 +75,9 @@ fn main() {
     };
     let mut parse = || {
         black_box(loader.parse(&contents[turn.get() % 2]).expect("valid"));
+    };
+    let mut parse_lenient = || {
+        black_box(lenient.parse(&contents[turn.get() % 2]).expect("valid"));
     };
     let mut figment = || {
         let value: Leaf1000 = Figment::from(Toml::string(text()))
@@ -97,6 +108,11 @@ fn main() {
                 name: "hotcfg parse",
                 batch: 1,
                 run: &mut parse,
+            },
+            Contender {
+                name: "hotcfg parse, unknown keys allowed",
+                batch: 1,
+                run: &mut parse_lenient,
             },
             Contender {
                 name: "figment extract",

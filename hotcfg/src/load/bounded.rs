@@ -219,9 +219,10 @@ impl<'de> de::Visitor<'de> for Bounded<'_> {
                         "duplicate key `{path}{key}`"
                     )));
                 }
-                self.doc.path.borrow_mut().push(key.clone());
+                // The key waits on the path while its value is read (moved, not cloned).
+                self.doc.path.borrow_mut().push(key);
                 let value = map.next_value_seed(self.child());
-                self.doc.path.borrow_mut().pop();
+                let key = self.doc.path.borrow_mut().pop().unwrap_or_default();
                 dict.insert(key, value?);
             }
             Ok(Value::from(dict))

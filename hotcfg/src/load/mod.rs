@@ -9,6 +9,7 @@ mod format;
 mod locate;
 mod unknown;
 
+use std::cell::Cell;
 use std::fmt;
 
 use figment::providers::Serialized;
@@ -278,7 +279,7 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
                 Ok(dict) => {
                     figment = figment.merge(ParsedLayer {
                         name: layer.name.clone(),
-                        dict,
+                        dict: Cell::new(dict),
                     })
                 }
                 Err(problem) => problems.push(problem),
@@ -293,24 +294,25 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
             figment = with_env;
             env = Some(EnvPlaced { prefix, placed });
         }
-        let config = figment.extract::<C>().map_err(|err| {
+        let extracted = if self.allow_unknown_keys {
+            figment.extract::<C>().map(|config| (config, Vec::new()))
+        } else {
+            unknown::extract_noting_ignored::<C>(&figment)
+        };
+        let (config, mut unknown) = extracted.map_err(|err| {
             ConfigError::new(
                 Stage::Parse,
                 extraction_problems(err, content, env.as_ref(), hints.is_secret),
             )
         })?;
-        if !self.allow_unknown_keys {
-            let mut unknown = unknown::ignored_keys::<C>(&figment);
-            if self.ignore_unmatched_env {
-                if let Some(env) = &env {
-                    unknown.retain(|path| env.variable_for(path).is_none());
-                }
+        if self.ignore_unmatched_env {
+            if let Some(env) = &env {
+                unknown.retain(|path| env.variable_for(path).is_none());
             }
-            if !unknown.is_empty() {
-                let problems =
-                    unknown::problems(&unknown, content, env.as_ref(), hints.closest_key);
-                return Err(ConfigError::new(Stage::Parse, problems));
-            }
+        }
+        if !unknown.is_empty() {
+            let problems = unknown::problems(&unknown, content, env.as_ref(), hints.closest_key);
+            return Err(ConfigError::new(Stage::Parse, problems));
         }
         Ok(config)
     }
@@ -335,7 +337,7 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
         }
         let layer = ParsedLayer {
             name: Overlay::source_name(prefix),
-            dict: resolved.dict,
+            dict: Cell::new(resolved.dict),
         };
         Ok((figment.merge(layer), resolved.placed))
     }
@@ -371,7 +373,8 @@ impl EnvPlaced<'_> {
 /// (and errors) to it.
 struct ParsedLayer {
     name: String,
-    dict: Dict,
+    /// Handed over, not cloned: figment asks for the data once, when the layer is merged.
+    dict: Cell<Dict>,
 }
 
 impl Provider for ParsedLayer {
@@ -380,7 +383,7 @@ impl Provider for ParsedLayer {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        Ok(Profile::Default.collect(self.dict.clone()))
+        Ok(Profile::Default.collect(self.dict.take()))
     }
 }
 

@@ -4,13 +4,14 @@
 //! the closest known key: "unknown key `api_tokn`; did you mean `api_token`?". Configurations
 //! that want to tolerate extra keys opt out on the [`Loader`](crate::Loader).
 //!
-//! Found by deserializing the merged layers a second time through `serde_ignored`, so keys
-//! inside plain (non-deriving) structs, optional sections and list elements are seen too. Keys
-//! under a `#[serde(flatten)]` field are not: serde hands them all to the flattened type.
+//! Found while extracting: figment's deserializer is wrapped in `serde_ignored`, which notes each
+//! key the target type skips, so keys inside plain (non-deriving) structs, optional sections and
+//! list elements are seen too, in the same pass. Keys under a `#[serde(flatten)]` field are not:
+//! serde hands them all to the flattened type.
 
-use figment::value::{Dict, Value};
 use figment::Figment;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use super::env::Overlay;
 use super::error::{clip, Problem};
@@ -73,17 +74,27 @@ pub(crate) fn problems(
     problems
 }
 
-/// Every key of the merged configuration that deserializing `C` ignored, as path segments.
-pub(crate) fn ignored_keys<C: DeserializeOwned>(figment: &Figment) -> Vec<Vec<String>> {
-    let Ok(dict) = figment.extract::<Dict>() else {
-        return Vec::new();
-    };
-    let value = Value::from(dict);
-    let mut ignored = Vec::new();
-    // Where the plain value deserializer disagrees with figment's own (which already accepted
-    // the configuration), nothing is reported: the check never refuses a valid file by itself.
-    let _ = serde_ignored::deserialize::<_, _, C>(&value, |path| ignored.push(segments(&path)));
-    ignored
+/// Extracts `C` from the merged layers, with every key that deserializing `C` ignored, as path
+/// segments. One pass: errors are figment's own, with their sources.
+pub(crate) fn extract_noting_ignored<C: DeserializeOwned>(
+    figment: &Figment,
+) -> Result<(C, Vec<Vec<String>>), figment::Error> {
+    let NotingIgnored { value, ignored } = figment.extract::<NotingIgnored<C>>()?;
+    Ok((value, ignored))
+}
+
+/// `C`, deserialized through `serde_ignored` around whatever deserializer reads it.
+struct NotingIgnored<C> {
+    value: C,
+    ignored: Vec<Vec<String>>,
+}
+
+impl<'de, C: Deserialize<'de>> Deserialize<'de> for NotingIgnored<C> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut ignored = Vec::new();
+        let value = serde_ignored::deserialize(deserializer, |path| ignored.push(segments(&path)))?;
+        Ok(NotingIgnored { value, ignored })
+    }
 }
 
 fn segments(path: &serde_ignored::Path<'_>) -> Vec<String> {
@@ -162,7 +173,7 @@ mod tests {
         let toml = "api_tokn = \"x\"\n[limits]\nburst = 1\nbrust = 2\n[[routes]]\nburst = 1\n\
                     [[routes]]\nburst = 2\nbust = 3\n[extra]\nburst = 3\nmore = 1\n";
         let figment = Figment::new().merge(Toml::string(toml));
-        let mut found = ignored_keys::<Config>(&figment);
+        let (_, mut found) = extract_noting_ignored::<Config>(&figment).unwrap();
         found.sort();
         assert_eq!(
             found,
