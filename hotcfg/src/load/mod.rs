@@ -297,7 +297,7 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
         let extracted = if self.allow_unknown_keys {
             figment.extract::<C>().map(|config| (config, Vec::new()))
         } else {
-            unknown::extract_noting_ignored::<C>(&figment)
+            (figment.extract::<unknown::NotingIgnored<C>>()).map(|c| (c.value, c.ignored))
         };
         let (config, mut unknown) = extracted.map_err(|err| {
             ConfigError::new(

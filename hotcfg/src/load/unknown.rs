@@ -9,8 +9,6 @@
 //! list elements are seen too, in the same pass. Keys under a `#[serde(flatten)]` field are not:
 //! serde hands them all to the flattened type.
 
-use figment::Figment;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use super::env::Overlay;
@@ -74,19 +72,12 @@ pub(crate) fn problems(
     problems
 }
 
-/// Extracts `C` from the merged layers, with every key that deserializing `C` ignored, as path
-/// segments. One pass: errors are figment's own, with their sources.
-pub(crate) fn extract_noting_ignored<C: DeserializeOwned>(
-    figment: &Figment,
-) -> Result<(C, Vec<Vec<String>>), figment::Error> {
-    let NotingIgnored { value, ignored } = figment.extract::<NotingIgnored<C>>()?;
-    Ok((value, ignored))
-}
-
-/// `C`, deserialized through `serde_ignored` around whatever deserializer reads it.
-struct NotingIgnored<C> {
-    value: C,
-    ignored: Vec<Vec<String>>,
+/// `C`, deserialized through `serde_ignored` around whatever deserializer reads it (figment's, in
+/// `figment.extract::<NotingIgnored<C>>()`: one pass, errors are figment's own, with their
+/// sources), with every key that deserializing `C` ignored, as path segments.
+pub(crate) struct NotingIgnored<C> {
+    pub(crate) value: C,
+    pub(crate) ignored: Vec<Vec<String>>,
 }
 
 impl<'de, C: Deserialize<'de>> Deserialize<'de> for NotingIgnored<C> {
@@ -148,6 +139,7 @@ fn normalized_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use figment::providers::{Format, Toml};
+    use figment::Figment;
     use serde::Deserialize;
 
     use super::*;
@@ -173,7 +165,7 @@ mod tests {
         let toml = "api_tokn = \"x\"\n[limits]\nburst = 1\nbrust = 2\n[[routes]]\nburst = 1\n\
                     [[routes]]\nburst = 2\nbust = 3\n[extra]\nburst = 3\nmore = 1\n";
         let figment = Figment::new().merge(Toml::string(toml));
-        let (_, mut found) = extract_noting_ignored::<Config>(&figment).unwrap();
+        let mut found = figment.extract::<NotingIgnored<Config>>().unwrap().ignored;
         found.sort();
         assert_eq!(
             found,
