@@ -379,7 +379,7 @@ pub mod daemon {
                     let audit = self.audit();
                     assert!(
                         audit.iter().any(|r| r["result"] == "applied"
-                            && r["trigger"] != "manual"
+                            && r["trigger"]["kind"] != "manual"
                             && r["source"]["sha256"] == sha.as_str()),
                         "`unchanged`, but no earlier reload applied these bytes: {reply}\naudit: {audit:?}"
                     );

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::{Change, ConfigError, Diff, SourceIdentity};
+use crate::{Change, ConfigError, Diff, SourceError, SourceIdentity};
 
 /// What started a reload.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -19,8 +19,8 @@ pub enum Trigger {
     Signal,
     /// A call to [`Reloader::reload_now`](crate::Reloader::reload_now) (an admin command, a test).
     Manual,
-    /// A remote store announced a new version (etcd).
-    Remote(String),
+    /// A remote store announced a new version (etcd): which key, at which revision, and why.
+    Remote(RemoteChange),
 }
 
 impl Trigger {
@@ -40,8 +40,92 @@ impl fmt::Display for Trigger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Trigger::File(path) => write!(f, "file {}", path.display()),
-            Trigger::Remote(what) => write!(f, "remote {what}"),
+            Trigger::Remote(change) => write!(f, "remote {change}"),
             other => f.write_str(other.kind()),
+        }
+    }
+}
+
+/// What a remote store announced, carried by [`Trigger::Remote`]: the store, the key (or
+/// prefix) followed, the revision, and whether a watched change or a fresh read brought it. The
+/// etcd follower makes these; the audit log and a node's status report show the fields.
+///
+/// ```
+/// use hotcfg::{RemoteCause, RemoteChange, Trigger};
+///
+/// let change = RemoteChange::new("etcd", "apps/billing/config.toml", 42, RemoteCause::Watched);
+/// assert_eq!(change.revision, 42);
+/// assert_eq!(
+///     Trigger::Remote(change).to_string(),
+///     "remote etcd apps/billing/config.toml revision 42"
+/// );
+/// ```
+///
+/// etcd keeps no author of a write, so there is no author field; the struct is
+/// `#[non_exhaustive]` so that a store that does keep one can add it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct RemoteChange {
+    /// The store: `etcd`.
+    pub store: String,
+    /// The key, or the prefix, followed.
+    pub key: String,
+    /// The store revision: the change's for [`RemoteCause::Watched`], the store's at the read
+    /// for [`RemoteCause::Read`].
+    pub revision: i64,
+    /// How the change was learnt.
+    pub cause: RemoteCause,
+}
+
+/// How a [`RemoteChange`] was learnt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemoteCause {
+    /// The store's watch delivered a change at the revision.
+    Watched,
+    /// The key was read afresh (at start, or when the history to resume a watch from was
+    /// gone), at the revision.
+    Read,
+}
+
+impl RemoteCause {
+    /// The name used in the audit log: `watched` or `read`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteCause::Watched => "watched",
+            RemoteCause::Read => "read",
+        }
+    }
+}
+
+impl RemoteChange {
+    /// `revision` of `key` in `store`, learnt as `cause` says.
+    pub fn new(
+        store: impl Into<String>,
+        key: impl Into<String>,
+        revision: i64,
+        cause: RemoteCause,
+    ) -> Self {
+        RemoteChange {
+            store: store.into(),
+            key: key.into(),
+            revision,
+            cause,
+        }
+    }
+}
+
+impl fmt::Display for RemoteChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let RemoteChange {
+            store,
+            key,
+            revision,
+            cause,
+        } = self;
+        match cause {
+            RemoteCause::Watched => write!(f, "{store} {key} revision {revision}"),
+            RemoteCause::Read => write!(f, "{store} {key} read at revision {revision}"),
         }
     }
 }
@@ -184,6 +268,19 @@ impl ReloadResult {
     /// `true` for [`ReloadResult::Applied`] and [`ReloadResult::Unchanged`].
     pub fn is_ok(&self) -> bool {
         matches!(self, ReloadResult::Applied { .. } | ReloadResult::Unchanged)
+    }
+
+    /// The source's error, when the attempt failed because the configuration could not be read:
+    /// its [`kind`](crate::SourceError::kind) tells a store that cannot be reached from a key
+    /// that does not exist.
+    pub fn read_error(&self) -> Option<&SourceError> {
+        match self {
+            ReloadResult::Failed {
+                error: ReloadError::Config(error),
+                ..
+            } => error.read_error(),
+            _ => None,
+        }
     }
 
     /// The restart-only changes deferred, for a success.

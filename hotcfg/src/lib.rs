@@ -139,13 +139,16 @@ pub mod __private;
 pub use async_handlers::{AsyncScopeHandler, BoxFuture, StepFuture};
 pub use audit::{
     verify_audit_log, AuditChange, AuditFailure, AuditLog, AuditRecord, AuditRecovery, AuditSync,
-    AuditVerifyError, GENESIS,
+    AuditTrigger, AuditVerifyError, GENESIS,
 };
 pub use cached::CachedReader;
 pub use class::Class;
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
 pub use engine::{BuildError, Pipeline, Reloader, ReloaderBuilder, DEFAULT_HISTORY_LEN};
-pub use event::{ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, Rollback, Trigger};
+pub use event::{
+    ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, RemoteCause, RemoteChange, Rollback,
+    Trigger,
+};
 pub use handle::{Handle, Projection, ProjectionGuard, Snapshot};
 pub use handlers::{ApplyContext, BoxError, ScopeHandler};
 pub use hot_reload::{HotConfig, HotReload, WatchedFile};

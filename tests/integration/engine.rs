@@ -944,7 +944,7 @@ fn the_audit_log_records_every_attempt_redacted_and_chained() {
         results,
         ["applied", "applied", "unchanged", "rejected", "failed"]
     );
-    let triggers: Vec<&str> = records.iter().map(|r| r.trigger.as_str()).collect();
+    let triggers: Vec<&str> = records.iter().map(|r| r.trigger.kind.as_str()).collect();
     assert_eq!(
         triggers,
         ["startup", "manual", "manual", "manual", "manual"]

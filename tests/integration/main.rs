@@ -1,6 +1,7 @@
 //! Integration tests of hotcfg.
 mod async_api;
 mod audit_failure;
+mod audit_trigger;
 mod browser;
 mod daemon;
 mod derive;

@@ -525,15 +525,15 @@ impl Run {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
-        let stats = watcher.stats();
         if expected.completed && self.mode == Mode::Native {
-            assert!(
-                stats.completions > self.seen.completions,
-                "the save was not seen to complete: {stats:?}"
-            );
+            // The worker publishes its counters after the reload it triggered returns: wait.
+            let seen = self.seen.completions;
+            wait_until("the watcher to count the save as completed", TIMEOUT, || {
+                watcher.stats().completions > seen
+            });
         }
         self.generation = live;
-        self.seen = stats;
+        self.seen = watcher.stats();
     }
 
     fn expect_failed(&mut self, stage: Stage, text: &str) {

@@ -12,9 +12,9 @@ mod trail;
 mod verify;
 
 pub use log::{AuditLog, AuditSync};
-pub use record::{AuditChange, AuditRecord, AuditRecovery};
-pub(crate) use trail::{AuditTrail, Unwritten};
+pub use record::{AuditChange, AuditRecord, AuditRecovery, AuditTrigger};
 pub use trail::AuditFailure;
+pub(crate) use trail::{AuditTrail, Unwritten};
 pub use verify::{verify_audit_log, AuditVerifyError};
 
 /// `prev` of the first record.

@@ -1,6 +1,8 @@
 //! The audit record: what one line of the log says about one reload attempt.
 
-use crate::event::Rollback;
+use std::fmt;
+
+use crate::event::{RemoteChange, Rollback, Trigger};
 use crate::{ReloadEvent, ReloadResult, SourceIdentity};
 
 /// One line of the audit log.
@@ -10,8 +12,9 @@ pub struct AuditRecord {
     pub generation: u64,
     /// RFC 3339 UTC time of the attempt.
     pub time: String,
-    /// `startup`, `file`, `signal`, `manual` or `remote`.
-    pub trigger: String,
+    /// What started the attempt: its kind, and the file or the remote change.
+    #[serde(deserialize_with = "trigger_or_kind")]
+    pub trigger: AuditTrigger,
     /// The version read, if it could be read.
     pub source: Option<SourceIdentity>,
     /// `applied`, `rejected`, `failed` or `unchanged`.
@@ -32,6 +35,108 @@ pub struct AuditRecord {
     /// On a `recovered` record: what [`AuditLog::open`] cut off the end of the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<AuditRecovery>,
+}
+
+/// What started an attempt, as its audit record says: the kind, and the file that changed or
+/// the remote change that arrived.
+///
+/// ```
+/// use hotcfg::{AuditTrigger, Trigger};
+///
+/// let trigger = AuditTrigger::from(&Trigger::File("/etc/app/cert.pem".into()));
+/// assert_eq!(trigger.kind, "file");
+/// assert_eq!(trigger.path.as_deref(), Some("/etc/app/cert.pem"));
+/// assert_eq!(
+///     serde_json::to_string(&trigger)?,
+///     r#"{"kind":"file","path":"/etc/app/cert.pem"}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct AuditTrigger {
+    /// `startup`, `file`, `signal`, `manual` or `remote` (`open` on a `recovered` record).
+    pub kind: String,
+    /// `file`: the file that changed (the configuration, or a file it refers to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `remote`: the store (`etcd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// `remote`: the key or prefix followed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `remote`: the store revision announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// `remote`: `watched` (the watch delivered a change) or `read` (a fresh read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+impl AuditTrigger {
+    fn of_kind(kind: &str) -> Self {
+        AuditTrigger {
+            kind: kind.to_string(),
+            ..AuditTrigger::default()
+        }
+    }
+}
+
+impl From<&Trigger> for AuditTrigger {
+    fn from(trigger: &Trigger) -> Self {
+        let mut audit = AuditTrigger::of_kind(trigger.kind());
+        match trigger {
+            Trigger::File(path) => audit.path = Some(path.display().to_string()),
+            Trigger::Remote(RemoteChange {
+                store,
+                key,
+                revision,
+                cause,
+            }) => {
+                audit.store = Some(store.clone());
+                audit.key = Some(key.clone());
+                audit.revision = Some(*revision);
+                audit.cause = Some(cause.as_str().to_string());
+            }
+            _ => {}
+        }
+        audit
+    }
+}
+
+/// The kind, then the file or the remote change: `file /etc/app/cert.pem`,
+/// `remote etcd app/config.toml revision 42 (watched)`.
+impl fmt::Display for AuditTrigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.kind)?;
+        let words = [&self.path, &self.store, &self.key];
+        for word in words.into_iter().flatten() {
+            write!(f, " {word}")?;
+        }
+        if let Some(revision) = self.revision {
+            write!(f, " revision {revision}")?;
+        }
+        if let Some(cause) = &self.cause {
+            write!(f, " ({cause})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `trigger` as an object, or as the bare kind that records written before it named its
+/// file held (`"trigger":"file"`), so older logs still read and verify.
+fn trigger_or_kind<'de, D: serde::Deserializer<'de>>(from: D) -> Result<AuditTrigger, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Object(AuditTrigger),
+        Kind(String),
+    }
+    Ok(match serde::Deserialize::deserialize(from)? {
+        Written::Object(trigger) => trigger,
+        Written::Kind(kind) => AuditTrigger::of_kind(&kind),
+    })
 }
 
 /// The torn tail an [`AuditLog::open`] cut off, as its `recovered` record names it.
@@ -75,7 +180,7 @@ impl AuditRecord {
         AuditRecord {
             generation: event.generation,
             time: humantime::format_rfc3339_millis(event.timestamp).to_string(),
-            trigger: event.trigger.kind().to_string(),
+            trigger: AuditTrigger::from(&event.trigger),
             source: event.source.clone(),
             result: event.result.kind().to_string(),
             changes: event
@@ -109,7 +214,7 @@ impl AuditRecord {
         AuditRecord {
             generation,
             time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-            trigger: "open".to_string(),
+            trigger: AuditTrigger::of_kind("open"),
             source: None,
             result: "recovered".to_string(),
             changes: Vec::new(),
@@ -123,5 +228,18 @@ impl AuditRecord {
             prev,
             recovered: Some(recovered),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_written_before_triggers_named_their_file_still_reads() {
+        let line = r#"{"generation":3,"time":"2026-11-30T06:00:00.000Z","trigger":"file","source":null,"result":"unchanged","changes":[],"pending_restart":[],"rollback":false,"error":null,"duration_ms":0.5,"prev":"00"}"#;
+        let record: AuditRecord = serde_json::from_str(line).unwrap();
+        assert_eq!(record.trigger, AuditTrigger::of_kind("file"));
+        assert_eq!(record.trigger.to_string(), "file");
     }
 }

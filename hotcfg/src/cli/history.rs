@@ -54,7 +54,7 @@ fn write_record(record: &AuditRecord, out: &mut dyn Write) -> std::io::Result<()
     write!(
         out,
         "{}  #{:<4} {:8} {:9}",
-        record.time, record.generation, record.trigger, record.result
+        record.time, record.generation, record.trigger.kind, record.result
     )?;
     if let Some(source) = &record.source {
         write!(
@@ -64,6 +64,10 @@ fn write_record(record: &AuditRecord, out: &mut dyn Write) -> std::io::Result<()
         )?;
     }
     writeln!(out, " ({:.1} ms)", record.duration_ms)?;
+    let trigger = record.trigger.to_string();
+    if trigger != record.trigger.kind {
+        writeln!(out, "    trigger: {trigger}")?;
+    }
     for change in &record.changes {
         let old = change.old.as_deref().unwrap_or("-");
         let new = change.new.as_deref().unwrap_or("-");

@@ -15,7 +15,9 @@ use super::backoff::{sleep_or_stop, Backoff};
 use super::client::EtcdError;
 use super::follower::{remote_trigger, Shared};
 use super::source::EtcdSource;
-use crate::{HotReload, Reloader, Trigger};
+use crate::event::{RemoteCause, Trigger};
+use crate::source::SourceError;
+use crate::{HotReload, Reloader};
 
 /// How a watch session ended without an error.
 enum SessionEnd {
@@ -156,7 +158,11 @@ where
                 self.shared.handed(revision);
                 // A revision the last read already covered was applied with it.
                 if position.is_none_or(|p| revision > p) {
-                    let read = self.reload(remote_trigger(self.source.key(), false, revision));
+                    let read = self.reload(remote_trigger(
+                        self.source.key(),
+                        RemoteCause::Watched,
+                        revision,
+                    ));
                     *position = Some(revision.max(read.await?));
                 }
             }
@@ -195,7 +201,9 @@ where
             .source()
             .and_then(|s| s.revision);
         if self.source.is_prefix() || newest.is_none() || live != newest {
-            let read = self.reload(remote_trigger(key, true, revision)).await?;
+            let read = self
+                .reload(remote_trigger(key, RemoteCause::Read, revision))
+                .await?;
             revision = revision.max(read);
         }
         *position = Some(revision);
@@ -293,22 +301,24 @@ where
             .max()
     }
 
-    /// Runs one reload on a blocking thread and returns the store revision its read reflected
-    /// (0 when it read nothing). A read that could not reach etcd is an error, so the session
-    /// reconnects and the revision is handled again.
+    /// Runs one reload on a blocking thread and returns the revision its read reflected: the
+    /// newest mod revision read, or the store revision a failed read saw (0 when unknown). A
+    /// read that could not reach etcd is an error, so the session reconnects and the revision
+    /// is handled again.
     async fn reload(&self, trigger: Trigger) -> Result<i64, EtcdError> {
         let reloader = self.reloader.clone();
         let event = tokio::task::spawn_blocking(move || reloader.trigger(trigger))
             .await
             .map_err(|e| EtcdError::Setup(format!("the reload task failed: {e}")))?;
         self.shared.reloads.fetch_add(1, Ordering::SeqCst);
-        let note = self.source.last_read();
-        if event.source.is_none() && note.unreachable {
+        let failed = event.result.read_error();
+        if failed.is_some_and(SourceError::is_temporary) {
             return Err(self
                 .source
                 .client()
                 .unreachable("etcd went away while the engine read the key"));
         }
-        Ok(note.revision.unwrap_or(0))
+        let read = event.source.as_ref().and_then(|s| s.revision);
+        Ok(read.or(failed.and_then(|e| e.revision)).unwrap_or(0))
     }
 }

@@ -13,7 +13,8 @@ use super::follow::Follow;
 use super::health::{WatchHealth, WatchState};
 use super::reporter::Reporter;
 use super::source::EtcdSource;
-use crate::{HotReload, Reloader, Trigger};
+use crate::event::{RemoteCause, RemoteChange, Trigger};
+use crate::{HotReload, Reloader};
 
 /// How an [`EtcdFollower`] behaves.
 ///
@@ -363,26 +364,21 @@ impl Drop for EtcdFollower {
     }
 }
 
-/// The trigger of a reload for `revision` of `key`: `etcd KEY revision N` for a watched change,
-/// `etcd KEY read at revision N` for a fresh read.
-pub(super) fn remote_trigger(key: &str, fresh: bool, revision: i64) -> Trigger {
-    let what = if fresh {
-        "read at revision"
-    } else {
-        "revision"
-    };
-    Trigger::Remote(format!("etcd {key} {what} {revision}"))
+/// The trigger of a reload for `revision` of `key`: a watched change, or a fresh read.
+pub(super) fn remote_trigger(key: &str, cause: RemoteCause, revision: i64) -> Trigger {
+    Trigger::Remote(RemoteChange::new(STORE, key, revision, cause))
 }
 
-/// The revision a trigger made by [`remote_trigger`] names.
+/// The revision an etcd trigger (made by [`remote_trigger`]) names.
 pub(super) fn trigger_revision(trigger: &Trigger) -> Option<i64> {
     match trigger {
-        Trigger::Remote(what) if what.starts_with("etcd ") => {
-            what.rsplit_once(" revision ")?.1.parse().ok()
-        }
+        Trigger::Remote(change) if change.store == STORE => Some(change.revision),
         _ => None,
     }
 }
+
+/// The store name in the triggers the follower makes.
+const STORE: &str = "etcd";
 
 #[cfg(test)]
 mod tests {
@@ -390,18 +386,20 @@ mod tests {
 
     #[test]
     fn a_remote_trigger_names_its_revision() {
-        for fresh in [true, false] {
-            let trigger = remote_trigger("a/revision 9/b", fresh, 42);
+        for cause in [RemoteCause::Read, RemoteCause::Watched] {
+            let trigger = remote_trigger("a/revision 9/b", cause, 42);
             assert_eq!(trigger_revision(&trigger), Some(42), "{trigger}");
         }
         assert_eq!(
-            remote_trigger("k", false, 7).to_string(),
+            remote_trigger("k", RemoteCause::Watched, 7).to_string(),
             "remote etcd k revision 7"
         );
-        assert_eq!(trigger_revision(&Trigger::Signal), None);
         assert_eq!(
-            trigger_revision(&Trigger::Remote("consul k revision 3".into())),
-            None
+            remote_trigger("k", RemoteCause::Read, 7).to_string(),
+            "remote etcd k read at revision 7"
         );
+        assert_eq!(trigger_revision(&Trigger::Signal), None);
+        let consul = RemoteChange::new("consul", "k", 3, RemoteCause::Watched);
+        assert_eq!(trigger_revision(&Trigger::Remote(consul)), None);
     }
 }

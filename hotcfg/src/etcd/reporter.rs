@@ -51,14 +51,13 @@ where
     fn status_of(&self, event: &ReloadEvent, health: &WatchHealth) -> Option<NodeStatus> {
         let mut status = NodeStatus::from_event(&self.node, event, self.pending());
         status.watch = Some(health.clone());
-        if event.source.is_none() {
-            // Nothing was read: the result is for the revision that triggered the reload (a
-            // deletion), else for the store revision the failed read saw.
-            let note = self.source.last_read();
-            if note.unreachable {
+        if let Some(failed) = event.result.read_error() {
+            if failed.is_temporary() {
                 return None;
             }
-            status.revision = trigger_revision(&event.trigger).or(note.revision);
+            // Nothing was read: the result is for the revision that triggered the reload (a
+            // deletion), else for the store revision the failed read saw.
+            status.revision = trigger_revision(&event.trigger).or(failed.revision);
         }
         Some(status)
     }

@@ -1,12 +1,11 @@
 //! [`EtcdSource`]: configuration read from one etcd key, or from the keys under a prefix.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use super::client::{Entry, EtcdClient, Listing};
-use crate::source::{hex, sha256_hex};
+use super::client::{Entry, EtcdClient, EtcdError, Listing};
+use crate::source::{hex, sha256_hex, SourceErrorKind};
 use crate::{Format, Layer, Source, SourceContent, SourceError, SourceIdentity};
 
 /// Configuration read from etcd: one key, or every key under a prefix merged in key order (later
@@ -18,8 +17,10 @@ use crate::{Format, Layer, Source, SourceContent, SourceError, SourceIdentity};
 /// `etcd:<key>`, the SHA-256 of the bytes and the mod revision (for a prefix, the newest mod
 /// revision among its keys).
 ///
-/// A read that cannot reach etcd is an error like any other unreadable source: the engine keeps
-/// the live configuration and records a failed event.
+/// A read that cannot reach etcd is an error like any other unreadable source
+/// ([`SourceErrorKind::Unavailable`]): the engine keeps the live configuration and records a
+/// failed event. An error of a read etcd answered carries the store revision it saw
+/// ([`SourceError::revision`]).
 ///
 /// ```
 /// use hotcfg::etcd::{EtcdClient, EtcdSource};
@@ -43,16 +44,6 @@ pub struct EtcdSource {
     format: Option<Format>,
     exclude: Vec<String>,
     max_bytes: u64,
-    last_read: Arc<Mutex<ReadNote>>,
-}
-
-/// What the last read ran into, for the follower and the status reporter.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct ReadNote {
-    /// etcd could not be reached.
-    pub unreachable: bool,
-    /// The store revision the read reflects, when etcd answered.
-    pub revision: Option<i64>,
 }
 
 impl fmt::Debug for EtcdSource {
@@ -95,7 +86,6 @@ impl EtcdSource {
             format: None,
             exclude: vec![status],
             max_bytes: crate::DEFAULT_MAX_BYTES,
-            last_read: Arc::default(),
         }
     }
 
@@ -147,44 +137,22 @@ impl EtcdSource {
         self.prefix && self.exclude.iter().any(|p| key.starts_with(p.as_str()))
     }
 
-    pub(crate) fn last_read(&self) -> ReadNote {
-        *self
-            .last_read
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn format_of(&self, key: &str) -> Format {
         Format::from_path(key.as_ref())
             .or(self.format)
             .unwrap_or(Format::Toml)
     }
 
-    /// Reads asynchronously (on the client's runtime); the store revision read comes with it.
-    pub(crate) async fn read_async(&self) -> Result<(SourceContent, i64), SourceError> {
-        let listing = match self.client.range(&self.key, self.prefix).await {
-            Ok(listing) => listing,
-            Err(err) => {
-                self.note(ReadNote {
-                    unreachable: err.is_unreachable(),
-                    revision: None,
-                });
-                return Err(SourceError::new(self.name(), err.to_string()));
-            }
-        };
-        self.note(ReadNote {
-            unreachable: false,
-            revision: Some(listing.revision),
-        });
+    /// Reads asynchronously (on the client's runtime).
+    async fn read_async(&self) -> Result<SourceContent, SourceError> {
+        let listing = self
+            .client
+            .range(&self.key, self.prefix)
+            .await
+            .map_err(|err| failed_read(self.name(), &err))?;
         let revision = listing.revision;
-        self.content(listing).map(|content| (content, revision))
-    }
-
-    fn note(&self, note: ReadNote) {
-        *self
-            .last_read
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = note;
+        self.content(listing)
+            .map_err(|err| err.at_revision(revision))
     }
 
     /// The content of one entry read elsewhere (by a push planning against it), exactly as a
@@ -215,7 +183,11 @@ impl EtcdSource {
                     listing.revision
                 )
             };
-            return Err(SourceError::new(self.name(), problem));
+            return Err(SourceError::new(
+                self.name(),
+                SourceErrorKind::NotFound,
+                problem,
+            ));
         }
         let mut layers = Vec::with_capacity(entries.len());
         let mut hasher = Sha256::new();
@@ -225,6 +197,7 @@ impl EtcdSource {
             if entry.value.len() as u64 > self.max_bytes {
                 return Err(SourceError::new(
                     name,
+                    SourceErrorKind::TooLarge,
                     format!(
                         "is {} bytes, above the limit of {} bytes",
                         entry.value.len(),
@@ -238,6 +211,7 @@ impl EtcdSource {
                 let offset = err.utf8_error().valid_up_to();
                 SourceError::new(
                     &name,
+                    SourceErrorKind::NotText,
                     format!(
                         "not valid UTF-8 (byte offset {offset}, revision {})",
                         entry.mod_revision
@@ -283,13 +257,23 @@ pub(crate) fn default_status_prefix(key: &str, prefix: bool) -> String {
     }
 }
 
+/// A read etcd did not answer, or refused: unreachable is [`SourceErrorKind::Unavailable`].
+fn failed_read(name: String, err: &EtcdError) -> SourceError {
+    let kind = match err {
+        EtcdError::Unreachable { .. } => SourceErrorKind::Unavailable,
+        EtcdError::TooLarge { .. } => SourceErrorKind::TooLarge,
+        _ => SourceErrorKind::Unreadable,
+    };
+    SourceError::new(name, kind, err.to_string())
+}
+
 impl Source for EtcdSource {
     fn read(&self) -> Result<SourceContent, SourceError> {
         let this = self.clone();
         let name = self.name();
         self.client
-            .block_on(async move { Ok(this.read_async().await.map(|(content, _)| content)) })
-            .unwrap_or_else(|err| Err(SourceError::new(name, err.to_string())))
+            .block_on(async move { Ok(this.read_async().await) })
+            .unwrap_or_else(|err| Err(failed_read(name, &err)))
     }
 
     fn name(&self) -> String {
@@ -371,6 +355,7 @@ mod tests {
             missing.to_string(),
             "etcd:app/config: the key does not exist in etcd (store revision 4)"
         );
+        assert_eq!(missing.kind, SourceErrorKind::NotFound);
         let huge = source
             .content(Listing {
                 entries: vec![entry("app/config", "workers = 1000\n", 3)],
@@ -381,6 +366,7 @@ mod tests {
             huge.to_string(),
             "etcd:app/config: is 15 bytes, above the limit of 8 bytes"
         );
+        assert_eq!(huge.kind, SourceErrorKind::TooLarge);
         let bad = source
             .content(Listing {
                 entries: vec![Entry {
@@ -395,6 +381,7 @@ mod tests {
             bad.to_string(),
             "etcd:app/config: not valid UTF-8 (byte offset 1, revision 3)"
         );
+        assert_eq!(bad.kind, SourceErrorKind::NotText);
         // A single key's hash is the hash of its bytes, as for a file.
         let ok = source
             .content(Listing {

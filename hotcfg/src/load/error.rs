@@ -78,12 +78,33 @@ pub struct ConfigError {
     pub stage: Stage,
     /// Every problem, in the order found.
     pub problems: Vec<Problem>,
+    /// The source's own error, when the configuration could not be read.
+    #[serde(skip)]
+    read: Option<SourceError>,
 }
 
 impl ConfigError {
     /// An error with these problems.
     pub fn new(stage: Stage, problems: Vec<Problem>) -> Self {
-        ConfigError { stage, problems }
+        ConfigError {
+            stage,
+            problems,
+            read: None,
+        }
+    }
+
+    /// When the configuration could not be read (stage [`Stage::Read`]): the source's error,
+    /// whose [`kind`](SourceError::kind) says whether a later read may succeed.
+    ///
+    /// ```
+    /// use hotcfg::{ConfigError, FileSource, Source, SourceErrorKind, Stage};
+    ///
+    /// let err = ConfigError::from(FileSource::new("/nonexistent/app.toml").read().unwrap_err());
+    /// assert_eq!(err.stage, Stage::Read);
+    /// assert_eq!(err.read_error().unwrap().kind, SourceErrorKind::NotFound);
+    /// ```
+    pub fn read_error(&self) -> Option<&SourceError> {
+        self.read.as_ref()
     }
 }
 
@@ -111,16 +132,17 @@ impl std::error::Error for ConfigError {}
 
 impl From<SourceError> for ConfigError {
     fn from(err: SourceError) -> Self {
-        ConfigError::new(
-            Stage::Read,
-            vec![Problem {
-                source: Some(err.name),
-                line: None,
-                column: None,
-                key: None,
-                message: err.problem,
-            }],
-        )
+        let problem = Problem {
+            source: Some(err.name.clone()),
+            line: None,
+            column: None,
+            key: None,
+            message: err.problem.clone(),
+        };
+        ConfigError {
+            read: Some(err),
+            ..ConfigError::new(Stage::Read, vec![problem])
+        }
     }
 }
 

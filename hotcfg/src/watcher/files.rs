@@ -171,19 +171,6 @@ pub(crate) enum FileState {
     Unreadable(String),
 }
 
-/// Whether a read error's text names a passing condition: EMFILE (the process is out of file
-/// descriptors), ENFILE (the system is), EAGAIN. The engine's errors carry the operating system's
-/// message as text, `... (os error N)`, so the number is read from there.
-pub(crate) fn is_transient(problem: &str) -> bool {
-    const TRANSIENT: [i32; 3] = [24, 23, 11]; // EMFILE, ENFILE, EAGAIN on Linux
-    problem.match_indices("(os error ").any(|(at, prefix)| {
-        let rest = &problem[at + prefix.len()..];
-        rest.split_once(')')
-            .and_then(|(code, _)| code.parse::<i32>().ok())
-            .is_some_and(|code| TRANSIENT.contains(&code))
-    })
-}
-
 /// Reads `path` (following symlinks) and says what it holds.
 pub(crate) fn file_state(path: &Path) -> FileState {
     let meta = match std::fs::metadata(path) {
@@ -201,7 +188,7 @@ pub(crate) fn file_state(path: &Path) -> FileState {
     match read_bytes(path, DEFAULT_MAX_BYTES) {
         Ok(bytes) => FileState::Content(sha256_hex(&bytes)),
         Err(ReadFailure::Missing) => FileState::Missing,
-        Err(ReadFailure::Other(problem)) => FileState::Unreadable(problem),
+        Err(ReadFailure::Other(_, problem)) => FileState::Unreadable(problem),
     }
 }
 
@@ -409,24 +396,5 @@ mod tests {
             None,
             "a file is not a directory"
         );
-    }
-
-    #[test]
-    fn transient_read_errors_are_told_from_lasting_ones() {
-        let emfile = std::io::Error::from_raw_os_error(24).to_string();
-        assert!(is_transient(&emfile), "{emfile}");
-        assert!(is_transient(&format!(
-            "cannot read configuration: {}: {}",
-            "/etc/app.toml",
-            std::io::Error::from_raw_os_error(23)
-        )));
-        assert!(is_transient(
-            &std::io::Error::from_raw_os_error(11).to_string()
-        ));
-        for lasting in [2, 13, 21, 40] {
-            let text = std::io::Error::from_raw_os_error(lasting).to_string();
-            assert!(!is_transient(&text), "{text}");
-        }
-        assert!(!is_transient("value must be below 24 (os error 24"));
     }
 }

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use super::debounce::{Debouncer, SystemClock, Timing};
-use super::files::{fingerprint, is_transient, stamps, FileState};
+use super::files::{fingerprint, stamps, FileState};
 use super::native::{is_limit_error, NativeBackend, Relevance};
 use super::poll::PollBackend;
 use super::{Backend, Msg, WatchStats};
-use crate::{Decision, HotReload, ReloadError, ReloadResult, Reloader, Stage, Trigger};
+use crate::source::SourceError;
+use crate::{Decision, HotReload, Reloader, Stage, Trigger};
 
 /// How often an idle native watcher checks whether a reload it did not start (SIGHUP, a manual
 /// reload) changed the set of files to watch.
@@ -48,6 +49,8 @@ pub(crate) enum Look {
     Unchanged,
     /// It cannot be read or parsed: maybe a write in progress.
     Incomplete(String),
+    /// It cannot be read for now (out of file descriptors): a later look may read it.
+    Unavailable(String),
     /// Worth a reload (changes, or an error a reload should report).
     Reload,
 }
@@ -67,6 +70,11 @@ where
     fn look(&self) -> Look {
         let plan = self.plan();
         match &plan.decision {
+            Decision::Invalid { error }
+                if error.read_error().is_some_and(SourceError::is_temporary) =>
+            {
+                Look::Unavailable(error.to_string())
+            }
             Decision::Invalid { error } if matches!(error.stage, Stage::Read | Stage::Parse) => {
                 Look::Incomplete(error.to_string())
             }
@@ -81,14 +89,14 @@ where
             result = event.result.kind(),
             "watcher-triggered reload done"
         );
-        match &event.result {
-            ReloadResult::Failed {
-                error: ReloadError::Config(err),
-                ..
-            } if err.stage == Stage::Read && is_transient(&err.to_string()) => {
-                Triggered::ReadFailedForNow
-            }
-            _ => Triggered::Done,
+        if event
+            .result
+            .read_error()
+            .is_some_and(SourceError::is_temporary)
+        {
+            Triggered::ReadFailedForNow
+        } else {
+            Triggered::Done
         }
     }
 }
@@ -297,15 +305,17 @@ impl Worker {
         }
         // The engine reads the files again to reload: only go ahead when the bytes held still
         // during the dry run, or a writer still at work could hand it a torn file.
-        let why = match look {
-            Look::Incomplete(why) => Some(why),
+        let (why, for_now) = match look {
+            Look::Incomplete(why) => (Some(why), false),
+            Look::Unavailable(why) => (Some(why), true),
             _ if fingerprint(&self.files) != current || stamps(&self.files) != stamped => {
-                Some("the files changed while being looked at".to_string())
+                let why = "the files changed while being looked at".to_string();
+                (Some(why), false)
             }
-            _ => None,
+            _ => (None, false),
         };
         if let Some(why) = why {
-            if self.read_failed_for_now && is_transient(&why) {
+            if self.read_failed_for_now && for_now {
                 // Already reported: wait for descriptors without a failed reload per look.
                 tracing::debug!(%why, "the files still cannot be read; looking again later");
                 self.stats.retries += 1;

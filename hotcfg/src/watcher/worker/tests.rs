@@ -135,7 +135,7 @@ fn new_metadata_during_the_dry_run_is_looked_at_again_before_reloading() {
 }
 
 fn out_of_descriptors() -> Look {
-    Look::Incomplete(format!(
+    Look::Unavailable(format!(
         "cannot read configuration: a.toml: {}",
         std::io::Error::from_raw_os_error(24)
     ))
