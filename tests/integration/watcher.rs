@@ -528,9 +528,11 @@ impl Run {
         if expected.completed && self.mode == Mode::Native {
             // The worker publishes its counters after the reload it triggered returns: wait.
             let seen = self.seen.completions;
-            wait_until("the watcher to count the save as completed", TIMEOUT, || {
-                watcher.stats().completions > seen
-            });
+            wait_until(
+                "the watcher to count the save as completed",
+                TIMEOUT,
+                || watcher.stats().completions > seen,
+            );
         }
         self.generation = live;
         self.seen = watcher.stats();

@@ -79,8 +79,9 @@ pub struct ConfigError {
     /// Every problem, in the order found.
     pub problems: Vec<Problem>,
     /// The source's own error, when the configuration could not be read.
+    /// Boxed: every `Result` carrying a `ConfigError` stays small.
     #[serde(skip)]
-    read: Option<SourceError>,
+    read: Option<Box<SourceError>>,
 }
 
 impl ConfigError {
@@ -104,7 +105,7 @@ impl ConfigError {
     /// assert_eq!(err.read_error().unwrap().kind, SourceErrorKind::NotFound);
     /// ```
     pub fn read_error(&self) -> Option<&SourceError> {
-        self.read.as_ref()
+        self.read.as_deref()
     }
 }
 
@@ -140,7 +141,7 @@ impl From<SourceError> for ConfigError {
             message: err.problem.clone(),
         };
         ConfigError {
-            read: Some(err),
+            read: Some(Box::new(err)),
             ..ConfigError::new(Stage::Read, vec![problem])
         }
     }
