@@ -162,8 +162,8 @@ pub use secret::Secret;
 #[cfg(unix)]
 pub use signal::{reload_on_sighup, SignalGuard};
 pub use source::{
-    sha256_hex, FileSource, Layer, Source, SourceContent, SourceError, SourceIdentity,
-    DEFAULT_MAX_BYTES,
+    sha256_hex, FileSource, Layer, Source, SourceContent, SourceError, SourceErrorKind,
+    SourceIdentity, DEFAULT_MAX_BYTES,
 };
 pub use validate::{Validate, Violation, Violations};
 pub use watcher::{ConfigWatcher, WatchError, WatchMode, WatchOptions};
