@@ -62,6 +62,8 @@ fn a_file_trigger_records_which_file_changed() {
     let text = std::fs::read_to_string(&config).unwrap();
     sandbox.write("app.toml", &text.replace("workers = 1", "workers = 2"));
     reloader.trigger(Trigger::File(config.clone()));
+    // Each attempt changes something: a reload that finds the bytes already live is not recorded.
+    sandbox.write("app.toml", &text.replace("workers = 1", "workers = 3"));
     reloader.reload_now();
 
     assert_eq!(
@@ -97,9 +99,15 @@ fn an_edit_of_a_referenced_file_seen_by_the_watcher_is_recorded_with_its_path() 
 #[test]
 fn a_remote_trigger_is_recorded_field_by_field() {
     let (sandbox, reloader) = engine();
+    let text = std::fs::read_to_string(sandbox.path("app.toml")).unwrap();
+    let edit = |workers: &str| {
+        sandbox.write("app.toml", &text.replace("workers = 1", workers));
+    };
+    edit("workers = 2");
     let change = RemoteChange::new("etcd", "apps/billing/config.toml", 42, RemoteCause::Watched);
     let event = reloader.trigger(Trigger::Remote(change.clone()));
     assert_eq!(event.trigger, Trigger::Remote(change));
+    edit("workers = 3");
     let fresh = RemoteChange::new("etcd", "apps/billing/", 43, RemoteCause::Read);
     reloader.trigger(Trigger::Remote(fresh));
 
