@@ -118,6 +118,8 @@ mod event;
 mod handle;
 mod handlers;
 mod hot_reload;
+#[cfg(feature = "schemars")]
+mod json_schema;
 mod load;
 mod memory;
 pub mod metrics;
@@ -152,6 +154,9 @@ pub use event::{
 pub use handle::{Handle, Projection, ProjectionGuard, Snapshot};
 pub use handlers::{ApplyContext, BoxError, ScopeHandler};
 pub use hot_reload::{HotConfig, HotReload, WatchedFile};
+#[cfg(feature = "schemars")]
+#[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
+pub use json_schema::json_schema;
 pub use load::{
     ConfigError, Format, Loader, Problem, Stage, DEFAULT_MAX_DEPTH, DEFAULT_MAX_VALUES,
 };

@@ -13,6 +13,8 @@ mod environment;
 mod fleet;
 mod hostile;
 mod http;
+#[cfg(feature = "schemars")]
+mod json_schema;
 mod lists;
 mod locations;
 mod plan_prepare;

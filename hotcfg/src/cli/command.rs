@@ -23,6 +23,10 @@ pub enum Command {
     },
     /// List every configuration field: path, class (scope or restart), secret, docs.
     Fields,
+    /// Print a JSON Schema of the configuration for editors: every field with its class (the
+    /// scope that applies it live, or restart) and whether it is secret.
+    #[cfg(feature = "schemars")]
+    Schema,
     /// Show the reload history recorded in an audit log.
     History {
         /// The JSON Lines audit log.

@@ -1,5 +1,6 @@
 //! Operator commands every application with a [`HotReload`] configuration gets: `check`, `plan`,
-//! `fields` and `history` (feature `cli`).
+//! `fields` and `history` (feature `cli`); with the `schemars` feature, `schema` (see
+//! [`Cli::with_json_schema`]).
 //!
 //! Flatten [`Command`] into the application's own clap parser and call [`Cli::run`]:
 //!
@@ -53,6 +54,8 @@ mod fleet_status;
 mod history;
 #[cfg(feature = "etcd")]
 mod push;
+#[cfg(feature = "schemars")]
+mod schema;
 
 use std::fmt;
 use std::io::Write;
@@ -98,13 +101,18 @@ pub const EXIT_NOT_CONVERGED: u8 = 6;
 /// ```
 pub struct Cli<C> {
     pipeline: Pipeline<C>,
+    /// What the `schema` command prints, when the configuration type derives `JsonSchema`.
+    #[cfg(feature = "schemars")]
+    json_schema: Option<fn() -> serde_json::Value>,
 }
 
 impl<C> fmt::Debug for Cli<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Cli")
-            .field("pipeline", &self.pipeline)
-            .finish()
+        let mut out = f.debug_struct("Cli");
+        out.field("pipeline", &self.pipeline);
+        #[cfg(feature = "schemars")]
+        out.field("json_schema", &self.json_schema.is_some());
+        out.finish()
     }
 }
 
@@ -116,7 +124,11 @@ impl<C: HotConfig> Default for Cli<C> {
 
 impl<C: HotConfig> From<Pipeline<C>> for Cli<C> {
     fn from(pipeline: Pipeline<C>) -> Self {
-        Cli { pipeline }
+        Cli {
+            pipeline,
+            #[cfg(feature = "schemars")]
+            json_schema: None,
+        }
     }
 }
 
@@ -131,6 +143,39 @@ impl<C: HotConfig> Cli<C> {
         &self.pipeline
     }
 
+    /// Enables the `schema` command (feature `schemars`), for a configuration type that also
+    /// derives `schemars::JsonSchema`: it prints [`json_schema`](crate::json_schema).
+    ///
+    /// ```
+    /// use hotcfg::cli::{Cli, Command};
+    ///
+    /// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// #[derive(hotcfg::HotReload, schemars::JsonSchema)]
+    /// struct Config {
+    ///     #[reload(scope = "limits")]
+    ///     workers: usize,
+    /// }
+    ///
+    /// let mut out = Vec::new();
+    /// assert_eq!(Cli::<Config>::new().with_json_schema().run(&Command::Schema, &mut out), 0);
+    /// let schema: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    /// assert_eq!(schema["properties"]["workers"]["x-hotcfg-class"], "scope:limits");
+    ///
+    /// // Without it, the command says what is missing.
+    /// let mut out = Vec::new();
+    /// assert_eq!(Cli::<Config>::new().run(&Command::Schema, &mut out), 1);
+    /// assert!(String::from_utf8(out).unwrap().contains("with_json_schema"));
+    /// ```
+    #[cfg(feature = "schemars")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "schemars")))]
+    pub fn with_json_schema(mut self) -> Self
+    where
+        C: schemars::JsonSchema,
+    {
+        self.json_schema = Some(crate::json_schema::<C>);
+        self
+    }
+
     /// Runs `command`, writing its report to `out`; returns the exit code.
     pub fn run(&self, command: &Command, out: &mut dyn Write) -> u8 {
         let result = match command {
@@ -142,6 +187,8 @@ impl<C: HotConfig> Cli<C> {
             } => self.plan(current, file, *json, out),
             Command::Fields => fields::<C>(out).map(|()| EXIT_OK),
             Command::History { audit_log, verify } => history(audit_log, *verify, out),
+            #[cfg(feature = "schemars")]
+            Command::Schema => schema::schema(self.json_schema, out),
             #[cfg(feature = "etcd")]
             Command::Push {
                 file,
