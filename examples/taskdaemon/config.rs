@@ -14,6 +14,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 /// or misplaced key (an `api_token` that TOML puts under the last table) is an error with its
 /// line, never a silently ignored setting.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TaskDaemonConfig {
     /// Listen address and pid file.
@@ -48,6 +49,7 @@ pub struct TaskDaemonConfig {
 
 /// Restart-only daemon settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DaemonSection {
     /// Address the HTTP API and the status page listen on.
@@ -60,6 +62,7 @@ pub struct DaemonSection {
 /// Restart-only settings of the HTTP API: the limits that hold under
 /// floods, slow clients and token guessing. Every field has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
     /// Connections served at once; more are answered 503 and closed.
@@ -95,6 +98,7 @@ impl Default for ServerSection {
 
 /// Restart-only storage settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StorageSection {
     /// Directory for finished work and checkpoints (relative to the config file).
@@ -103,6 +107,7 @@ pub struct StorageSection {
 
 /// Limits, applied live by the `limits` handler.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 #[reload(scope = "limits")]
 pub struct Limits {
@@ -116,6 +121,7 @@ pub struct Limits {
 
 /// Templates, applied live by the `templates` handler.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 #[reload(scope = "templates")]
 pub struct Templates {
@@ -131,6 +137,7 @@ pub struct Templates {
 
 /// Monitoring, applied live by the `monitoring` handler.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 #[reload(scope = "monitoring")]
 pub struct Monitoring {
@@ -145,6 +152,7 @@ pub struct Monitoring {
 
 /// A kind of loop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 #[reload(scope = "loops")]
 pub struct LoopType {

@@ -67,7 +67,10 @@ pub fn pipeline(policy: RestartPolicy) -> Pipeline<TaskDaemonConfig> {
 
 /// The operator commands, with the daemon's own [`pipeline`].
 pub fn operator_cli(policy: RestartPolicy) -> hotcfg::cli::Cli<TaskDaemonConfig> {
-    hotcfg::cli::Cli::from(pipeline(policy))
+    let cli = hotcfg::cli::Cli::from(pipeline(policy));
+    #[cfg(feature = "schemars")]
+    let cli = cli.with_json_schema();
+    cli
 }
 
 /// Changes the log filter live.

@@ -28,14 +28,21 @@ pub(crate) fn binary() -> &'static Path {
             .unwrap()
             .to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let features: &[&str] = if cfg!(feature = "etcd") {
-            &["--features", "etcd"]
-        } else {
-            &[]
+        // The features this test build has, so the daemon shares its build of hotcfg.
+        let features: Vec<&str> = [
+            ("etcd", cfg!(feature = "etcd")),
+            ("schemars", cfg!(feature = "schemars")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+        let features = match features.is_empty() {
+            true => Vec::new(),
+            false => vec!["--features".to_string(), features.join(",")],
         };
         let status = Command::new(cargo)
             .args(["build", "--quiet", "-p", "hotcfg-examples"])
-            .args(features)
+            .args(&features)
             .args(["--example", "taskdaemon"])
             .current_dir(&root)
             .status()
@@ -546,5 +553,28 @@ fn the_daemon_refuses_unknown_keys() {
     assert!(
         out.contains("misspelt.toml:1: `api_tokn`: unknown "),
         "{out}"
+    );
+}
+
+/// `taskdaemon schema`: the configuration's JSON Schema, each field with what a change needs.
+#[cfg(feature = "schemars")]
+#[test]
+fn the_daemon_prints_its_json_schema() {
+    let sandbox = Sandbox::new();
+    let (code, out) = run(&["schema"], sandbox.dir());
+    assert_eq!(code, 0, "{out}");
+    let schema: Value = serde_json::from_str(&out).expect("schema prints JSON");
+    let properties = &schema["properties"];
+    assert_eq!(
+        properties["daemon"]["x-hotcfg-class"], "restart",
+        "{schema:#}"
+    );
+    assert_eq!(
+        properties["limits"]["properties"]["max_concurrent"]["x-hotcfg-class"], "scope:limits",
+        "{schema:#}"
+    );
+    assert_eq!(
+        properties["api_token"]["x-hotcfg-secret"], true,
+        "{schema:#}"
     );
 }
