@@ -49,6 +49,11 @@ impl Sandbox {
     }
 }
 
+/// The hex SHA-256 of `bytes`, as a source's identity (and the audit log) names a version.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hotcfg::SourceIdentity::new("", bytes).sha256
+}
+
 /// Polls `condition` until it holds or `limit` passes; panics naming `what` on timeout.
 pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -367,7 +372,7 @@ pub mod daemon {
         /// `unchanged`, and the audit log must hold the watcher's `applied` record of the same
         /// bytes). Anything else fails, naming what it got.
         pub fn assert_reload_made_live(&self, reply: &Value, text: &str) {
-            let sha = hotcfg::sha256_hex(text.as_bytes());
+            let sha = crate::sha256_hex(text.as_bytes());
             assert_eq!(
                 reply["source"]["sha256"],
                 sha.as_str(),

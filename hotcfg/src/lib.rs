@@ -103,7 +103,7 @@
 extern crate self as hotcfg;
 
 mod async_handlers;
-mod audit;
+pub mod audit;
 mod cached;
 mod class;
 #[cfg(feature = "cli")]
@@ -141,7 +141,7 @@ pub mod __private;
 pub use async_handlers::{AsyncScopeHandler, BoxFuture, StepFuture};
 pub use audit::{
     verify_audit_log, AuditChange, AuditFailure, AuditLog, AuditRecord, AuditRecovery, AuditSync,
-    AuditTrigger, AuditVerifyError, GENESIS,
+    AuditTrigger, AuditVerifyError,
 };
 pub use cached::CachedReader;
 pub use class::Class;
@@ -167,8 +167,8 @@ pub use secret::Secret;
 #[cfg(unix)]
 pub use signal::{reload_on_sighup, SignalGuard};
 pub use source::{
-    sha256_hex, FileSource, Layer, Source, SourceContent, SourceError, SourceErrorKind,
-    SourceIdentity, DEFAULT_MAX_BYTES,
+    FileSource, Layer, Source, SourceContent, SourceError, SourceErrorKind, SourceIdentity,
+    DEFAULT_MAX_BYTES,
 };
 pub use validate::{Validate, Violation, Violations};
 pub use watcher::{ConfigWatcher, WatchError, WatchMode, WatchOptions};

@@ -321,7 +321,7 @@ fn vetoed_removals_and_invalid_files_change_nothing() {
     assert_eq!(status["max_concurrent"], 3);
     assert_eq!(
         status["config_sha256"],
-        hotcfg::sha256_hex(&std::fs::read(daemon.sandbox.path("taskdaemon.toml")).unwrap())
+        hotcfg_tests::sha256_hex(&std::fs::read(daemon.sandbox.path("taskdaemon.toml")).unwrap())
     );
 }
 

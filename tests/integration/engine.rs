@@ -965,10 +965,10 @@ fn the_audit_log_records_every_attempt_redacted_and_chained() {
         .as_deref()
         .unwrap()
         .contains("`limits.max`: must be at least 1"));
-    assert_eq!(records[0].prev, hotcfg::GENESIS);
+    assert_eq!(records[0].prev, hotcfg::audit::GENESIS);
     assert_eq!(
         records[1].source.as_ref().unwrap().sha256,
-        hotcfg::sha256_hex(good.as_bytes())
+        hotcfg_tests::sha256_hex(good.as_bytes())
     );
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     for key in [

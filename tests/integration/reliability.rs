@@ -788,7 +788,7 @@ fn the_daemon_under_load_loses_nothing_across_200_reloads() {
         .collect();
 
     let config = daemon.sandbox.path("taskdaemon.toml");
-    let mut live_sha = hotcfg::sha256_hex(daemon_text(0, "valid").as_bytes());
+    let mut live_sha = hotcfg_tests::sha256_hex(daemon_text(0, "valid").as_bytes());
     let mut pin_iterations = 0;
     let mut results = BTreeMap::<String, u32>::new();
     let (mut slowest_reload, mut reload_replies) = (Duration::ZERO, Duration::ZERO);
@@ -824,7 +824,7 @@ fn the_daemon_under_load_loses_nothing_across_200_reloads() {
         assert!(reply["summary"].is_string(), "{reply}");
         *results.entry(format!("{kind}: {result}")).or_default() += 1;
         if kind == "valid" {
-            live_sha = hotcfg::sha256_hex(text.as_bytes());
+            live_sha = hotcfg_tests::sha256_hex(text.as_bytes());
         }
         let status = control.call("status");
         assert_eq!(

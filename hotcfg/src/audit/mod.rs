@@ -4,6 +4,23 @@
 //! The file is always a whole number of records. An append that fails (a full disk) is cut back
 //! to the previous length; a torn or unparsable last line left by a crash is cut off when the log
 //! is opened, and a `recovered` record naming the dropped bytes continues the chain.
+//!
+//! Each line is an [`AuditRecord`] in JSON: the generation, the time, what started the attempt
+//! ([`AuditTrigger`]: its kind, and the file or the remote change), the version read, the result
+//! and changes (secrets redacted), and `prev`, the hex SHA-256 of the previous line's bytes
+//! ([`GENESIS`] for the first line). [`AuditLog`], [`AuditSync`], [`AuditFailure`] and the record
+//! types are also at the crate root.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("audit.jsonl");
+//! drop(hotcfg::AuditLog::open(&path)?);
+//! std::fs::write(&path, "{\"garbage\": true}\n")?; // not a record: cut off on the next open
+//! hotcfg::AuditLog::open(&path)?;
+//! let records = hotcfg::audit::verify_audit_log(&path)?;
+//! assert_eq!(records[0].prev, hotcfg::audit::GENESIS);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod log;
 mod record;

@@ -63,7 +63,7 @@ impl fmt::Display for SourceIdentity {
 }
 
 /// Hex-encoded SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 

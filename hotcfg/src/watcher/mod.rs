@@ -113,9 +113,12 @@
 //!   [`WatchMode::Poll`] there.
 
 mod debounce;
+mod events;
 mod files;
 mod native;
+mod options;
 mod poll;
+mod stats;
 mod worker;
 
 use std::fmt;
@@ -123,7 +126,6 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -135,284 +137,19 @@ use crate::{HotReload, Reloader};
 /// [`WatchOptions::native_watcher`]) need not match its version.
 pub use notify;
 
-use debounce::{Debouncer, SystemClock, Timing};
+pub use events::NativeEvents;
+pub use options::{
+    NativeFactory, WatchMode, WatchOptions, DEFAULT_DEBOUNCE, DEFAULT_MAX_DELAY,
+    DEFAULT_POLL_INTERVAL, DEFAULT_TORN_READ_RETRIES,
+};
+pub use stats::{Backend, WatchError, WatchStats};
+
+use debounce::{Debouncer, SystemClock};
+use events::{start_native, Msg};
 use files::fingerprint;
-use native::NativeBackend;
 use poll::PollBackend;
+use stats::describe_native;
 use worker::{Active, Engine, Look, Shared, Worker};
-
-/// Default debounce window.
-pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(75);
-/// Default longest wait from the first event of a burst to a look.
-pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(1);
-/// Default poll interval of the fallback from the native backend.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Default number of extra looks at content that cannot be read or parsed.
-pub const DEFAULT_TORN_READ_RETRIES: u32 = 4;
-
-/// Which backend to use.
-///
-/// ```
-/// use std::time::Duration;
-/// use hotcfg::watcher::{WatchMode, WatchOptions};
-///
-/// // An NFS mount: no inotify there.
-/// let options = WatchOptions::default().mode(WatchMode::Poll { interval: Duration::from_secs(2) });
-/// # let _ = options;
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum WatchMode {
-    /// Native notifications, falling back to polling (every
-    /// [`WatchOptions::fallback_interval`]) with a warning when they cannot be had.
-    #[default]
-    Auto,
-    /// Native notifications only: [`ConfigWatcher::start`] fails when they cannot be had. A
-    /// failure later (an inotify limit reached while following a new directory) still falls back
-    /// to polling, logged as an error, rather than leave a dead watcher.
-    Native,
-    /// Poll: read and hash the files every `interval`.
-    Poll {
-        /// Time between polls.
-        interval: Duration,
-    },
-}
-
-/// The backend a [`ConfigWatcher`] is using.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Backend {
-    /// Operating system notifications (inotify, FSEvents, kqueue, ReadDirectoryChanges).
-    #[default]
-    Native,
-    /// Polling.
-    Poll,
-}
-
-/// Creates the native watcher: given the handler that feeds events to the [`ConfigWatcher`],
-/// returns a [`notify::Watcher`] that calls it.
-pub type NativeFactory =
-    Arc<dyn Fn(NativeEvents) -> notify::Result<Box<dyn notify::Watcher + Send>> + Send + Sync>;
-
-/// Settings of a [`ConfigWatcher`].
-///
-/// ```
-/// use std::time::Duration;
-/// use hotcfg::watcher::{WatchMode, WatchOptions};
-///
-/// let options = WatchOptions::default()
-///     .debounce(Duration::from_millis(50))
-///     .torn_read_retries(6)
-///     .mode(WatchMode::Auto);
-/// # let _ = options;
-/// ```
-#[derive(Clone)]
-pub struct WatchOptions {
-    debounce: Duration,
-    max_delay: Duration,
-    mode: WatchMode,
-    fallback_interval: Duration,
-    torn_read_retries: u32,
-    native: Option<NativeFactory>,
-}
-
-impl Default for WatchOptions {
-    fn default() -> Self {
-        WatchOptions {
-            debounce: DEFAULT_DEBOUNCE,
-            max_delay: DEFAULT_MAX_DELAY,
-            mode: WatchMode::Auto,
-            fallback_interval: DEFAULT_POLL_INTERVAL,
-            torn_read_retries: DEFAULT_TORN_READ_RETRIES,
-            native: None,
-        }
-    }
-}
-
-impl fmt::Debug for WatchOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WatchOptions")
-            .field("debounce", &self.debounce)
-            .field("max_delay", &self.max_delay)
-            .field("mode", &self.mode)
-            .field("fallback_interval", &self.fallback_interval)
-            .field("torn_read_retries", &self.torn_read_retries)
-            .field("custom_native_watcher", &self.native.is_some())
-            .finish()
-    }
-}
-
-impl WatchOptions {
-    /// Quiet time after the last event of a write in progress before the files are looked at
-    /// (default [`DEFAULT_DEBOUNCE`], 75 ms). A completed save after this long a quiet is looked
-    /// at without waiting (native backend). Also the wait between looks at incomplete content.
-    pub fn debounce(mut self, window: Duration) -> Self {
-        self.debounce = window;
-        self
-    }
-
-    /// Longest time from the first event of an uninterrupted stream to a look (default
-    /// [`DEFAULT_MAX_DELAY`], 1 s), so that a file rewritten continuously is still reloaded.
-    pub fn max_delay(mut self, max: Duration) -> Self {
-        self.max_delay = max;
-        self
-    }
-
-    /// Which backend to use (default [`WatchMode::Auto`]).
-    pub fn mode(mut self, mode: WatchMode) -> Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Poll interval used when [`WatchMode::Auto`] falls back to polling (default
-    /// [`DEFAULT_POLL_INTERVAL`], 1 s).
-    pub fn fallback_interval(mut self, interval: Duration) -> Self {
-        self.fallback_interval = interval;
-        self
-    }
-
-    /// How many more times to look, one debounce window apart, at content that cannot be read
-    /// or parsed before reporting the error (default [`DEFAULT_TORN_READ_RETRIES`]). A writer
-    /// that truncates and then writes, or a file briefly missing, is given that long to finish.
-    pub fn torn_read_retries(mut self, retries: u32) -> Self {
-        self.torn_read_retries = retries;
-        self
-    }
-
-    /// Creates the native watcher with `factory` instead of [`notify::RecommendedWatcher`]: to
-    /// pick another `notify` backend, or, in tests, to simulate a platform whose native watcher
-    /// fails.
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    /// use hotcfg::watcher::{notify, WatchOptions};
-    ///
-    /// // As if inotify's max_user_watches were exhausted.
-    /// let options = WatchOptions::default().native_watcher(Arc::new(|_events| {
-    ///     Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch))
-    /// }));
-    /// # let _ = options;
-    /// ```
-    pub fn native_watcher(mut self, factory: NativeFactory) -> Self {
-        self.native = Some(factory);
-        self
-    }
-
-    fn timing(&self) -> Timing {
-        Timing {
-            window: self.debounce,
-            max_delay: self.max_delay.max(self.debounce),
-            retry_delay: self.debounce.max(Duration::from_millis(1)),
-            retries: self.torn_read_retries,
-        }
-    }
-}
-
-/// Why a [`ConfigWatcher`] could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WatchError {
-    /// The source names no files (a remote store: use its own watch).
-    #[error("nothing to watch: the configuration source names no files")]
-    NoFiles,
-    /// [`WatchMode::Native`] was asked for and the native watcher cannot be had.
-    #[error("{}", describe_native(.0))]
-    Native(#[source] notify::Error),
-    /// The watcher thread cannot be started.
-    #[error("cannot start the file watcher thread: {0}")]
-    Thread(#[source] std::io::Error),
-}
-
-impl WatchError {
-    /// Whether the error is an operating system limit on watches or watchers (inotify's
-    /// `max_user_watches`, `max_user_instances`).
-    pub fn is_limit(&self) -> bool {
-        matches!(self, WatchError::Native(err) if native::is_limit_error(err))
-    }
-}
-
-fn describe_native(err: &notify::Error) -> String {
-    let paths = if err.paths.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = err.paths.iter().map(|p| p.display().to_string()).collect();
-        format!(" (watching {})", list.join(", "))
-    };
-    if native::is_limit_error(err) {
-        format!(
-            "the native file watcher hit an inotify limit{paths}: {err}; raise \
-             fs.inotify.max_user_watches / fs.inotify.max_user_instances, or use WatchMode::Auto \
-             (falls back to polling) or WatchMode::Poll"
-        )
-    } else {
-        format!(
-            "cannot use the native file watcher{paths}: {err}; WatchMode::Poll works on every \
-             filesystem"
-        )
-    }
-}
-
-/// What a running [`ConfigWatcher`] has done so far, for logs, metrics and tests.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WatchStats {
-    /// The backend in use now.
-    pub backend: Backend,
-    /// Native events received (all of them, before filtering).
-    pub fs_events: u64,
-    /// Changes seen: relevant native events, or polls that found new content or metadata.
-    pub changes: u64,
-    /// Native events that completed a save (a rename into place, a close after writing, a
-    /// symlink created): counted among `changes` too.
-    pub completions: u64,
-    /// Polls done.
-    pub polls: u64,
-    /// Looks at the content after a debounce.
-    pub checks: u64,
-    /// Looks that found the same bytes as at the last reload (no reload).
-    pub skipped: u64,
-    /// Extra looks at content that could not be read or parsed.
-    pub retries: u64,
-    /// Reloads triggered.
-    pub triggers: u64,
-    /// Times a directory got a new watch after the start (it was replaced or newly needed).
-    pub rearms: u64,
-    /// Fallbacks from the native backend to polling after the start.
-    pub fallbacks: u64,
-    /// Whether a look is scheduled (a debounce window or a retry is running).
-    pub pending: bool,
-}
-
-enum Msg {
-    Native(notify::Result<notify::Event>),
-    Stop,
-}
-
-/// The handler a native watcher calls with its events; it forwards them to the
-/// [`ConfigWatcher`]. Given to a [`NativeFactory`].
-#[derive(Clone)]
-pub struct NativeEvents {
-    tx: mpsc::Sender<Msg>,
-}
-
-impl fmt::Debug for NativeEvents {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NativeEvents").finish_non_exhaustive()
-    }
-}
-
-impl notify::EventHandler for NativeEvents {
-    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
-        // After the watcher stopped nobody listens: dropping the event is right.
-        let _ = self.tx.send(Msg::Native(event));
-    }
-}
-
-fn recommended(events: NativeEvents) -> notify::Result<Box<dyn notify::Watcher + Send>> {
-    use notify::Watcher;
-    Ok(Box::new(notify::RecommendedWatcher::new(
-        events,
-        notify::Config::default(),
-    )?))
-}
 
 /// Watches a [`Reloader`]'s files on a thread of its own and reloads when their bytes change.
 /// Stops when dropped. See the [module docs](self) for what it survives.
@@ -466,25 +203,7 @@ impl ConfigWatcher {
             return Err(WatchError::NoFiles);
         }
         let (tx, rx) = mpsc::channel();
-        let active = match options.mode {
-            WatchMode::Poll { interval } => Active::Poll(PollBackend::new(interval, &files)),
-            WatchMode::Native | WatchMode::Auto => {
-                match start_native(&options, NativeEvents { tx: tx.clone() }, &files) {
-                    Ok(native) => Active::Native(native),
-                    Err(err) if options.mode == WatchMode::Native => {
-                        return Err(WatchError::Native(err));
-                    }
-                    Err(err) => {
-                        tracing::warn!(
-                            "{}; falling back to polling every {:?}",
-                            describe_native(&err),
-                            options.fallback_interval
-                        );
-                        Active::Poll(PollBackend::new(options.fallback_interval, &files))
-                    }
-                }
-            }
-        };
+        let active = start_backend(&options, &tx, &files)?;
         let timing = options.timing();
         let mut debouncer = Debouncer::new(
             SystemClock,
@@ -499,7 +218,16 @@ impl ConfigWatcher {
             at_trigger.clear();
             debouncer.change();
         }
+        let backend = match active {
+            Active::Native(_) => Backend::Native,
+            Active::Poll(_) => Backend::Poll,
+        };
         let shared = Arc::new(Shared::default());
+        shared
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .backend = backend;
         let worker = Worker {
             generation: engine.generation(),
             engine,
@@ -514,15 +242,6 @@ impl ConfigWatcher {
             stats: WatchStats::default(),
             read_failed_for_now: false,
         };
-        let backend = match worker.active {
-            Active::Native(_) => Backend::Native,
-            Active::Poll(_) => Backend::Poll,
-        };
-        shared
-            .stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .backend = backend;
         let thread = std::thread::Builder::new()
             .name("hotcfg-watcher".into())
             .spawn(move || worker.run())
@@ -546,18 +265,31 @@ impl ConfigWatcher {
     }
 }
 
-fn start_native(
+/// The backend `options` ask for; under [`WatchMode::Auto`], polling when the native watcher
+/// cannot be had.
+fn start_backend(
     options: &WatchOptions,
-    events: NativeEvents,
+    tx: &mpsc::Sender<Msg>,
     files: &[PathBuf],
-) -> notify::Result<NativeBackend> {
-    let watcher = match &options.native {
-        Some(factory) => factory(events)?,
-        None => recommended(events)?,
-    };
-    let mut native = NativeBackend::new(watcher);
-    native.reconcile(files)?;
-    Ok(native)
+) -> Result<Active, WatchError> {
+    if let WatchMode::Poll { interval } = options.mode {
+        return Ok(Active::Poll(PollBackend::new(interval, files)));
+    }
+    match start_native(options, NativeEvents { tx: tx.clone() }, files) {
+        Ok(native) => Ok(Active::Native(native)),
+        Err(err) if options.mode == WatchMode::Native => Err(WatchError::Native(err)),
+        Err(err) => {
+            tracing::warn!(
+                "{}; falling back to polling every {:?}",
+                describe_native(&err),
+                options.fallback_interval
+            );
+            Ok(Active::Poll(PollBackend::new(
+                options.fallback_interval,
+                files,
+            )))
+        }
+    }
 }
 
 impl Drop for ConfigWatcher {

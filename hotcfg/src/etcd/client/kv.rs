@@ -1,0 +1,226 @@
+//! Key-value calls: the synchronous API users call, and the async reads and writes the follower
+//! and the reporter run on the client's runtime.
+
+use std::fmt;
+
+use etcd_client::{
+    Client, CompactionOptions, Compare, CompareOp, GetOptions, KvClient, PutOptions, Txn, TxnOp,
+    TxnOpResponse,
+};
+
+use super::{EtcdClient, EtcdError};
+
+/// One key and its value, as etcd stores it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The key.
+    pub key: String,
+    /// The value's bytes.
+    pub value: Vec<u8>,
+    /// The revision of the key's last modification.
+    pub mod_revision: i64,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &self.key)
+            .field("bytes", &self.value.len())
+            .field("mod_revision", &self.mod_revision)
+            .finish()
+    }
+}
+
+/// The keys of a range, in key order, as of one store revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing {
+    /// The keys found.
+    pub entries: Vec<Entry>,
+    /// The store revision the listing reflects (every change up to it is included).
+    pub revision: i64,
+}
+
+/// The outcome of [`EtcdClient::put_if_revision`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Swap {
+    /// The value was written; the key is now at this revision.
+    Written(i64),
+    /// The key was not at the expected revision: nothing was written. It is at `current` now
+    /// (0 when the key does not exist).
+    Conflict {
+        /// The key's mod revision now (0: absent).
+        current: i64,
+    },
+}
+
+impl EtcdClient {
+    /// The value of `key`, or `None` when it does not exist.
+    pub fn get(&self, key: &str) -> Result<Option<Entry>, EtcdError> {
+        let this = self.clone();
+        let key = key.to_string();
+        self.block_on(async move {
+            let listing = this.range(&key, false).await?;
+            Ok(listing.entries.into_iter().next())
+        })
+    }
+
+    /// Every key under `prefix`, in key order, as of one revision.
+    pub fn list(&self, prefix: &str) -> Result<Listing, EtcdError> {
+        let this = self.clone();
+        let prefix = prefix.to_string();
+        self.block_on(async move { this.range(&prefix, true).await })
+    }
+
+    /// Writes `value` to `key`; returns the revision of the write.
+    pub fn put(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<i64, EtcdError> {
+        let this = self.clone();
+        let key = key.to_string();
+        let value = value.into();
+        self.block_on(async move { this.put_async(&key, value, None).await })
+    }
+
+    /// Writes `value` to `key` only if the key's mod revision is still `expected` (0: only if the
+    /// key does not exist): one etcd transaction, so two writers that read the same revision
+    /// cannot both succeed.
+    pub fn put_if_revision(
+        &self,
+        key: &str,
+        value: impl Into<Vec<u8>>,
+        expected: i64,
+    ) -> Result<Swap, EtcdError> {
+        let this = self.clone();
+        let key = key.to_string();
+        let value = value.into();
+        self.block_on(async move {
+            let txn = Txn::new()
+                .when([Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    expected,
+                )])
+                .and_then([TxnOp::put(key.clone(), value, None)])
+                .or_else([TxnOp::get(key.clone(), None)]);
+            let operation = format!("write {key} if at revision {expected}");
+            let limit = this.inner.options.max_response;
+            let response = this
+                .call(&operation, move |client| async move {
+                    kv_client(&client, limit).txn(txn).await
+                })
+                .await?;
+            let revision = response.header().map_or(0, |h| h.revision());
+            if response.succeeded() {
+                return Ok(Swap::Written(revision));
+            }
+            let current = response
+                .op_responses()
+                .into_iter()
+                .find_map(|op| match op {
+                    TxnOpResponse::Get(get) => {
+                        Some(get.kvs().first().map_or(0, |kv| kv.mod_revision()))
+                    }
+                    _ => None,
+                })
+                .unwrap_or(0);
+            Ok(Swap::Conflict { current })
+        })
+    }
+
+    /// Deletes `key`; returns the revision of the deletion (the store revision when nothing was
+    /// deleted).
+    pub fn delete(&self, key: &str) -> Result<i64, EtcdError> {
+        let this = self.clone();
+        let key = key.to_string();
+        self.block_on(async move {
+            let operation = format!("delete {key}");
+            let response = this
+                .call(&operation, move |mut client| async move {
+                    client.delete(key, None).await
+                })
+                .await?;
+            Ok(response.header().map_or(0, |h| h.revision()))
+        })
+    }
+
+    /// Discards the history before `revision` (maintenance; watches that start earlier are then
+    /// refused as compacted). Waits until the compaction is applied.
+    pub fn compact(&self, revision: i64) -> Result<(), EtcdError> {
+        let this = self.clone();
+        self.block_on(async move {
+            let operation = format!("compact at revision {revision}");
+            this.call(&operation, move |mut client| async move {
+                client
+                    .compact(revision, Some(CompactionOptions::new().with_physical()))
+                    .await
+            })
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// The store's current revision.
+    pub fn revision(&self) -> Result<i64, EtcdError> {
+        let this = self.clone();
+        self.block_on(async move {
+            let response = this
+                .call("read the store revision", |mut client| async move {
+                    client
+                        .get("\0", Some(GetOptions::new().with_count_only()))
+                        .await
+                })
+                .await?;
+            Ok(response.header().map_or(0, |h| h.revision()))
+        })
+    }
+
+    pub(crate) async fn range(&self, key: &str, prefix: bool) -> Result<Listing, EtcdError> {
+        let operation = if prefix {
+            format!("list {key}*")
+        } else {
+            format!("get {key}")
+        };
+        let key = key.to_string();
+        let limit = self.inner.options.max_response;
+        let response = self
+            .call(&operation, move |client| async move {
+                let options = if prefix {
+                    Some(GetOptions::new().with_prefix())
+                } else {
+                    None
+                };
+                kv_client(&client, limit).get(key, options).await
+            })
+            .await?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        let mut entries = Vec::with_capacity(response.kvs().len());
+        for kv in response.kvs() {
+            entries.push(Entry {
+                key: String::from_utf8_lossy(kv.key()).into_owned(),
+                value: kv.value().to_vec(),
+                mod_revision: kv.mod_revision(),
+            });
+        }
+        Ok(Listing { entries, revision })
+    }
+
+    pub(crate) async fn put_async(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: Option<i64>,
+    ) -> Result<i64, EtcdError> {
+        let operation = format!("write {key}");
+        let key = key.to_string();
+        let response = self
+            .call(&operation, move |mut client| async move {
+                let options = lease.map(|id| PutOptions::new().with_lease(id));
+                client.put(key, value, options).await
+            })
+            .await?;
+        Ok(response.header().map_or(0, |h| h.revision()))
+    }
+}
+
+/// A key-value client that accepts responses up to `limit` bytes.
+fn kv_client(client: &Client, limit: usize) -> KvClient {
+    client.kv_client().max_decoding_message_size(limit)
+}
