@@ -32,7 +32,7 @@ pub struct AuditRecord {
     pub duration_ms: f64,
     /// SHA-256 of the previous line ([`GENESIS`](super::GENESIS) for the first).
     pub prev: String,
-    /// On a `recovered` record: what [`AuditLog::open`] cut off the end of the file.
+    /// On a `recovered` record: what [`AuditLog::open`](super::AuditLog::open) cut off the end of the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<AuditRecovery>,
 }
@@ -139,7 +139,7 @@ fn trigger_or_kind<'de, D: serde::Deserializer<'de>>(from: D) -> Result<AuditTri
     })
 }
 
-/// The torn tail an [`AuditLog::open`] cut off, as its `recovered` record names it.
+/// The torn tail an [`AuditLog::open`](super::AuditLog::open) cut off, as its `recovered` record names it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRecovery {
     /// How many bytes were dropped.
@@ -208,7 +208,7 @@ impl AuditRecord {
         }
     }
 
-    /// The record [`AuditLog::open`] appends after cutting off a torn tail: the generation of the
+    /// The record [`AuditLog::open`](super::AuditLog::open) appends after cutting off a torn tail: the generation of the
     /// last whole record, result `recovered`.
     pub(super) fn recovery(generation: u64, recovered: AuditRecovery, prev: String) -> Self {
         AuditRecord {

@@ -1,6 +1,6 @@
-//! Operator commands every application with a [`HotReload`] configuration gets: `check`, `plan`,
-//! `fields` and `history` (feature `cli`); with the `schemars` feature, `schema` (see
-//! [`Cli::with_json_schema`]).
+//! Operator commands every application with a [`HotReload`](crate::HotReload) configuration
+//! gets: `check`, `plan`, `fields` and `history` (feature `cli`); with the `schemars` feature,
+//! `schema` (see [`Cli::with_json_schema`]).
 //!
 //! Flatten [`Command`] into the application's own clap parser and call [`Cli::run`]:
 //!

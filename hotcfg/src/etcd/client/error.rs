@@ -23,7 +23,7 @@ pub enum EtcdError {
         /// etcd's answer.
         message: String,
     },
-    /// etcd answered with a response larger than [`EtcdOptions::max_response`]: nothing of it was
+    /// etcd answered with a response larger than [`EtcdOptions::max_response`](super::EtcdOptions::max_response): nothing of it was
     /// read. Retrying the same request fails the same way.
     #[error(
         "etcd at {endpoints} answered {operation} with {message}, above this client's limit of \
@@ -50,7 +50,7 @@ impl EtcdError {
         matches!(self, EtcdError::Unreachable { .. })
     }
 
-    /// `true` when etcd's answer was larger than [`EtcdOptions::max_response`].
+    /// `true` when etcd's answer was larger than [`EtcdOptions::max_response`](super::EtcdOptions::max_response).
     pub fn is_too_large(&self) -> bool {
         matches!(self, EtcdError::TooLarge { .. })
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Timeouts of an [`EtcdClient`].
+/// Timeouts of an [`EtcdClient`](super::EtcdClient).
 ///
 /// ```
 /// use std::time::Duration;
@@ -25,7 +25,7 @@ pub struct EtcdOptions {
     /// `--max-request-bytes` (1.5 MiB by default); watches ask etcd for fragments of about that
     /// size, so a catch-up of any length fits; a prefix read carries every value under the
     /// prefix in one response, so this bounds a prefix's total size. A larger response is an
-    /// [`EtcdError::TooLarge`].
+    /// [`EtcdError::TooLarge`](super::EtcdError::TooLarge).
     pub max_response: usize,
 }
 
