@@ -143,34 +143,50 @@ where
                 }
                 message = stream.message() => message,
             };
-            let mut newest = match self.received(message, epoch).await? {
-                Ok(response) => self.newest_in(&response),
+            let newest = match self.batch(message, &mut stream, epoch).await? {
+                Ok(newest) => newest,
                 Err(end) => return Ok(end),
             };
-            // Everything already received joins this batch: one reload for all of it.
-            while let Ok(message) = tokio::time::timeout(Duration::ZERO, stream.message()).await {
-                match self.received(message, epoch).await? {
-                    Ok(response) => newest = newest.max(self.newest_in(&response)),
-                    Err(end) => return Ok(end),
-                }
-            }
             if let Some(revision) = newest {
-                self.shared.handed(revision);
-                // A revision the last read already covered was applied with it.
-                if position.is_none_or(|p| revision > p) {
-                    let read = self.reload(remote_trigger(
-                        self.source.key(),
-                        RemoteCause::Watched,
-                        revision,
-                    ));
-                    *position = Some(revision.max(read.await?));
-                }
+                self.hand(revision, position).await?;
             }
             if !settled {
                 settled = true;
                 backoff.reset();
             }
         }
+    }
+
+    /// The newest revision among `first` and every message already received after it: one
+    /// reload for the whole batch. `Ok(Err(end))` when etcd ended the watch.
+    async fn batch(
+        &self,
+        first: Result<Option<WatchResponse>, etcd_client::Error>,
+        stream: &mut WatchStream,
+        epoch: u64,
+    ) -> Result<Result<Option<i64>, SessionEnd>, EtcdError> {
+        let mut newest = match self.received(first, epoch).await? {
+            Ok(response) => self.newest_in(&response),
+            Err(end) => return Ok(Err(end)),
+        };
+        while let Ok(message) = tokio::time::timeout(Duration::ZERO, stream.message()).await {
+            match self.received(message, epoch).await? {
+                Ok(response) => newest = newest.max(self.newest_in(&response)),
+                Err(end) => return Ok(Err(end)),
+            }
+        }
+        Ok(Ok(newest))
+    }
+
+    /// Hands `revision` to the engine: a reload, unless the last read already covered it.
+    async fn hand(&self, revision: i64, position: &mut Option<i64>) -> Result<(), EtcdError> {
+        self.shared.handed(revision);
+        if position.is_none_or(|p| revision > p) {
+            let trigger = remote_trigger(self.source.key(), RemoteCause::Watched, revision);
+            let read = self.reload(trigger).await?;
+            *position = Some(revision.max(read));
+        }
+        Ok(())
     }
 
     /// Reads the key, has the engine read it when it does not run that version yet, and returns

@@ -235,6 +235,23 @@ impl fmt::Debug for EtcdFollower {
     }
 }
 
+/// `source`, skipping the keys under the status prefix `options` name (when they lie inside a
+/// followed prefix, the reports would otherwise be read as configuration).
+fn without_reports(source: &EtcdSource, options: &FollowerOptions) -> EtcdSource {
+    let Some(prefix) = &options.status_prefix else {
+        return source.clone();
+    };
+    if source.is_prefix() && prefix.starts_with(source.key()) && !source.is_excluded(prefix) {
+        tracing::warn!(
+            status_prefix = %prefix,
+            key = source.key(),
+            "status reports lie inside the followed prefix and will be read as configuration: \
+             exclude them with EtcdSource::exclude"
+        );
+    }
+    source.clone().exclude(prefix.clone())
+}
+
 impl EtcdFollower {
     /// Starts following `source` for `reloader` (which should read that source). Never fails:
     /// when etcd is unreachable it keeps retrying in the background.
@@ -247,28 +264,11 @@ impl EtcdFollower {
         let (paused, paused_rx) = watch::channel(false);
         let client = source.client().clone();
         let status_key = options.report.then(|| {
-            format!(
-                "{}{}",
-                options
-                    .status_prefix
-                    .clone()
-                    .unwrap_or_else(|| source.default_status_prefix()),
-                options.node_id
-            )
+            let prefix = options.status_prefix.clone();
+            let prefix = prefix.unwrap_or_else(|| source.default_status_prefix());
+            format!("{prefix}{}", options.node_id)
         });
-        let mut source = source.clone();
-        if let Some(prefix) = &options.status_prefix {
-            if source.is_prefix() && prefix.starts_with(source.key()) && !source.is_excluded(prefix)
-            {
-                tracing::warn!(
-                    status_prefix = %prefix,
-                    key = source.key(),
-                    "status reports lie inside the followed prefix and will be read as \
-                     configuration: exclude them with EtcdSource::exclude"
-                );
-            }
-            source = source.exclude(prefix.clone());
-        }
+        let source = without_reports(source, &options);
         let mut tasks = Vec::new();
         if let Some(key) = &status_key {
             let reporter = Reporter {

@@ -69,6 +69,17 @@ pub enum PushError {
     Usage(String),
 }
 
+/// The format of the value pushed to `key`: the file's, which the key's name must not contradict.
+fn value_format(key: &str, file: &Path, file_format: Format) -> Result<Format, PushError> {
+    match Format::from_path(key.as_ref()) {
+        Some(key_format) if key_format != file_format => Err(PushError::Usage(format!(
+            "{} is {file_format} but the key {key} holds {key_format} (from its name)",
+            file.display()
+        ))),
+        _ => Ok(file_format),
+    }
+}
+
 fn conflict_message(key: &str, planned: i64, current: i64) -> String {
     let what = match (planned, current) {
         (0, _) => format!(
@@ -108,16 +119,7 @@ impl PreparedPush {
         let content = FileSource::new(file)
             .read()
             .map_err(|e| PushError::Invalid(e.into()))?;
-        let file_format = content.layers[0].format;
-        let format = match Format::from_path(key.as_ref()) {
-            Some(key_format) if key_format != file_format => {
-                return Err(PushError::Usage(format!(
-                    "{} is {file_format} but the key {key} holds {key_format} (from its name)",
-                    file.display()
-                )));
-            }
-            _ => file_format,
-        };
+        let format = value_format(key, file, content.layers[0].format)?;
         let candidate = pipeline.load(&content).map_err(PushError::Invalid)?;
         let mut push = PreparedPush {
             key: key.to_string(),

@@ -115,10 +115,7 @@ where
         loop {
             tokio::select! {
                 _ = stop.changed() => {
-                    let id = lease.id;
-                    let _ = client
-                        .call("revoke the status lease", |mut c| async move { c.lease_revoke(id).await })
-                        .await;
+                    self.revoke(lease.id).await;
                     return Ok(());
                 }
                 event = events.recv() => {
@@ -132,25 +129,17 @@ where
                     // report keeps what was done with that revision.
                     let repeat = status.result == NodeResult::Unchanged
                         && status.revision == written.revision;
-                    if repeat {
-                        continue;
+                    if !repeat {
+                        *latest = status;
+                        self.write_if_new(latest, &mut written, lease.id).await?;
                     }
-                    *latest = status;
-                    if latest.same_as(&written) {
-                        continue;
-                    }
-                    self.write(latest, lease.id).await?;
-                    written = latest.clone();
                 }
                 changed = health.changed() => {
                     if changed.is_err() {
                         return Ok(());
                     }
                     latest.watch = Some(health.borrow_and_update().clone());
-                    if !latest.same_as(&written) {
-                        self.write(latest, lease.id).await?;
-                        written = latest.clone();
-                    }
+                    self.write_if_new(latest, &mut written, lease.id).await?;
                 }
                 message = own.message() => {
                     let deleted = message
@@ -167,6 +156,17 @@ where
                 _ = tick.tick() => self.keep_alive(&mut lease).await?,
             }
         }
+    }
+
+    /// Revokes the status lease, so the report disappears now (best effort: it expires anyway).
+    async fn revoke(&self, id: i64) {
+        let _ = self
+            .source
+            .client()
+            .call("revoke the status lease", |mut c| async move {
+                c.lease_revoke(id).await
+            })
+            .await;
     }
 
     /// A new lease with its keep-alive stream.
@@ -255,6 +255,20 @@ where
                 )))
             }
         }
+    }
+
+    /// Writes `latest` when it says something `written` (the last report written) does not.
+    async fn write_if_new(
+        &self,
+        latest: &NodeStatus,
+        written: &mut NodeStatus,
+        lease: i64,
+    ) -> Result<(), EtcdError> {
+        if !latest.same_as(written) {
+            self.write(latest, lease).await?;
+            *written = latest.clone();
+        }
+        Ok(())
     }
 
     /// Writes `status` bound to `lease`; returns the revision of the write.

@@ -172,58 +172,21 @@ impl EtcdSource {
             .filter(|e| !self.is_excluded(&e.key))
             .collect();
         if entries.is_empty() {
-            let problem = if self.prefix {
-                format!(
-                    "no keys under this prefix in etcd (store revision {})",
-                    listing.revision
-                )
-            } else {
-                format!(
-                    "the key does not exist in etcd (store revision {})",
-                    listing.revision
-                )
-            };
-            return Err(SourceError::new(
-                self.name(),
-                SourceErrorKind::NotFound,
-                problem,
-            ));
+            return Err(self.not_found(listing.revision));
         }
         let mut layers = Vec::with_capacity(entries.len());
         let mut hasher = Sha256::new();
         let mut revision = 0;
         for entry in entries {
-            let name = format!("etcd:{}", entry.key);
-            if entry.value.len() as u64 > self.max_bytes {
-                return Err(SourceError::new(
-                    name,
-                    SourceErrorKind::TooLarge,
-                    format!(
-                        "is {} bytes, above the limit of {} bytes",
-                        entry.value.len(),
-                        self.max_bytes
-                    ),
-                ));
-            }
             revision = revision.max(entry.mod_revision);
-            let format = self.format_of(&entry.key);
-            let text = String::from_utf8(entry.value).map_err(|err| {
-                let offset = err.utf8_error().valid_up_to();
-                SourceError::new(
-                    &name,
-                    SourceErrorKind::NotText,
-                    format!(
-                        "not valid UTF-8 (byte offset {offset}, revision {})",
-                        entry.mod_revision
-                    ),
-                )
-            })?;
+            let key = entry.key.clone();
+            let layer = self.layer(entry)?;
             // Length-prefix keys and values so moving bytes between keys changes the hash.
-            hasher.update((entry.key.len() as u64).to_le_bytes());
-            hasher.update(entry.key.as_bytes());
-            hasher.update((text.len() as u64).to_le_bytes());
-            hasher.update(text.as_bytes());
-            layers.push(Layer { name, format, text });
+            hasher.update((key.len() as u64).to_le_bytes());
+            hasher.update(key.as_bytes());
+            hasher.update((layer.text.len() as u64).to_le_bytes());
+            hasher.update(layer.text.as_bytes());
+            layers.push(layer);
         }
         let sha256 = if self.prefix {
             hex(&hasher.finalize())
@@ -238,6 +201,39 @@ impl EtcdSource {
                 revision: Some(revision),
             },
         })
+    }
+
+    /// The error for a key (or prefix) with nothing under it at store `revision`.
+    fn not_found(&self, revision: i64) -> SourceError {
+        let problem = if self.prefix {
+            format!("no keys under this prefix in etcd (store revision {revision})")
+        } else {
+            format!("the key does not exist in etcd (store revision {revision})")
+        };
+        SourceError::new(self.name(), SourceErrorKind::NotFound, problem)
+    }
+
+    /// One key's value as a layer: within the size limit, UTF-8, in the format its key names.
+    fn layer(&self, entry: Entry) -> Result<Layer, SourceError> {
+        let name = format!("etcd:{}", entry.key);
+        if entry.value.len() as u64 > self.max_bytes {
+            let problem = format!(
+                "is {} bytes, above the limit of {} bytes",
+                entry.value.len(),
+                self.max_bytes
+            );
+            return Err(SourceError::new(name, SourceErrorKind::TooLarge, problem));
+        }
+        let format = self.format_of(&entry.key);
+        let text = String::from_utf8(entry.value).map_err(|err| {
+            let offset = err.utf8_error().valid_up_to();
+            let problem = format!(
+                "not valid UTF-8 (byte offset {offset}, revision {})",
+                entry.mod_revision
+            );
+            SourceError::new(&name, SourceErrorKind::NotText, problem)
+        })?;
+        Ok(Layer { name, format, text })
     }
 
     fn identity_path(&self) -> String {

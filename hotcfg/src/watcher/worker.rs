@@ -296,6 +296,12 @@ impl Worker {
             return;
         }
         let only_new = changed.iter().all(|f| !self.at_trigger.contains_key(*f));
+        // A reload is attributed to a file known to have changed (not merely newly watched).
+        let file = changed
+            .iter()
+            .find(|f| self.at_trigger.contains_key(**f))
+            .unwrap_or(&changed[0]);
+        let file = (*file).clone();
         let look = self.engine.look();
         if look == Look::Unchanged && only_new {
             self.at_trigger = current;
@@ -315,26 +321,34 @@ impl Worker {
             _ => (None, false),
         };
         if let Some(why) = why {
-            if self.read_failed_for_now && for_now {
-                // Already reported: wait for descriptors without a failed reload per look.
-                tracing::debug!(%why, "the files still cannot be read; looking again later");
-                self.stats.retries += 1;
-                self.debouncer.back_off();
+            if self.look_again(&why, for_now) {
                 return;
             }
-            if self.debouncer.retry() {
-                tracing::debug!(%why, "content looks incomplete (a write in progress?); looking again");
-                self.stats.retries += 1;
-                return;
-            }
-            tracing::debug!(%why, "content still incomplete after the retries; reloading to report it");
         }
-        // Attribute the reload to a file known to have changed (not merely newly watched).
-        let file = changed
-            .iter()
-            .find(|f| self.at_trigger.contains_key(**f))
-            .unwrap_or(&changed[0]);
-        let file = (*file).clone();
+        self.reload(file, current);
+    }
+
+    /// Content that cannot be used yet: whether to look again later (`true`), rather than
+    /// reload now to report it.
+    fn look_again(&mut self, why: &str, for_now: bool) -> bool {
+        if self.read_failed_for_now && for_now {
+            // Already reported: wait for descriptors without a failed reload per look.
+            tracing::debug!(%why, "the files still cannot be read; looking again later");
+            self.stats.retries += 1;
+            self.debouncer.back_off();
+            return true;
+        }
+        if self.debouncer.retry() {
+            tracing::debug!(%why, "content looks incomplete (a write in progress?); looking again");
+            self.stats.retries += 1;
+            return true;
+        }
+        tracing::debug!(%why, "content still incomplete after the retries; reloading to report it");
+        false
+    }
+
+    /// Reloads, attributed to `file`; `current` is what the files held when looked at.
+    fn reload(&mut self, file: PathBuf, current: BTreeMap<PathBuf, FileState>) {
         let triggered = self.engine.trigger(file);
         self.stats.triggers += 1;
         if triggered == Triggered::ReadFailedForNow {
