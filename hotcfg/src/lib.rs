@@ -103,6 +103,7 @@
 extern crate self as hotcfg;
 
 mod async_handlers;
+mod async_subscribers;
 pub mod audit;
 mod cached;
 mod class;
@@ -139,6 +140,7 @@ pub mod watcher;
 pub mod __private;
 
 pub use async_handlers::{AsyncScopeHandler, BoxFuture, StepFuture};
+pub use async_subscribers::AsyncReloadSubscriber;
 pub use audit::{
     verify_audit_log, AuditChange, AuditFailure, AuditLog, AuditRecord, AuditRecovery, AuditSync,
     AuditTrigger, AuditVerifyError,

@@ -195,6 +195,8 @@ impl Plan {
     }
 
     /// The plan for a decided candidate; `handlers_for` orders the scopes an apply would run.
+    /// (The engine's plans go through [`Plan::prepared`]; etcd's push plans without handlers.)
+    #[cfg(any(feature = "etcd", test))]
     pub(crate) fn decided<C>(
         source: Option<SourceIdentity>,
         changes: Diff,

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hotcfg::{
-    ApplyContext, AsyncScopeHandler, BoxError, BuildError, Decision, Format, HotReload,
-    MemorySource, PlanOptions, ReloadError, ReloadResult, Reloader, Rollback, ScopeHandler,
-    SourceContent, StepFuture, Verdict,
+    ApplyContext, AsyncReloadSubscriber, AsyncScopeHandler, BoxError, BoxFuture, BuildError,
+    Decision, Format, HotReload, MemorySource, PlanOptions, ReloadError, ReloadEvent, ReloadResult,
+    Reloader, Rollback, ScopeHandler, SourceContent, StepFuture, Verdict,
 };
 use serde::{Deserialize, Serialize};
 use tokio::runtime::{Builder, Runtime};
@@ -490,5 +490,75 @@ fn an_async_closure_handler_applies() {
         let event = reloader.reload().await;
         assert!(event.result.is_ok(), "{flavor}: {event}");
         assert_eq!(seen.load(Ordering::SeqCst), 9, "{flavor}");
+    });
+}
+
+/// Forwards each event's generation; panics at `panic_at`; or never returns (`stuck`).
+struct Forward {
+    tx: tokio::sync::mpsc::UnboundedSender<u64>,
+    panic_at: Option<u64>,
+    stuck: bool,
+}
+
+impl AsyncReloadSubscriber for Forward {
+    fn on_reload<'a>(&'a self, event: &'a ReloadEvent) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if self.stuck {
+                std::future::pending::<()>().await;
+            }
+            if self.panic_at == Some(event.generation) {
+                panic!("subscriber exploded");
+            }
+            let _ = self.tx.send(event.generation);
+        })
+    }
+}
+
+#[test]
+fn async_subscribers_get_every_event_in_order_and_a_bad_one_delays_nothing() {
+    on_both_runtimes(|flavor| async move {
+        let (tx, mut fast) = tokio::sync::mpsc::unbounded_channel();
+        let (panicky_tx, mut panicky) = tokio::sync::mpsc::unbounded_channel();
+        let (stuck_tx, _stuck) = tokio::sync::mpsc::unbounded_channel();
+        let source = MemorySource::new("app.toml", Format::Toml, LIVE);
+        let reloader = Reloader::<Config>::builder(source.clone())
+            .async_subscriber(Forward {
+                tx: stuck_tx,
+                panic_at: None,
+                stuck: true,
+            })
+            .async_subscriber(Forward {
+                tx: panicky_tx,
+                panic_at: Some(2),
+                stuck: false,
+            })
+            .async_subscriber(Forward {
+                tx,
+                panic_at: None,
+                stuck: false,
+            })
+            .build_async()
+            .await
+            .unwrap();
+        for pool in 2..=4 {
+            source.set(format!("max = 1\npool = {pool}\n"));
+            let event = reloader.reload().await;
+            assert!(event.result.is_ok(), "{flavor}: {event}");
+        }
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            got.push(fast.recv().await.expect("an event"));
+        }
+        assert_eq!(
+            got,
+            [1, 2, 3, 4],
+            "{flavor}: the startup event, then each reload"
+        );
+        // The panicking one missed only the event it panicked on.
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(panicky.recv().await.expect("an event"));
+        }
+        assert_eq!(got, [1, 3, 4], "{flavor}");
     });
 }

@@ -16,6 +16,7 @@ use super::{Inner, Pipeline, Reloader, State};
 use crate::async_handlers::{
     AsyncFnHandler, AsyncScopeHandler, OnRuntime, RuntimeSlot, StepFuture,
 };
+use crate::async_subscribers::{deliver, AsyncReloadSubscriber};
 use crate::audit::{AuditFailure, AuditLog, AuditSync, AuditTrail};
 use crate::diff::Diff;
 use crate::event::{ReloadEvent, ReloadResult, ReloadSubscriber, Trigger};
@@ -86,6 +87,7 @@ pub struct ReloaderBuilder<C: HotReload> {
     /// Shared with every async handler registered; set by `build()`.
     async_runtime: RuntimeSlot,
     has_async: bool,
+    async_subscribers: Vec<Arc<dyn AsyncReloadSubscriber>>,
 }
 
 impl<C: HotReload> fmt::Debug for ReloaderBuilder<C> {
@@ -113,6 +115,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             runtime: None,
             async_runtime: RuntimeSlot::default(),
             has_async: false,
+            async_subscribers: Vec::new(),
         }
     }
 
@@ -182,6 +185,48 @@ impl<C: HotConfig> ReloaderBuilder<C> {
         F: for<'a> Fn(&'a ApplyContext<'a, C>) -> StepFuture<'a> + Send + Sync + 'static,
     {
         self.async_handler(scope, AsyncFnHandler(apply))
+    }
+
+    /// Tells `subscriber` of every event (the startup event first), from a task of its own on
+    /// the runtime async handlers use (see [`async_handler`](ReloaderBuilder::async_handler) for
+    /// which): a slow or failing subscriber delays nothing else.
+    ///
+    /// ```
+    /// use hotcfg::{AsyncReloadSubscriber, BoxFuture, Format, HotReload, MemorySource, Reloader};
+    /// use hotcfg::ReloadEvent;
+    /// use tokio::sync::mpsc;
+    ///
+    /// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+    /// struct Config {
+    ///     #[reload(scope = "pool")]
+    ///     workers: usize,
+    /// }
+    ///
+    /// struct Forward(mpsc::UnboundedSender<u64>);
+    /// impl AsyncReloadSubscriber for Forward {
+    ///     fn on_reload<'a>(&'a self, event: &'a ReloadEvent) -> BoxFuture<'a, ()> {
+    ///         Box::pin(async move { let _ = self.0.send(event.generation); })
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let (tx, mut rx) = mpsc::unbounded_channel();
+    /// let source = MemorySource::new("app.toml", Format::Toml, "workers = 2");
+    /// let reloader = Reloader::<Config>::builder(source.clone())
+    ///     .async_subscriber(Forward(tx))
+    ///     .build_async()
+    ///     .await?;
+    /// source.set("workers = 3");
+    /// reloader.reload().await;
+    /// assert_eq!(rx.recv().await, Some(1)); // the startup event
+    /// assert_eq!(rx.recv().await, Some(2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn async_subscriber(mut self, subscriber: impl AsyncReloadSubscriber) -> Self {
+        self.async_subscribers.push(Arc::new(subscriber));
+        self
     }
 
     /// The tokio runtime async handlers run on (default: the one current at `build()`).
@@ -311,6 +356,12 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             path: self.audit_path.clone().unwrap_or_default(),
             error,
         })?;
+        if let Some(runtime) = self.async_runtime.get() {
+            for subscriber in self.async_subscribers {
+                let events = recorder.subscribe();
+                deliver(runtime, subscriber, Arc::clone(&event), events);
+            }
+        }
         tracing::info!(source = %identity, "configuration loaded");
         let state = State {
             last_hash: Some(content_key),
@@ -346,14 +397,14 @@ impl<C: HotConfig> ReloaderBuilder<C> {
 
     /// Sets the runtime async handlers run on: given, or the current one.
     fn capture_runtime(&self) -> Result<(), BuildError> {
-        if !self.has_async {
+        if !self.has_async && self.async_subscribers.is_empty() {
             return Ok(());
         }
         let runtime = match &self.runtime {
             Some(runtime) => runtime.clone(),
             None => RuntimeHandle::try_current().map_err(|_| {
                 BuildError::Setup(
-                    "async handlers need a tokio runtime: build inside one, or give it with \
+                    "async handlers and subscribers need a tokio runtime: build inside one, or give it with \
                      `ReloaderBuilder::runtime`"
                         .into(),
                 )

@@ -185,7 +185,9 @@ impl<C: HotConfig> Pipeline<C> {
     }
 
     /// A dry run of `content` over `live`. `referenced` gives the changes to files a candidate
-    /// names; `handlers` keeps the scopes that would run from the ordered list.
+    /// names; `handlers` keeps the scopes that would run from the ordered list. (The operator
+    /// commands' plan; the engine's goes through [`Pipeline::plan_prepared`].)
+    #[cfg(feature = "cli")]
     pub(crate) fn plan(
         &self,
         live: &C,
