@@ -146,6 +146,11 @@ fn toml_nesting_bound(text: &str) -> usize {
         .count()
 }
 
+/// Whether `text` is certain to nest shallow enough to parse on the caller's stack.
+pub(super) fn toml_fits_inline(text: &str) -> bool {
+    toml_nesting_bound(text) <= TOML_INLINE_NESTING
+}
+
 /// Parses TOML, on a thread of its own with a stack large enough for the deepest document
 /// toml accepts when the text could nest that deep.
 fn parse_toml(text: &str, limits: Limits) -> Result<Dict, toml::de::Error> {
@@ -154,7 +159,7 @@ fn parse_toml(text: &str, limits: Limits) -> Result<Dict, toml::de::Error> {
         let document = toml::Deserializer::parse(text)?;
         BoundedDict::new(limits, Format::Toml).deserialize(document)
     };
-    if toml_nesting_bound(text) <= TOML_INLINE_NESTING {
+    if toml_fits_inline(text) {
         return parse();
     }
     std::thread::scope(|scope| {

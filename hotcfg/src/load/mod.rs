@@ -7,6 +7,7 @@ mod env;
 mod error;
 mod format;
 mod locate;
+mod straight;
 mod unknown;
 
 use std::cell::Cell;
@@ -266,6 +267,27 @@ impl<C: DeserializeOwned + serde::Serialize> Loader<C> {
         content: &SourceContent,
         hints: &Hints<'_>,
     ) -> Result<C, ConfigError> {
+        if let Some(config) = self.read_straight(content) {
+            return Ok(config);
+        }
+        self.parse_merged(content, hints)
+    }
+
+    /// `C` read straight from the text when there is one TOML layer and nothing to merge it with
+    /// (see `straight`); `None` sends the content through [`parse_merged`](Loader::parse_merged).
+    fn read_straight(&self, content: &SourceContent) -> Option<C> {
+        match (content.layers.as_slice(), &self.defaults, &self.env_prefix) {
+            ([layer], None, None) if layer.format == Format::Toml => {
+                straight::read_toml(&layer.text, self.limits, self.allow_unknown_keys)
+            }
+            _ => None,
+        }
+    }
+
+    /// Every layer parsed within the limits, merged by figment over the defaults, with the
+    /// environment overlay, and `C` extracted noting unknown keys: the path that names every
+    /// problem.
+    fn parse_merged(&self, content: &SourceContent, hints: &Hints<'_>) -> Result<C, ConfigError> {
         let mut figment = Figment::new();
         if let Some(defaults) = &self.defaults {
             // The defaults' secrets must reach figment as values, not as `<redacted>`.
