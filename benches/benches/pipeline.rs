@@ -7,6 +7,8 @@
 //!
 //! * `figment_extract`: `Figment::from(Toml::string(text)).extract::<C>()`, the baseline.
 //! * `hotcfg_parse`: hotcfg's own parse step alone (`Loader::parse`).
+//! * `parse_unknown_ok` (interleaved report only): the same with unknown keys allowed
+//!   (`Loader::allow_unknown_keys`); the difference to `hotcfg_parse` is the unknown-key check.
 //! * `reload_audit_file`: the whole reload, history on, audit log in a temporary file on disk.
 //! * `reload_audit_ram`: the same with the audit log on a RAM file system (`/dev/shm`), so the
 //!   `fdatasync` costs nothing: the CPU cost of auditing.
@@ -97,6 +99,7 @@ struct Setup<C: Fixture> {
     texts: Vec<String>,
     contents: Vec<hotcfg::SourceContent>,
     loader: Loader<C>,
+    lenient: Loader<C>,
     audited: Reloader<C>,
     audited_ram: Reloader<C>,
     audited_os: Reloader<C>,
@@ -120,6 +123,7 @@ where
         Setup {
             contents,
             loader: Loader::new(),
+            lenient: Loader::new().allow_unknown_keys(),
             audited: reloader(
                 &texts,
                 Some((&disk.path().join("audit.jsonl"), AuditSync::Data)),
@@ -192,6 +196,7 @@ where
         "reload_audit_ram",
         "reload_audit_file",
         "reload_audit_os",
+        "parse_unknown_ok",
     ];
     let medians = {
         let mut figment = || {
@@ -213,6 +218,10 @@ where
         let mut os = || {
             black_box(setup.audited_os.reload_now());
         };
+        let mut lenient = || {
+            let content = &setup.contents[turn.get() % 2];
+            black_box(setup.lenient.parse(content).expect("valid"));
+        };
         interleaved(
             rounds,
             &mut [
@@ -222,6 +231,7 @@ where
                 (names[3], &mut ram),
                 (names[4], &mut disk),
                 (names[5], &mut os),
+                (names[6], &mut lenient),
             ],
         )
     };
