@@ -98,9 +98,12 @@ impl Connection {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
+        // One write: a body written after the head would wait for the server's delayed ACK of
+        // the head (Nagle's algorithm), up to 40 ms per request on loopback.
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
         self.writer
-            .write_all(head.as_bytes())
-            .and_then(|()| self.writer.write_all(body))
+            .write_all(&request)
             .map_err(|e| format!("cannot send: {e}"))?;
         self.read_response()
     }

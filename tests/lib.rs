@@ -253,7 +253,7 @@ impl ReaderProgress {
 /// The `taskdaemon` example run as a real process in a sandbox, and a client of its HTTP API.
 pub mod daemon {
     use std::io::{BufRead, BufReader};
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Stdio};
     use std::time::Duration;
 
@@ -414,6 +414,42 @@ pub mod daemon {
             });
             status.unwrap()
         }
+    }
+
+    /// Builds the `taskdaemon` example with the dev profile, or the release profile when
+    /// `release` (for benchmarks), and returns the binary's path. With the `etcd` and `schemars`
+    /// features when this crate has them, so the fleet tests run the same binary (one build, no
+    /// race on its path).
+    pub fn build_taskdaemon(release: bool) -> PathBuf {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // The features this crate's build has, so the daemon shares its build of hotcfg.
+        let features: Vec<&str> = [
+            ("etcd", cfg!(feature = "etcd")),
+            ("schemars", cfg!(feature = "schemars")),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect();
+        let features = match features.is_empty() {
+            true => Vec::new(),
+            false => vec!["--features".to_string(), features.join(",")],
+        };
+        let profile: &[&str] = if release { &["--release"] } else { &[] };
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "hotcfg-examples"])
+            .args(&features)
+            .args(profile)
+            .args(["--example", "taskdaemon"])
+            .current_dir(root)
+            .status()
+            .expect("run cargo build for the taskdaemon example");
+        assert!(status.success(), "building the taskdaemon example failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let profile_dir = if release { "release" } else { "debug" };
+        target.join(profile_dir).join("examples").join("taskdaemon")
     }
 
     /// Spawns the daemon and waits for the line saying where it listens.

@@ -23,35 +23,7 @@ pub(crate) fn binary() -> &'static Path {
         if let Some(path) = std::env::var_os("HOTCFG_TASKDAEMON") {
             return PathBuf::from(path);
         }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap()
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        // The features this test build has, so the daemon shares its build of hotcfg.
-        let features: Vec<&str> = [
-            ("etcd", cfg!(feature = "etcd")),
-            ("schemars", cfg!(feature = "schemars")),
-        ]
-        .into_iter()
-        .filter_map(|(name, on)| on.then_some(name))
-        .collect();
-        let features = match features.is_empty() {
-            true => Vec::new(),
-            false => vec!["--features".to_string(), features.join(",")],
-        };
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "hotcfg-examples"])
-            .args(&features)
-            .args(["--example", "taskdaemon"])
-            .current_dir(&root)
-            .status()
-            .expect("run cargo build for the taskdaemon example");
-        assert!(status.success(), "building the taskdaemon example failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("target"));
-        target.join("debug").join("examples").join("taskdaemon")
+        hotcfg_tests::daemon::build_taskdaemon(false)
     })
 }
 
