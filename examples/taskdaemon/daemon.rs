@@ -194,7 +194,6 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
             TemplatesHandler {
                 work: Arc::clone(&work),
                 base_dir: base_dir.clone(),
-                staged: Mutex::new(None),
                 previous: Mutex::new(None),
             },
         )

@@ -50,9 +50,8 @@ pub struct LoopsHandler {
 }
 
 impl LoopsHandler {
-    /// What `prepare` refuses: removing a loop type that running or queued work uses. Changes
-    /// nothing, so the plan endpoint asks it too, before anything is applied.
-    pub fn removal_veto(
+    /// What `prepare` refuses: removing a loop type that running or queued work uses.
+    fn removal_veto(
         work: &Work,
         old: &TaskDaemonConfig,
         new: &TaskDaemonConfig,
@@ -83,12 +82,13 @@ impl ScopeHandler<TaskDaemonConfig> for LoopsHandler {
     }
 }
 
-/// `templates`: reads template files in `prepare` (an unreadable file vetoes the reload), swaps
-/// them in on `apply`, puts the old ones back on rollback.
+/// `templates`: `prepare` reads the template files (an unreadable file vetoes the reload) and
+/// keeps nothing, so the plan endpoint's dry run changes nothing; `apply` reads them again and
+/// swaps them in (a file unreadable by then fails the apply, which rolls back); rollback puts the
+/// old ones back.
 pub struct TemplatesHandler {
     pub work: Arc<Work>,
     pub base_dir: PathBuf,
-    pub staged: Mutex<Option<BTreeMap<String, String>>>,
     pub previous: Mutex<Option<Arc<BTreeMap<String, String>>>>,
 }
 
@@ -114,14 +114,13 @@ pub fn read_template_files(
 
 impl ScopeHandler<TaskDaemonConfig> for TemplatesHandler {
     fn prepare(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
-        let files = read_template_files(&self.base_dir, &cx.new.templates.template_files)?;
-        *self.staged.lock().unwrap() = Some(files);
+        read_template_files(&self.base_dir, &cx.new.templates.template_files)?;
         Ok(())
     }
 
-    fn apply(&self, _cx: &Cx<'_>) -> Result<(), BoxError> {
-        let staged = self.staged.lock().unwrap().take().unwrap_or_default();
-        let old = self.work.file_templates.swap(Arc::new(staged));
+    fn apply(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
+        let files = read_template_files(&self.base_dir, &cx.new.templates.template_files)?;
+        let old = self.work.file_templates.swap(Arc::new(files));
         *self.previous.lock().unwrap() = Some(old);
         tracing::info!("templates applied; loops render them from their next iteration");
         Ok(())
@@ -161,5 +160,57 @@ impl ScopeHandler<TaskDaemonConfig> for MonitoringHandler {
     fn rollback(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
         (self.set_log_level)(&cx.old.monitoring.log_level)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_CONFIG;
+
+    fn with_template_files(base: &TaskDaemonConfig, files: &[&str]) -> TaskDaemonConfig {
+        let mut config = base.clone();
+        config.templates.template_files = files.iter().map(PathBuf::from).collect();
+        config
+    }
+
+    /// The plan endpoint's dry run calls `prepare` without `apply`: what it read must not be
+    /// what a later `apply` installs.
+    #[test]
+    fn the_templates_prepare_keeps_nothing_for_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("planned.txt"), "from a dry run").unwrap();
+        std::fs::write(dir.path().join("applied.txt"), "from the reload").unwrap();
+        let handler = TemplatesHandler {
+            work: Work::new(),
+            base_dir: dir.path().to_path_buf(),
+            previous: Mutex::new(None),
+        };
+        let live: TaskDaemonConfig = toml::from_str(DEFAULT_CONFIG).unwrap();
+        let planned = with_template_files(&live, &["planned.txt"]);
+        let applied = with_template_files(&live, &["applied.txt"]);
+        let missing = with_template_files(&live, &["missing.txt"]);
+        let cx = |new| ApplyContext {
+            scope: "templates",
+            old: &live,
+            new,
+            changes: &[],
+            generation: 2,
+            config_dir: Some(dir.path()),
+        };
+
+        handler.prepare(&cx(&planned)).unwrap();
+        let veto = handler.prepare(&cx(&missing)).unwrap_err().to_string();
+        assert!(veto.contains("cannot read template file"), "{veto}");
+        assert!(handler.work.file_templates.load().is_empty());
+        handler.apply(&cx(&applied)).unwrap();
+
+        let installed = handler.work.file_templates.load();
+        assert_eq!(
+            installed.keys().collect::<Vec<_>>(),
+            ["applied"],
+            "{installed:?}"
+        );
+        assert_eq!(installed["applied"], "from the reload");
     }
 }

@@ -86,8 +86,9 @@ fn the_status_page_shows_reload_events_as_they_happen() {
         r##"return document.getElementById("plan-result").textContent;"##,
         json!([]),
     );
-    assert!(
-        plan.as_str().unwrap().contains("limits.max_concurrent"),
-        "{plan}"
-    );
+    let plan = plan.as_str().unwrap();
+    assert!(plan.contains("limits.max_concurrent"), "{plan}");
+    // The handlers the reload would run answered the dry run (`prepare` only).
+    assert!(plan.contains(r#""scope": "limits""#), "{plan}");
+    assert!(plan.contains(r#""verdict": "accepted""#), "{plan}");
 }

@@ -489,14 +489,19 @@ fn the_plan_shows_a_handler_veto_before_anything_is_applied() {
     let plan = request(&addr, "POST", "/api/plan", Some(TOKEN), &without_short);
     assert_eq!(plan.status, 200, "{}", plan.text());
     let plan = plan.json();
-    assert_eq!(plan["decision"], "apply", "{plan}");
-    let loops = loops_verdict(&plan);
-    assert_eq!(loops["verdict"], "veto", "{plan}");
+    let in_use = "loop type `short` is in use by 1 running loop(s)";
+    assert_eq!(plan["decision"], "reject", "{plan}");
     assert!(
-        loops["error"]
+        plan["reason"]
             .as_str()
             .unwrap()
-            .contains("loop type `short` is in use by 1 running loop(s)"),
+            .starts_with(&format!("vetoed by the `loops` handler: {in_use}")),
+        "{plan}"
+    );
+    let loops = verdict(&plan, "loops");
+    assert_eq!(loops["verdict"], "vetoed", "{plan}");
+    assert!(
+        loops["message"].as_str().unwrap().contains(in_use),
         "{plan}"
     );
     // Nothing was applied, and a plan that removes nothing in use is not vetoed.
@@ -504,16 +509,87 @@ fn the_plan_shows_a_handler_veto_before_anything_is_applied() {
     let more_loops = current_text(&daemon)
         + "\n[loops.extra]\nmax_iterations = 3\ndelay_ms = 1\ntemplate = \"done\"\n";
     let plan = request(&addr, "POST", "/api/plan", Some(TOKEN), &more_loops).json();
-    assert_eq!(loops_verdict(&plan)["verdict"], "ok", "{plan}");
+    assert_eq!(verdict(&plan, "loops")["verdict"], "accepted", "{plan}");
+    assert_eq!(plan["decision"], "apply", "{plan}");
 }
 
-/// The `loops` handler's entry in a plan's `prepare` list.
-fn loops_verdict(plan: &Value) -> Value {
+#[test]
+fn the_plan_asks_every_affected_handler_and_changes_nothing() {
+    let daemon = start("");
+    let addr = http(&daemon);
+    daemon.sandbox.write("greeting.txt", "hello {id}");
+    let live = current_text(&daemon);
+    let candidate = |template_file: &str| {
+        live.replace("max_concurrent = 2", "max_concurrent = 3")
+            .replace("log_level = \"info\"", "log_level = \"debug\"")
+            .replace(
+                "template_files = []",
+                &format!("template_files = [\"{template_file}\"]"),
+            )
+    };
+
+    // Every handler the reload would run answers: limits, templates and monitoring.
+    let plan = request(
+        &addr,
+        "POST",
+        "/api/plan",
+        Some(TOKEN),
+        &candidate("greeting.txt"),
+    );
+    assert_eq!(plan.status, 200, "{}", plan.text());
+    let plan = plan.json();
+    assert_eq!(plan["decision"], "apply", "{plan}");
+    let mut handlers: Vec<&str> = plan["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|scope| scope.as_str().unwrap())
+        .collect();
+    handlers.sort_unstable();
+    assert_eq!(handlers, ["limits", "monitoring", "templates"], "{plan}");
+    for scope in handlers {
+        assert_eq!(
+            verdict(&plan, scope)["verdict"],
+            "accepted",
+            "{scope}: {plan}"
+        );
+    }
+
+    // A template file that cannot be read: the templates handler's veto, before anything runs.
+    let plan = request(
+        &addr,
+        "POST",
+        "/api/plan",
+        Some(TOKEN),
+        &candidate("missing.txt"),
+    )
+    .json();
+    assert_eq!(plan["decision"], "reject", "{plan}");
+    let templates = verdict(&plan, "templates");
+    assert_eq!(templates["verdict"], "vetoed", "{plan}");
+    assert!(
+        templates["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read template file"),
+        "{plan}"
+    );
+    assert_eq!(verdict(&plan, "limits")["verdict"], "accepted", "{plan}");
+
+    // Neither plan changed the daemon: same generation, limits and file.
+    let after = status(&daemon);
+    assert_eq!(after["generation"], 1, "{after}");
+    assert_eq!(after["max_concurrent"], 2, "{after}");
+    assert_eq!(current_text(&daemon), live);
+}
+
+/// The entry of `scope` in a plan's `prepare` list.
+fn verdict(plan: &Value, scope: &str) -> Value {
     plan["prepare"]
         .as_array()
-        .and_then(|verdicts| verdicts.iter().find(|v| v["scope"] == "loops"))
+        .and_then(|verdicts| verdicts.iter().find(|v| v["scope"] == scope))
         .cloned()
-        .unwrap_or_else(|| panic!("no loops verdict in {plan}"))
+        .unwrap_or_else(|| panic!("no {scope} verdict in {plan}"))
 }
 
 /// Reads events until one has a generation of at least `generation`, failing on any gap or

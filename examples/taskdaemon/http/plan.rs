@@ -1,8 +1,8 @@
 //! `POST /api/plan` with a candidate file (TOML) as the body: what a reload to it would do,
-//! as JSON; nothing is applied. `prepare` lists each handler that would run with its verdict:
-//! the `loops` handler's veto (a loop type in use) is asked without applying anything; the
-//! other handlers' `prepare` needs a library option to run it alone, which does not exist yet
-//! (`"not checked"`).
+//! as JSON; nothing is applied. The dry run also asks every handler the reload would run
+//! (`prepare` only: in this daemon it checks and changes nothing), so `prepare` lists each
+//! scope's verdict (`accepted`, or `vetoed` with its message), and a veto such as "loop type in
+//! use" or an unreadable template file makes the decision the rejection the reload would give.
 
 use std::sync::Arc;
 
@@ -10,12 +10,10 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::Json;
-use hotcfg::{Format, Layer, Plan, SourceContent, SourceIdentity};
-use serde_json::{json, Value};
+use hotcfg::{Format, PlanOptions, SourceContent};
+use serde_json::Value;
 
-use super::{blocking, body_text, Api, ApiError};
-use crate::config::TaskDaemonConfig;
-use crate::handlers::LoopsHandler;
+use super::{body_text, Api, ApiError};
 
 /// How the candidate is named in errors (`candidate:12: ...`).
 const CANDIDATE: &str = "candidate";
@@ -25,37 +23,10 @@ pub async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let text = body_text(body)?;
-    let content = SourceContent {
-        identity: SourceIdentity::new(CANDIDATE, text.as_bytes()),
-        layers: vec![Layer {
-            name: CANDIDATE.to_string(),
-            format: Format::Toml,
-            text: text.clone(),
-        }],
-    };
-    let reloader = api.reloader.clone();
-    let plan = blocking(move || reloader.plan_content(Ok(content))).await?;
-    let verdicts = prepare_verdicts(&api, &plan, &text);
-    let mut answer = serde_json::to_value(&plan).unwrap_or(Value::Null);
-    answer["prepare"] = verdicts.into();
-    Ok(Json(answer))
-}
-
-/// Each handler the plan would run, with what its `prepare` says where the daemon can ask it.
-fn prepare_verdicts(api: &Api, plan: &Plan, text: &str) -> Vec<Value> {
-    // Only a valid candidate has handlers to run, and a valid candidate parses.
-    let candidate = toml::from_str::<TaskDaemonConfig>(text).ok();
-    plan.handlers
-        .iter()
-        .map(|scope| match (scope.as_str(), &candidate) {
-            ("loops", Some(candidate)) => {
-                let live = api.work.handle().snapshot();
-                match LoopsHandler::removal_veto(&api.work, live.config(), candidate) {
-                    Ok(()) => json!({ "scope": scope, "verdict": "ok" }),
-                    Err(error) => json!({ "scope": scope, "verdict": "veto", "error": error }),
-                }
-            }
-            _ => json!({ "scope": scope, "verdict": "not checked" }),
-        })
-        .collect()
+    let content = SourceContent::single(CANDIDATE, Format::Toml, text);
+    let plan = api
+        .reloader
+        .plan_async(Ok(content), PlanOptions::new().run_prepare())
+        .await;
+    Ok(Json(serde_json::to_value(&plan).unwrap_or(Value::Null)))
 }
