@@ -10,12 +10,14 @@
 //!   after a power loss a loop may repeat the iterations since an earlier checkpoint.
 //! - Every failed write is logged and kept as the storage's health until a write succeeds again.
 //! - A database that SQLite reports as damaged is moved aside under a timestamped name, never
-//!   deleted (see [`legacy`] for the files of earlier versions).
+//!   deleted, and its highest id still readable is never handed out again ([`damaged`]; see
+//!   [`legacy`] for the files of earlier versions).
 
+mod damaged;
 mod group;
 mod legacy;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
@@ -109,22 +111,12 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, String> {
         let path = data_dir.join(DB_FILE);
         let mut created = !path.exists();
+        // The highest id a damaged database moved aside still shows.
+        let mut damaged_floor = 0;
         let conn = match open_checked(&path) {
             Ok(conn) => conn,
             Err(err) if is_damage(&err) => {
-                let aside = legacy::move_aside(&path)?;
-                for suffix in ["-wal", "-shm"] {
-                    let companion = PathBuf::from(format!("{}{suffix}", path.display()));
-                    if companion.exists() {
-                        legacy::move_aside(&companion)?;
-                    }
-                }
-                tracing::error!(
-                    damaged = %path.display(),
-                    moved_to = %aside.display(),
-                    %err,
-                    "the state database is damaged; moved aside, starting with an empty one"
-                );
+                damaged_floor = damaged::set_aside(&path, &err)?;
                 created = true;
                 open_checked(&path).map_err(|e| format!("{}: {e}", path.display()))?
             }
@@ -144,7 +136,7 @@ impl Store {
         let mut db = store.db();
         if created {
             // Ids handed out by earlier versions (or by a database moved aside) are never reused.
-            let floor = legacy::highest_id_used(data_dir);
+            let floor = legacy::highest_id_used(data_dir).max(damaged_floor);
             db.conn
                 .execute(
                     "INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs', ?1
@@ -418,6 +410,35 @@ mod tests {
         let job = store.job(id).unwrap().unwrap();
         assert_eq!((job.state.as_str(), job.iterations), ("finished", 3));
         assert!(store.unfinished().unwrap().is_empty());
+    }
+
+    #[test]
+    fn ids_only_queued_in_a_damaged_database_are_not_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for _ in 0..5 {
+            store.submit("build").unwrap();
+        }
+        drop(store); // the last connection checkpoints: all in the main file now
+                     // Garbage over page 4 (the index of unfinished jobs, created after the table and its
+                     // id counter): quick_check fails, the id counter can still be read.
+        let path = dir.path().join(DB_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() >= 4 * 4096, "{} bytes", bytes.len());
+        bytes[3 * 4096..4 * 4096].fill(0x5a);
+        std::fs::write(&path, bytes).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.submit("build").unwrap(), 6);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("state.db.corrupt-")),
+            "{names:?}"
+        );
+        // The copy it read the id from is gone; the kept files are as they were.
+        assert!(!names.iter().any(|n| n.starts_with(".tmp")), "{names:?}");
     }
 
     #[test]
