@@ -70,8 +70,9 @@ impl Instants {
 
 /// Submits (from three clients at once, so that commits are shared), reloads and edits (valid
 /// and invalid) until the daemon dies; `kill -9` after `after`. Returns the ids whose
-/// `{"queued": id}` reply arrived.
-fn burst_then_kill(daemon: &mut Daemon, after: Duration, text: &str) -> Vec<u64> {
+/// `{"queued": id}` reply arrived, and the submits stored and commits that stored them shortly
+/// before the kill (`status.storage`).
+fn burst_then_kill(daemon: &mut Daemon, after: Duration, text: &str) -> (Vec<u64>, [u64; 2]) {
     let stop = Arc::new(AtomicBool::new(false));
     let submitters: Vec<_> = (0..3)
         .map(|_| {
@@ -115,16 +116,19 @@ fn burst_then_kill(daemon: &mut Daemon, after: Duration, text: &str) -> Vec<u64>
         })
     };
     std::thread::sleep(after);
+    let storage = daemon.client(TOKEN).call("status")["storage"].clone();
+    let grouping = ["submits_stored", "submit_commits"].map(|k| storage[k].as_u64().unwrap_or(0));
     daemon.kill();
     stop.store(true, Ordering::SeqCst);
     edits.join().unwrap();
     reloads.join().unwrap();
     // The next start reads a valid file.
     write_atomically(&daemon.sandbox.path("taskdaemon.toml"), text);
-    submitters
+    let acknowledged = submitters
         .into_iter()
         .flat_map(|s| s.join().unwrap())
-        .collect()
+        .collect();
+    (acknowledged, grouping)
 }
 
 fn write_atomically(path: &Path, text: &str) {
@@ -148,10 +152,13 @@ fn kill_9_at_random_instants_never_loses_or_reuses_an_acknowledged_id() {
     eprintln!("crash injection: seed {seed} (HOTCFG_CRASH_SEED replays it)");
     let mut instants = Instants(seed.max(1));
     let mut acknowledged = BTreeSet::new();
+    let mut grouped = [0u64; 2];
     let started = Instant::now();
     for trial in 1..=TRIALS {
         let after = Duration::from_millis(instants.next_ms(100, 700));
-        let fresh = burst_then_kill(&mut daemon, after, &text);
+        let (fresh, [stored, commits]) = burst_then_kill(&mut daemon, after, &text);
+        grouped[0] += stored;
+        grouped[1] += commits;
         let highest_before = acknowledged.last().copied().unwrap_or(0);
         for id in &fresh {
             assert!(
@@ -190,9 +197,11 @@ fn kill_9_at_random_instants_never_loses_or_reuses_an_acknowledged_id() {
         acknowledged.len()
     );
     eprintln!(
-        "crash injection: {TRIALS} kill -9 trials, {} acknowledged submits, all finished exactly once, in {:?}",
+        "crash injection: {TRIALS} kill -9 trials, {} acknowledged submits, all finished exactly once, in {:?}; shortly before the kills {} submits had been stored in {} commits",
         acknowledged.len(),
-        started.elapsed()
+        started.elapsed(),
+        grouped[0],
+        grouped[1]
     );
 }
 
