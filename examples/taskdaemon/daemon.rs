@@ -353,6 +353,7 @@ pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
             settings.config.display()
         );
     }
+    let stop = StopSignals::install();
     let running = start(&settings).await?;
     println!("taskdaemon listening on {}", running.addr);
     println!("status page: http://{}/", running.addr);
@@ -369,31 +370,45 @@ pub async fn run_until_stopped(settings: Settings) -> Result<(), String> {
     if let Some(key) = running.follower.as_ref().and_then(|f| f.status_key()) {
         println!("following etcd; this node reports under {key}");
     }
-    wait_for_stop_signal().await;
+    stop.wait().await;
     println!("stopping: no new work; loops checkpoint");
     running.stop().await;
     println!("stopped");
     Ok(())
 }
 
-async fn wait_for_stop_signal() {
+/// SIGTERM and Ctrl-C, caught from the moment this is created: created before the daemon says
+/// it listens, so a stop sent right after that line is a clean stop, never the signal's default
+/// action (death, exit status 143).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        StopSignals {
+            #[cfg(unix)]
+            signals: {
+                use tokio::signal::unix::{signal, SignalKind};
+                signal(SignalKind::terminate())
+                    .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+                    .map_err(|err| tracing::warn!(%err, "cannot catch SIGTERM; Ctrl-C still stops"))
+                    .ok()
+            },
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Waits for either.
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut term, mut interrupt)) = self.signals {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -450,3 +450,19 @@ fn a_full_disk_refuses_submits_keeps_state_and_recovers_when_space_returns() {
         failed("what=\"completion\""),
     );
 }
+
+/// SIGTERM the moment the daemon says where it listens: the stop handler is already installed,
+/// so it stops cleanly (exit 0) instead of dying of the signal's default action.
+#[test]
+fn sigterm_right_after_the_daemon_announces_itself_stops_it_cleanly() {
+    let mut daemon = Daemon::start(binary(), "reject", &config(1, 10));
+    for attempt in 1..=10 {
+        let status = daemon.stop();
+        assert!(
+            status.success(),
+            "attempt {attempt}: {status}; stderr:\n{}",
+            daemon.stderr()
+        );
+        daemon.restart();
+    }
+}
