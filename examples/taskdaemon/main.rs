@@ -26,6 +26,8 @@ mod handlers;
 mod http;
 mod queue;
 mod rate;
+#[cfg(test)]
+mod removal_race_tests;
 mod store;
 mod triggers;
 mod work;

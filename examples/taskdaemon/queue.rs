@@ -146,6 +146,12 @@ impl WorkQueue {
         self.lock().items.len()
     }
 
+    /// Places held by submits being committed (for tests).
+    #[cfg(test)]
+    pub fn reserved(&self) -> usize {
+        self.lock().reserved
+    }
+
     /// Loop types of the waiting items.
     pub fn queued_types(&self) -> Vec<String> {
         self.lock()

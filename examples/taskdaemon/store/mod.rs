@@ -289,6 +289,13 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<Job>>>()?)
     }
 
+    /// Holds every write back until the returned guard is dropped (for tests: a commit that
+    /// waits for the disk).
+    #[cfg(test)]
+    pub fn hold_writes(&self) -> impl Sized + '_ {
+        self.db()
+    }
+
     /// The storage's health, for `status`.
     pub fn health(&self) -> Health {
         self.health
