@@ -219,7 +219,7 @@ fn an_item_between_pop_and_start_keeps_its_loop_type() {
         .build()
         .unwrap();
     let popped = runtime
-        .block_on(tokio::time::timeout(LIMIT, fixture.work.queue.pop()))
+        .block_on(async { tokio::time::timeout(LIMIT, fixture.work.queue.pop()).await })
         .expect("the queued item")
         .expect("the queue is open");
 
