@@ -44,40 +44,64 @@ impl ScopeHandler<TaskDaemonConfig> for LimitsHandler {
 }
 
 /// `loops`: new definitions take effect at each loop's next iteration; removing a type that
-/// running or queued work uses is vetoed.
+/// any job uses (being submitted, queued, starting, running or parked: its claim, see
+/// [`crate::users`]) is vetoed by `prepare` and, should a submit claim it after that, fails
+/// `apply`, which closes the removed types to new submits in the same step.
 pub struct LoopsHandler {
     pub work: Arc<Work>,
 }
 
 impl LoopsHandler {
-    /// What `prepare` refuses: removing a loop type that running or queued work uses.
-    fn removal_veto(
-        work: &Work,
-        old: &TaskDaemonConfig,
-        new: &TaskDaemonConfig,
-    ) -> Result<(), String> {
-        for name in old.loops.keys().filter(|n| !new.loops.contains_key(*n)) {
-            let (running, queued) = work.users_of(name);
-            if running + queued > 0 {
-                return Err(format!(
-                    "loop type `{name}` is in use by {running} running loop(s) and {queued} queued item(s)"
-                ));
-            }
+    /// The loop types `new` removes.
+    fn removed<'c>(old: &'c TaskDaemonConfig, new: &TaskDaemonConfig) -> Vec<&'c str> {
+        old.loops
+            .keys()
+            .filter(|name| !new.loops.contains_key(*name))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Why `name` may not be removed while `claims` jobs hold it.
+    fn in_use(&self, name: &str, claims: usize) -> String {
+        let users = self.work.users_of(name);
+        let mut why = format!(
+            "loop type `{name}` is in use by {} running loop(s) and {} queued item(s)",
+            users.running, users.queued
+        );
+        let others = claims.saturating_sub(users.running + users.queued);
+        if others > 0 {
+            why.push_str(&format!("; {others} more being submitted or started"));
         }
-        Ok(())
+        why
     }
 }
 
 impl ScopeHandler<TaskDaemonConfig> for LoopsHandler {
+    /// Changes nothing (the plan endpoint's dry run calls it too).
     fn prepare(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
-        Self::removal_veto(&self.work, cx.old, cx.new).map_err(Into::into)
+        for name in Self::removed(cx.old, cx.new) {
+            let claims = self.work.users.count(name);
+            if claims > 0 {
+                return Err(self.in_use(name, claims).into());
+            }
+        }
+        Ok(())
     }
 
     fn apply(&self, cx: &Cx<'_>) -> Result<(), BoxError> {
+        self.work
+            .users
+            .close(&Self::removed(cx.old, cx.new))
+            .map_err(|(name, claims)| self.in_use(&name, claims))?;
         tracing::info!(
             types = cx.new.loops.len(),
             "loop definitions updated; running loops use them from their next iteration"
         );
+        Ok(())
+    }
+
+    fn rollback(&self, _cx: &Cx<'_>) -> Result<(), BoxError> {
+        self.work.users.reopen();
         Ok(())
     }
 }

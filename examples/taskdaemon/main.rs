@@ -24,12 +24,14 @@ mod daemon;
 mod demo;
 mod handlers;
 mod http;
+mod parked;
 mod queue;
 mod rate;
 #[cfg(test)]
 mod removal_race_tests;
 mod store;
 mod triggers;
+mod users;
 mod work;
 
 use std::path::PathBuf;

@@ -5,15 +5,24 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
+use crate::users::Claim;
+
 /// One unit of queued work: a loop to start, or to resume.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct WorkItem {
     /// The loop id it will run as.
     pub id: u64,
-    /// Its loop type.
-    pub loop_type: String,
+    /// Its hold on its loop type, from its submit (or restore) until it ends.
+    pub claim: Claim,
     /// Iterations already done (checkpointed by an earlier run); 0 for a new loop.
     pub done: u64,
+}
+
+impl WorkItem {
+    /// Its loop type.
+    pub fn loop_type(&self) -> &str {
+        self.claim.loop_type()
+    }
 }
 
 /// Why a submit was refused.
@@ -157,7 +166,7 @@ impl WorkQueue {
         self.lock()
             .items
             .iter()
-            .map(|i| i.loop_type.clone())
+            .map(|i| i.loop_type().to_string())
             .collect()
     }
 
@@ -179,7 +188,7 @@ mod tests {
     fn item(id: u64) -> WorkItem {
         WorkItem {
             id,
-            loop_type: "build".into(),
+            claim: crate::users::TypeUsers::new().claim_existing("build"),
             done: 0,
         }
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hotcfg::{ApplyContext, BoxError, Format, MemorySource, Pipeline, ReloadResult, Reloader};
-use hotcfg::{ReloadEvent, ScopeHandler};
+use hotcfg::{ReloadEvent, Rollback, ScopeHandler};
 
 use crate::config::{TaskDaemonConfig, DEFAULT_CONFIG};
 use crate::handlers::LoopsHandler;
@@ -62,8 +62,12 @@ impl Fixture {
     }
 
     fn new(gated_scope: &str) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let source = MemorySource::new("taskdaemon.toml", Format::Toml, DEFAULT_CONFIG);
+        Fixture::on(tempfile::tempdir().unwrap(), DEFAULT_CONFIG, gated_scope)
+    }
+
+    /// Starts on `text`, with the state database in `dir`.
+    fn on(dir: tempfile::TempDir, text: &str, gated_scope: &str) -> Fixture {
+        let source = MemorySource::new("taskdaemon.toml", Format::Toml, text);
         let work = Work::new();
         let (entered_tx, entered) = mpsc::channel();
         let (release, release_rx) = mpsc::channel();
@@ -175,7 +179,10 @@ fn a_submit_between_prepare_and_apply_fails_the_reload() {
     let fixture = Fixture::new("limits");
     let reload = fixture.reload_in_background(without_report());
     fixture.wait_gate();
-    let acknowledged = vec![fixture.work.submit("report").expect("the type is still live")];
+    let acknowledged = vec![fixture
+        .work
+        .submit("report")
+        .expect("the type is still live")];
     fixture.open_gate();
     let event = join(reload);
     fixture.assert_acknowledged_types_are_live(&acknowledged, &event);
@@ -184,7 +191,10 @@ fn a_submit_between_prepare_and_apply_fails_the_reload() {
     };
     let error = error.to_string();
     assert!(error.contains("loop type `report` is in use"), "{error}");
-    assert!(rollback.to_string().contains("complete"), "{rollback}");
+    assert!(
+        matches!(rollback, Rollback::Complete { scopes } if scopes == &["limits"]),
+        "{rollback}"
+    );
 }
 
 /// Window 3: the loops handler has applied the removal, the store of the new configuration is
@@ -231,4 +241,52 @@ fn an_item_between_pop_and_start_keeps_its_loop_type() {
         "{event}"
     );
     drop(popped);
+}
+
+/// A job restored at start whose loop type the configuration no longer defines (it was removed
+/// while the daemon was stopped) is parked, not dropped, and runs once a reload defines it again.
+#[test]
+fn a_restored_job_of_an_undefined_type_is_parked_until_the_type_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(dir.path()).unwrap();
+    let resumed = store.submit("report").unwrap();
+    store.checkpoint(resumed, 2).unwrap();
+    let queued = store.submit("report").unwrap();
+    drop(store);
+    let fixture = Fixture::on(dir, &without_report(), "templates");
+    assert_eq!(fixture.work.restore().unwrap(), 2);
+    assert_eq!(
+        fixture.work.parked.list(),
+        vec![
+            (resumed, "report".to_string(), 2),
+            (queued, "report".to_string(), 0)
+        ]
+    );
+    assert_eq!(fixture.work.queue.len(), 0);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.spawn(Arc::clone(&fixture.work).dispatch());
+    fixture
+        .source
+        .set(DEFAULT_CONFIG.replace("delay_ms = 500", "delay_ms = 1"));
+    let event = fixture.reloader.reload_now();
+    assert!(
+        matches!(event.result, ReloadResult::Applied { .. }),
+        "{event}"
+    );
+    wait_for("both parked jobs to finish", || {
+        [resumed, queued].iter().all(|id| {
+            let job = fixture.work.store().job(*id).unwrap().unwrap();
+            job.state == "finished"
+        })
+    });
+    assert!(fixture.work.parked.list().is_empty());
+    for id in [resumed, queued] {
+        let job = fixture.work.store().job(id).unwrap().unwrap();
+        assert_eq!((job.iterations, job.completions), (5, 1), "{job:?}");
+    }
 }

@@ -11,8 +11,10 @@ use hotcfg::Handle;
 use tokio::sync::{watch, Notify};
 
 use crate::config::TaskDaemonConfig;
+use crate::parked::Parked;
 use crate::queue::{SubmitError, WorkItem, WorkQueue};
 use crate::store::Store;
+use crate::users::{ClaimRefused, TypeUsers};
 
 /// How long a loop waits before retrying a completion record the store refused (a full disk).
 const COMPLETION_RETRY: Duration = Duration::from_millis(200);
@@ -84,6 +86,13 @@ pub struct LoopState {
     pub started_generation: u64,
 }
 
+/// Jobs using a loop type, as a veto names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Users {
+    pub running: usize,
+    pub queued: usize,
+}
+
 /// Everything the loops share.
 pub struct Work {
     handle: OnceLock<Handle<TaskDaemonConfig>>,
@@ -92,6 +101,10 @@ pub struct Work {
     pub queue: WorkQueue,
     pub slots: Arc<Slots>,
     pub running: Mutex<BTreeMap<u64, Arc<LoopState>>>,
+    /// The claims of every job on its loop type: what a reload may not remove.
+    pub users: Arc<TypeUsers>,
+    /// Jobs whose loop type the live configuration does not define.
+    pub parked: Parked,
     /// Templates read from `templates.template_files`, by file stem.
     pub file_templates: ArcSwap<BTreeMap<String, String>>,
     pub stopping: watch::Sender<bool>,
@@ -109,6 +122,8 @@ impl Work {
             queue: WorkQueue::new(0),
             slots: Arc::new(Slots::new(0)),
             running: Mutex::new(BTreeMap::new()),
+            users: TypeUsers::new(),
+            parked: Parked::default(),
             file_templates: ArcSwap::from_pointee(BTreeMap::new()),
             stopping,
         })
@@ -170,8 +185,9 @@ impl Work {
             .collect()
     }
 
-    /// How many running loops and queued items use `loop_type`.
-    pub fn users_of(&self, loop_type: &str) -> (usize, usize) {
+    /// Jobs using `loop_type`, for a reload's veto message: running loops and queued items
+    /// (the rest of the [claims](TypeUsers) are being submitted, started or are parked).
+    pub fn users_of(&self, loop_type: &str) -> Users {
         let running = self
             .running()
             .values()
@@ -183,20 +199,29 @@ impl Work {
             .iter()
             .filter(|t| *t == loop_type)
             .count();
-        (running, queued)
+        Users { running, queued }
     }
 
     /// Queues a new loop of `loop_type`; the id is returned only once the job is committed.
-    /// Concurrent submits hold a place in the queue each and share commits (the store's group
-    /// commit). Blocks on the disk: call it off the async workers.
+    /// The job claims its type before anything else (see [`TypeUsers`]), so no reload removes it
+    /// meanwhile. Concurrent submits hold a place in the queue each and share commits (the
+    /// store's group commit). Blocks on the disk: call it off the async workers.
     pub fn submit(&self, loop_type: &str) -> Result<u64, String> {
-        if !self.handle().load().loops.contains_key(loop_type) {
-            let known: Vec<String> = self.handle().load().loops.keys().cloned().collect();
-            return Err(format!(
-                "unknown loop type `{loop_type}` (known: {})",
-                known.join(", ")
-            ));
-        }
+        let handle = self.handle();
+        let claim = self
+            .users
+            .claim_new(loop_type, || handle.load().loops.contains_key(loop_type))
+            .map_err(|refused| {
+                let known: Vec<String> = handle.load().loops.keys().cloned().collect();
+                let why = match refused {
+                    ClaimRefused::Unknown => "",
+                    ClaimRefused::Closing => " (a reload is removing it)",
+                };
+                format!(
+                    "unknown loop type `{loop_type}`{why} (known: {})",
+                    known.join(", ")
+                )
+            })?;
         let place = self.queue.reserve().map_err(|err| match err {
             SubmitError::Full { capacity } => format!("queue full ({capacity} items)"),
             SubmitError::Closed => "shutting down".to_string(),
@@ -207,16 +232,14 @@ impl Work {
             .map_err(|err| format!("{err}; the item was not queued"))?;
         // Committed, so acknowledged even if a shutdown closed the queue meanwhile: the next
         // start runs it.
-        place.fill(WorkItem {
-            id,
-            loop_type: loop_type.to_string(),
-            done: 0,
-        });
+        place.fill(WorkItem { id, claim, done: 0 });
         Ok(id)
     }
 
-    /// Starts queued loops as slots free up, until the queue closes.
+    /// Starts queued loops as slots free up, until the queue closes; resumes parked jobs when a
+    /// reload defines their type again.
     pub async fn dispatch(self: Arc<Self>) {
+        tokio::spawn(Arc::clone(&self).resume_parked_on_reload());
         loop {
             let slot = self.slots.acquire().await;
             let Some(item) = self.queue.pop().await else {
@@ -234,7 +257,7 @@ impl Work {
     /// changes a definition in the middle of an iteration.
     async fn run_loop(self: &Arc<Self>, item: WorkItem) {
         let state = Arc::new(LoopState {
-            loop_type: item.loop_type.clone(),
+            loop_type: item.loop_type().to_string(),
             iterations: AtomicU64::new(item.done),
             started_generation: self.handle().generation(),
         });
@@ -247,10 +270,12 @@ impl Work {
             .join(format!("{}.log", item.id));
         loop {
             let config = self.handle().snapshot();
-            let Some(def) = config.loops.get(&item.loop_type) else {
-                // Cannot happen while the loops handler vetoes removing types in use.
-                tracing::error!(id = item.id, loop_type = %item.loop_type, "loop type vanished");
-                break;
+            let Some(def) = config.loops.get(item.loop_type()) else {
+                // Only a job restored at start can get here (the loops handler never removes a
+                // claimed type); kept rather than dropped.
+                self.running().remove(&item_id);
+                self.parked.park(item);
+                return;
             };
             let done = state.iterations.load(Ordering::SeqCst);
             if done >= def.max_iterations {
@@ -264,7 +289,7 @@ impl Work {
                     if let Err(err) = append_line(&path, &line) {
                         tracing::warn!(id = item.id, %err, "cannot write the finished line (the completion is recorded)");
                     }
-                    tracing::info!(id = item.id, loop_type = %item.loop_type, iterations = done, "loop finished");
+                    tracing::info!(id = item.id, loop_type = %item.loop_type(), iterations = done, "loop finished");
                 }
                 break;
             }
@@ -289,7 +314,39 @@ impl Work {
                 }
             }
         }
-        self.running().remove(&item.id);
+        self.running().remove(&item_id);
+    }
+
+    /// Queues the parked jobs whose loop type the live configuration defines. Their claims
+    /// keep the type from being removed again before they run.
+    fn resume_parked(&self) {
+        let defined = self.parked.take_defined(&self.handle().snapshot());
+        if !defined.is_empty() {
+            tracing::info!(
+                resumed = defined.len(),
+                "parked jobs resumed: their loop type is defined again"
+            );
+            self.queue.restore(defined);
+        }
+    }
+
+    /// Resumes parked jobs after every committed reload, until the daemon stops.
+    async fn resume_parked_on_reload(self: Arc<Self>) {
+        let mut committed = self.handle().subscribe();
+        let mut stopping = self.stopping.subscribe();
+        // A reload committed before the subscription is not announced to it: look once now.
+        self.resume_parked();
+        loop {
+            tokio::select! {
+                changed = committed.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+            self.resume_parked();
+        }
     }
 
     /// Runs a store write on the blocking pool: it may wait for the disk.
@@ -347,26 +404,33 @@ impl Work {
         };
         template
             .replace("{id}", &item.id.to_string())
-            .replace("{type}", &item.loop_type)
+            .replace("{type}", item.loop_type())
             .replace("{iteration}", &iteration.to_string())
             .replace("{max}", &max.to_string())
     }
 
     /// Queues the unfinished jobs of earlier runs: loops with a checkpoint first (they resume
-    /// from it as soon as slots free up), then the others, each in id order.
+    /// from it as soon as slots free up), then the others, each in id order. Jobs whose loop
+    /// type the configuration no longer defines are parked.
     pub fn restore(&self) -> Result<usize, String> {
         let mut jobs = self.store().unfinished().map_err(|e| e.to_string())?;
         jobs.sort_by_key(|job| (job.state != "running", job.id));
         let count = jobs.len();
-        self.queue.restore(
-            jobs.into_iter()
-                .map(|job| WorkItem {
-                    id: job.id,
-                    loop_type: job.loop_type,
-                    done: job.iterations,
-                })
-                .collect(),
-        );
+        let live = self.handle().snapshot();
+        let mut queued = Vec::new();
+        for job in jobs {
+            let item = WorkItem {
+                id: job.id,
+                claim: self.users.claim_existing(&job.loop_type),
+                done: job.iterations,
+            };
+            if live.loops.contains_key(&job.loop_type) {
+                queued.push(item);
+            } else {
+                self.parked.park(item);
+            }
+        }
+        self.queue.restore(queued);
         Ok(count)
     }
 

@@ -59,6 +59,15 @@ pub fn status_json(api: &Api) -> Value {
             })
         })
         .collect();
+    let parked: Vec<Value> = api
+        .work
+        .parked
+        .list()
+        .into_iter()
+        .map(|(id, loop_type, iterations)| {
+            json!({ "id": id, "type": loop_type, "iterations": iterations })
+        })
+        .collect();
     let pending: Vec<String> = api
         .reloader
         .pending_restart()
@@ -78,5 +87,6 @@ pub fn status_json(api: &Api) -> Value {
         "finished": api.work.store().finished_count().ok(),
         "storage": api.work.store().health(),
         "loops": loops,
+        "parked": parked,
     })
 }
