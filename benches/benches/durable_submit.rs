@@ -24,6 +24,9 @@
 
 #[path = "../../examples/taskdaemon/queue.rs"]
 mod queue;
+#[path = "../../examples/taskdaemon/users.rs"]
+#[allow(unused_imports)]
+mod users;
 // Its unit tests compile here too (cfg(test) under `cargo test --benches`) but do not run.
 #[path = "../../examples/taskdaemon/store/mod.rs"]
 #[allow(unused_imports)]
@@ -48,18 +51,22 @@ impl Submit for Store {
     }
 }
 
-/// The queue before issue 12: check room, push, acknowledge. Replaced by an empty one every
-/// 10,000 items so that millions of iterations do not grow it without bound (its own `close`
-/// drains it but refuses further submits).
-struct Memory(std::sync::RwLock<WorkQueue>);
+/// The queue before issue 12 (with today's claim on the loop type): check room, push,
+/// acknowledge. Replaced by an empty one every 10,000 items so that millions of iterations do
+/// not grow it without bound (its own `close` drains it but refuses further submits).
+struct Memory(std::sync::RwLock<WorkQueue>, Arc<users::TypeUsers>);
 
 impl Submit for Memory {
     fn submit(&self, n: u64) {
         let full = {
             let queue = self.0.read().unwrap();
+            let claim = self
+                .1
+                .claim_new("build", || true)
+                .expect("build is defined");
             queue.reserve().expect("room in the queue").fill(WorkItem {
                 id: n,
-                loop_type: "build".to_string(),
+                claim,
                 done: 0,
             });
             queue.len() > 10_000
@@ -143,7 +150,10 @@ fn targets(store: &Arc<Store>, dir: &std::path::Path) -> Vec<(&'static str, Arc<
         ),
         (
             "memory_submit",
-            Arc::new(Memory(std::sync::RwLock::new(WorkQueue::new(usize::MAX)))),
+            Arc::new(Memory(
+                std::sync::RwLock::new(WorkQueue::new(usize::MAX)),
+                users::TypeUsers::new(),
+            )),
         ),
     ]
 }
