@@ -215,10 +215,13 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
             .audit_log(audit)
             .audit_failure(settings.audit_failure);
     }
-    let reloader = builder.build().map_err(|e| match &etcd_source {
-        Some(_) => format!("cannot start from etcd: {e}"),
-        None => e.to_string(),
-    })?;
+    let reloader = builder
+        .build_async()
+        .await
+        .map_err(|e| match &etcd_source {
+            Some(_) => format!("cannot start from etcd: {e}"),
+            None => e.to_string(),
+        })?;
     let handle = reloader.handle();
     let config = handle.snapshot();
 

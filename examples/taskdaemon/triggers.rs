@@ -1,24 +1,26 @@
-//! What makes the daemon reload: edits of its files (the watcher) and SIGHUP.
+//! What makes the daemon reload: edits of its files (the watcher) and SIGHUP, both as tasks on
+//! the daemon's runtime, reloading through the async API (`trigger_async`).
 
 use hotcfg::watcher::{ConfigWatcher, WatchOptions};
 use hotcfg::Reloader;
+use tokio::runtime::Handle;
 
 use crate::config::TaskDaemonConfig;
 
-/// Starts the file watcher and the SIGHUP handler; they stop when the returned guards drop.
+/// Starts the file watcher and the SIGHUP handler on the current runtime; they stop when the
+/// returned guards drop.
 pub fn start(
     reloader: &Reloader<TaskDaemonConfig>,
 ) -> Result<Vec<Box<dyn std::any::Any + Send>>, String> {
-    let watcher = ConfigWatcher::start(reloader.clone(), WatchOptions::default())
-        .map_err(|e| format!("cannot watch the configuration: {e}"))?;
+    let watcher = ConfigWatcher::spawn_on(
+        reloader.clone(),
+        WatchOptions::default(),
+        &Handle::current(),
+    )
+    .map_err(|e| format!("cannot watch the configuration: {e}"))?;
     tracing::info!(backend = ?watcher.mode(), "watching the configuration files");
-    let mut guards: Vec<Box<dyn std::any::Any + Send>> = vec![Box::new(watcher)];
-    #[cfg(unix)]
-    {
-        let sighup = hotcfg::reload_on_sighup(reloader.clone())
-            .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
-        guards.push(Box::new(sighup));
-    }
+    let mut guards = start_signal_only(reloader)?;
+    guards.push(Box::new(watcher));
     Ok(guards)
 }
 
@@ -29,7 +31,7 @@ pub fn start_signal_only(
     let mut guards: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
     #[cfg(unix)]
     {
-        let sighup = hotcfg::reload_on_sighup(reloader.clone())
+        let sighup = hotcfg::reload_on_sighup_task(reloader.clone(), &Handle::current())
             .map_err(|e| format!("cannot install the SIGHUP handler: {e}"))?;
         guards.push(Box::new(sighup));
     }

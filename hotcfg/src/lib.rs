@@ -167,7 +167,7 @@ pub use plan::{Decision, Plan, PlanOptions, PrepareVerdict, RestartPolicy, Verdi
 pub use schema::{redacted_json, AsConfig, FieldInfo};
 pub use secret::Secret;
 #[cfg(unix)]
-pub use signal::{reload_on_sighup, SignalGuard};
+pub use signal::{reload_on_sighup, reload_on_sighup_task, SignalGuard, SignalTask};
 pub use source::{
     FileSource, Layer, Source, SourceContent, SourceError, SourceErrorKind, SourceIdentity,
     DEFAULT_MAX_BYTES,

@@ -1,7 +1,8 @@
 //! The file watcher against the hazards of issue 4, on a real filesystem with the real watcher.
 //!
 //! Each hazard is a scenario file in `watcher_scenarios/` (steps on files, then what must happen)
-//! run twice: with the native watcher (inotify) and with the polling watcher. The language:
+//! three times: with the native watcher (inotify), with the polling watcher, and with the native
+//! watcher as a task on a current-thread tokio runtime (`ConfigWatcher::spawn_on`). The language:
 //!
 //! | step | meaning |
 //! |---|---|
@@ -40,6 +41,8 @@ use hotcfg::{
     Trigger, Violations,
 };
 use hotcfg_tests::{wait_until, Sandbox};
+
+use super::watcher_task::DrivenRuntime;
 use serde::{Deserialize, Serialize};
 
 /// Debounce window in these tests (short, to keep the file fast).
@@ -50,12 +53,12 @@ const POLL: Duration = Duration::from_millis(25);
 /// writer pauses for 2 windows between its two steps.
 const RETRIES: u32 = 10;
 /// Longest wait for anything that must happen (generous: only a failing test waits this long).
-const TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
-struct Cfg {
+pub(super) struct Cfg {
     #[reload(scope = "main")]
-    value: u64,
+    pub value: u64,
     #[serde(default)]
     #[reload(scope = "main")]
     label: String,
@@ -65,36 +68,38 @@ struct Cfg {
     cert: Option<PathBuf>,
 }
 
-fn validate(config: &Cfg, v: &mut Violations) {
+pub(super) fn validate(config: &Cfg, v: &mut Violations) {
     v.check(config.value < 1_000_000, "value", "must be below 1000000");
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     Native,
     Poll,
+    /// The native backend, the watcher a task on a current-thread runtime.
+    Task,
 }
 
-fn options(mode: Mode) -> WatchOptions {
+pub(super) fn options(mode: Mode) -> WatchOptions {
     WatchOptions::default()
         .debounce(DEBOUNCE)
         .max_delay(Duration::from_millis(400))
         .torn_read_retries(RETRIES)
         .mode(match mode {
-            Mode::Native => WatchMode::Native,
+            Mode::Native | Mode::Task => WatchMode::Native,
             Mode::Poll => WatchMode::Poll { interval: POLL },
         })
 }
 
 /// A reloader over files in a sandbox, recording every event and every handler call.
-struct Rig {
-    reloader: Reloader<Cfg>,
-    events: mpsc::Receiver<ReloadEvent>,
+pub(super) struct Rig {
+    pub reloader: Reloader<Cfg>,
+    pub events: mpsc::Receiver<ReloadEvent>,
     handler_calls: Arc<AtomicUsize>,
 }
 
 impl Rig {
-    fn new(source: FileSource) -> Rig {
+    pub fn new(source: FileSource) -> Rig {
         let (tx, events) = mpsc::channel();
         let tx = Mutex::new(tx);
         let handler_calls = Arc::new(AtomicUsize::new(0));
@@ -124,13 +129,13 @@ impl Rig {
         rig
     }
 
-    fn next_event(&self, what: &str) -> ReloadEvent {
+    pub fn next_event(&self, what: &str) -> ReloadEvent {
         self.events
             .recv_timeout(TIMEOUT)
             .unwrap_or_else(|_| panic!("timed out after {TIMEOUT:?} waiting for {what}"))
     }
 
-    fn value(&self) -> u64 {
+    pub fn value(&self) -> u64 {
         self.reloader.handle().load().value
     }
 }
@@ -328,6 +333,8 @@ struct Run {
     max_bytes: Option<u64>,
     rig: Option<Rig>,
     watcher: Option<ConfigWatcher>,
+    /// The runtime of a watcher task ([`Mode::Task`]).
+    runtime: Option<DrivenRuntime>,
     /// Generation when the previous expectation was met.
     generation: u64,
     /// The watcher's counters when the previous expectation was met.
@@ -380,10 +387,17 @@ impl Run {
             source = source.max_bytes(max);
         }
         let rig = Rig::new(source);
-        let watcher = ConfigWatcher::start(rig.reloader.clone(), options(self.mode))
-            .expect("the watcher starts");
+        let reloader = rig.reloader.clone();
+        let watcher = match self.mode {
+            Mode::Native | Mode::Poll => ConfigWatcher::start(reloader, options(self.mode)),
+            Mode::Task => {
+                let runtime = self.runtime.insert(DrivenRuntime::current_thread());
+                ConfigWatcher::spawn_on(reloader, options(self.mode), runtime.handle())
+            }
+        }
+        .expect("the watcher starts");
         let backend = match self.mode {
-            Mode::Native => Backend::Native,
+            Mode::Native | Mode::Task => Backend::Native,
             Mode::Poll => Backend::Poll,
         };
         assert_eq!(watcher.mode(), backend);
@@ -525,7 +539,7 @@ impl Run {
                 .collect::<Vec<_>>()
                 .join("\n")
         );
-        if expected.completed && self.mode == Mode::Native {
+        if expected.completed && self.mode != Mode::Poll {
             // The worker publishes its counters after the reload it triggered returns: wait.
             let seen = self.seen.completions;
             wait_until(
@@ -679,6 +693,7 @@ fn run_scenario(file: &str, text: &str, mode: Mode, test: &str) {
         max_bytes: None,
         rig: None,
         watcher: None,
+        runtime: None,
         generation: 0,
         seen: WatchStats::default(),
     };
@@ -714,6 +729,10 @@ macro_rules! scenarios {
                 #[test]
                 fn poll() {
                     super::run_scenario($file, TEXT, super::Mode::Poll, concat!(module_path!(), "::poll"));
+                }
+                #[test]
+                fn task() {
+                    super::run_scenario($file, TEXT, super::Mode::Task, concat!(module_path!(), "::task"));
                 }
             }
         )*
@@ -765,12 +784,12 @@ fn every_scenario_file_is_run() {
 // ---------------------------------------------------------------------------------------------
 // Triggers besides files, fallback, lifecycle.
 
-fn simple_rig(sandbox: &Sandbox, value: u64) -> Rig {
+pub(super) fn simple_rig(sandbox: &Sandbox, value: u64) -> Rig {
     let path = sandbox.write("config.toml", &format!("value = {value}"));
     Rig::new(FileSource::new(path))
 }
 
-fn atomic_write(sandbox: &Sandbox, text: &str) {
+pub(super) fn atomic_write(sandbox: &Sandbox, text: &str) {
     let tmp = sandbox.write(".config.toml.tmp", text);
     std::fs::rename(tmp, sandbox.path("config.toml")).unwrap();
 }
@@ -1003,41 +1022,69 @@ impl Drop for Tracked {
     }
 }
 
+/// A native watcher that says when it is dropped, and the handler it was given (to send an
+/// event late, after the watcher stopped).
+#[derive(Default)]
+pub(super) struct TrackedWatcher {
+    pub dropped: Arc<std::sync::atomic::AtomicBool>,
+    pub events: Arc<Mutex<Option<NativeEvents>>>,
+}
+
+impl TrackedWatcher {
+    /// Options for `mode` whose native watcher is tracked here.
+    pub fn options(&self, mode: Mode) -> WatchOptions {
+        let (flag, keep) = (Arc::clone(&self.dropped), Arc::clone(&self.events));
+        let factory: hotcfg::watcher::NativeFactory = Arc::new(move |native: NativeEvents| {
+            *keep.lock().unwrap() = Some(native.clone());
+            let mut watcher = <Tracked as notify::Watcher>::new(native, notify::Config::default())?;
+            watcher.dropped = Arc::clone(&flag);
+            Ok(Box::new(watcher) as Box<dyn notify::Watcher + Send>)
+        });
+        options(mode).native_watcher(factory)
+    }
+
+    pub fn is_dropped(&self) -> bool {
+        self.dropped.load(Ordering::SeqCst)
+    }
+
+    /// Checks that a stopped watcher does nothing: an edit and an event that comes late go
+    /// nowhere, and the edit is there for whoever reloads next.
+    pub fn check_stopped(&self, sandbox: &Sandbox, rig: &Rig) {
+        atomic_write(sandbox, "value = 2");
+        let mut late = self
+            .events
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("the factory ran");
+        notify::EventHandler::handle_event(
+            &mut late,
+            Ok(notify::Event::new(notify::EventKind::Any).add_path(sandbox.path("config.toml"))),
+        );
+        assert!(rig.events.try_recv().is_err(), "a reload after the stop");
+        assert_eq!(rig.value(), 1);
+        // The first event is that of the next reload.
+        rig.reloader.reload_now();
+        let event = rig.next_event("the manual reload");
+        assert_eq!(event.trigger, Trigger::Manual, "{event}");
+        assert_eq!(rig.value(), 2);
+    }
+}
+
 #[test]
 fn a_dropped_watcher_stops_watching() {
     let sandbox = Sandbox::new();
     let rig = simple_rig(&sandbox, 1);
-    let dropped: Arc<std::sync::atomic::AtomicBool> = Arc::default();
-    let events: Arc<Mutex<Option<NativeEvents>>> = Arc::default();
-    let (flag, keep) = (Arc::clone(&dropped), Arc::clone(&events));
-    let factory: hotcfg::watcher::NativeFactory = Arc::new(move |native: NativeEvents| {
-        *keep.lock().unwrap() = Some(native.clone());
-        let mut watcher = <Tracked as notify::Watcher>::new(native, notify::Config::default())?;
-        watcher.dropped = Arc::clone(&flag);
-        Ok(Box::new(watcher) as Box<dyn notify::Watcher + Send>)
-    });
-    let options = options(Mode::Native).native_watcher(factory);
-    let watcher = ConfigWatcher::start(rig.reloader.clone(), options).unwrap();
+    let tracked = TrackedWatcher::default();
+    let watcher =
+        ConfigWatcher::start(rig.reloader.clone(), tracked.options(Mode::Native)).unwrap();
     drop(watcher);
     // Dropping returns once the thread is gone and the operating system's watches with it.
     assert!(
-        dropped.load(Ordering::SeqCst),
+        tracked.is_dropped(),
         "the native watcher outlived the ConfigWatcher"
     );
-    atomic_write(&sandbox, "value = 2");
-    // An event that comes late, after the drop, goes nowhere.
-    let mut late = events.lock().unwrap().clone().expect("the factory ran");
-    notify::EventHandler::handle_event(
-        &mut late,
-        Ok(notify::Event::new(notify::EventKind::Any).add_path(sandbox.path("config.toml"))),
-    );
-    assert!(rig.events.try_recv().is_err(), "a reload after the drop");
-    assert_eq!(rig.value(), 1);
-    // The edit is there for whoever reloads next: the first event is that reload's.
-    rig.reloader.reload_now();
-    let event = rig.next_event("the manual reload");
-    assert_eq!(event.trigger, Trigger::Manual, "{event}");
-    assert_eq!(rig.value(), 2);
+    tracked.check_stopped(&sandbox, &rig);
 }
 
 #[test]

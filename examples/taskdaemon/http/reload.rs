@@ -8,11 +8,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::Value;
 
-use super::{blocking, event_json, Api, ApiError};
+use super::{event_json, Api, ApiError};
 
 pub async fn post(State(api): State<Arc<Api>>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let reloader = api.reloader.clone();
-    let event = blocking(move || reloader.reload_now()).await?;
+    let event = api.reloader.reload().await;
     let code = if event.result.is_ok() {
         StatusCode::OK
     } else {

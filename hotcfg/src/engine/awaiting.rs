@@ -113,7 +113,7 @@ pub(super) fn off_worker<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 }
 
 /// Runs `work` on a blocking thread and awaits its result (a panic in it is resumed here).
-pub(super) async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job = move || {
         let _ = tx.send(catch_unwind(AssertUnwindSafe(work)));

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::broadcast;
 
+pub(crate) use awaiting::off_runtime;
 pub use builder::{BuildError, ReloaderBuilder, DEFAULT_HISTORY_LEN};
 pub use pipeline::Pipeline;
 

@@ -317,15 +317,12 @@ where
             .max()
     }
 
-    /// Runs one reload on a blocking thread and returns the revision its read reflected: the
-    /// newest mod revision read, or the store revision a failed read saw (0 when unknown). A
-    /// read that could not reach etcd is an error, so the session reconnects and the revision
-    /// is handled again.
+    /// Runs one reload ([`Reloader::trigger_async`](crate::Reloader::trigger_async): off this
+    /// runtime's workers) and returns the revision its read reflected: the newest mod revision
+    /// read, or the store revision a failed read saw (0 when unknown). A read that could not
+    /// reach etcd is an error, so the session reconnects and the revision is handled again.
     async fn reload(&self, trigger: Trigger) -> Result<i64, EtcdError> {
-        let reloader = self.reloader.clone();
-        let event = tokio::task::spawn_blocking(move || reloader.trigger(trigger))
-            .await
-            .map_err(|e| EtcdError::Setup(format!("the reload task failed: {e}")))?;
+        let event = self.reloader.trigger_async(trigger).await;
         self.shared.reloads.fetch_add(1, Ordering::SeqCst);
         let failed = event.result.read_error();
         if failed.is_some_and(SourceError::is_temporary) {

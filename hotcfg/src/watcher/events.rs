@@ -1,5 +1,6 @@
-//! What the watcher thread receives ([`Msg`]), and the native watcher that feeds it: the
-//! [`NativeEvents`] handler, the default `notify` watcher or a [`NativeFactory`]'s.
+//! What the watcher (its thread or its task) receives ([`Msg`]) through an [`Outbox`], and the
+//! native watcher that feeds it: the [`NativeEvents`] handler, the default `notify` watcher or a
+//! [`NativeFactory`]'s.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -15,11 +16,28 @@ pub(super) enum Msg {
     Stop,
 }
 
+/// Where messages for the watcher go: its thread's channel, or its task's.
+#[derive(Clone)]
+pub(super) enum Outbox {
+    Thread(mpsc::Sender<Msg>),
+    Task(tokio::sync::mpsc::UnboundedSender<Msg>),
+}
+
+impl Outbox {
+    /// Sends `msg`; after the watcher stopped nobody listens, and dropping it is right.
+    pub fn send(&self, msg: Msg) {
+        match self {
+            Outbox::Thread(tx) => drop(tx.send(msg)),
+            Outbox::Task(tx) => drop(tx.send(msg)),
+        }
+    }
+}
+
 /// The handler a native watcher calls with its events; it forwards them to the
 /// [`ConfigWatcher`]. Given to a [`NativeFactory`].
 #[derive(Clone)]
 pub struct NativeEvents {
-    pub(super) tx: mpsc::Sender<Msg>,
+    pub(super) tx: Outbox,
 }
 
 impl fmt::Debug for NativeEvents {
@@ -30,8 +48,7 @@ impl fmt::Debug for NativeEvents {
 
 impl notify::EventHandler for NativeEvents {
     fn handle_event(&mut self, event: notify::Result<notify::Event>) {
-        // After the watcher stopped nobody listens: dropping the event is right.
-        let _ = self.tx.send(Msg::Native(event));
+        self.tx.send(Msg::Native(event));
     }
 }
 

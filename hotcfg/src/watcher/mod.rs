@@ -6,6 +6,11 @@
 //! them holds new bytes. Every trigger (files, [SIGHUP](crate::reload_on_sighup), the API) goes
 //! through the engine's one coalescing queue.
 //!
+//! The watcher runs on a thread of its own ([`ConfigWatcher::start`]), or as a task on a tokio
+//! runtime ([`ConfigWatcher::spawn_on`]) for services that want everything there: the same code
+//! and behaviour, its file reads and dry runs on the runtime's blocking pool, its reloads through
+//! [`Reloader::trigger_async`].
+//!
 //! ```
 //! use std::time::Duration;
 //! use hotcfg::watcher::{ConfigWatcher, WatchOptions};
@@ -119,6 +124,7 @@ mod native;
 mod options;
 mod poll;
 mod stats;
+mod task;
 mod worker;
 
 use std::fmt;
@@ -145,18 +151,26 @@ pub use options::{
 pub use stats::{Backend, WatchError, WatchStats};
 
 use debounce::{Debouncer, SystemClock};
-use events::{start_native, Msg};
+use events::{start_native, Msg, Outbox};
 use files::fingerprint;
 use poll::PollBackend;
 use stats::describe_native;
 use worker::{Active, Engine, Look, Shared, Worker};
 
-/// Watches a [`Reloader`]'s files on a thread of its own and reloads when their bytes change.
-/// Stops when dropped. See the [module docs](self) for what it survives.
+/// Watches a [`Reloader`]'s files and reloads when their bytes change: on a thread of its own
+/// ([`start`](ConfigWatcher::start)) or as a task on a tokio runtime
+/// ([`spawn_on`](ConfigWatcher::spawn_on)). Stops when dropped. See the [module docs](self) for
+/// what it survives.
 pub struct ConfigWatcher {
-    tx: mpsc::Sender<Msg>,
-    thread: Option<JoinHandle<()>>,
+    tx: Outbox,
+    runner: Option<Runner>,
     shared: Arc<Shared>,
+}
+
+/// What runs the watcher's [`Worker`].
+enum Runner {
+    Thread(JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
 }
 
 impl fmt::Debug for ConfigWatcher {
@@ -198,58 +212,16 @@ impl ConfigWatcher {
     }
 
     fn start_engine(engine: Box<dyn Engine>, options: WatchOptions) -> Result<Self, WatchError> {
-        let files = engine.watched_files();
-        if files.is_empty() {
-            return Err(WatchError::NoFiles);
-        }
         let (tx, rx) = mpsc::channel();
-        let active = start_backend(&options, &tx, &files)?;
-        let timing = options.timing();
-        let mut debouncer = Debouncer::new(
-            SystemClock,
-            match &active {
-                Active::Poll(poll) => timing.for_polling(poll.interval),
-                Active::Native(_) => timing,
-            },
-        );
-        let mut at_trigger = fingerprint(&files);
-        // Changed between the engine's load and now: treat it as a change seen at the start.
-        if engine.look() != Look::Unchanged {
-            at_trigger.clear();
-            debouncer.change();
-        }
-        let backend = match active {
-            Active::Native(_) => Backend::Native,
-            Active::Poll(_) => Backend::Poll,
-        };
-        let shared = Arc::new(Shared::default());
-        shared
-            .stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .backend = backend;
-        let worker = Worker {
-            generation: engine.generation(),
-            engine,
-            rx,
-            debouncer,
-            active,
-            files,
-            at_trigger,
-            fallback_interval: options.fallback_interval,
-            timing,
-            shared: Arc::clone(&shared),
-            stats: WatchStats::default(),
-            read_failed_for_now: false,
-        };
+        let tx = Outbox::Thread(tx);
+        let (worker, shared) = prepare(engine, &options, &tx)?;
         let thread = std::thread::Builder::new()
             .name("hotcfg-watcher".into())
-            .spawn(move || worker.run())
+            .spawn(move || worker.run(rx))
             .map_err(WatchError::Thread)?;
-        tracing::info!(?backend, "watching configuration files");
         Ok(ConfigWatcher {
             tx,
-            thread: Some(thread),
+            runner: Some(Runner::Thread(thread)),
             shared,
         })
     }
@@ -265,11 +237,64 @@ impl ConfigWatcher {
     }
 }
 
+/// The watcher's state, its watches in place, ready to be run by a thread or a task whose
+/// messages come through `tx`.
+fn prepare(
+    engine: Box<dyn Engine>,
+    options: &WatchOptions,
+    tx: &Outbox,
+) -> Result<(Worker, Arc<Shared>), WatchError> {
+    let files = engine.watched_files();
+    if files.is_empty() {
+        return Err(WatchError::NoFiles);
+    }
+    let active = start_backend(options, tx, &files)?;
+    let timing = options.timing();
+    let mut debouncer = Debouncer::new(
+        SystemClock,
+        match &active {
+            Active::Poll(poll) => timing.for_polling(poll.interval),
+            Active::Native(_) => timing,
+        },
+    );
+    let mut at_trigger = fingerprint(&files);
+    // Changed between the engine's load and now: treat it as a change seen at the start.
+    if engine.look() != Look::Unchanged {
+        at_trigger.clear();
+        debouncer.change();
+    }
+    let backend = match active {
+        Active::Native(_) => Backend::Native,
+        Active::Poll(_) => Backend::Poll,
+    };
+    let shared = Arc::new(Shared::default());
+    shared
+        .stats
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .backend = backend;
+    let worker = Worker {
+        generation: engine.generation(),
+        engine,
+        debouncer,
+        active,
+        files,
+        at_trigger,
+        fallback_interval: options.fallback_interval,
+        timing,
+        shared: Arc::clone(&shared),
+        stats: WatchStats::default(),
+        read_failed_for_now: false,
+    };
+    tracing::info!(?backend, "watching configuration files");
+    Ok((worker, shared))
+}
+
 /// The backend `options` ask for; under [`WatchMode::Auto`], polling when the native watcher
 /// cannot be had.
 fn start_backend(
     options: &WatchOptions,
-    tx: &mpsc::Sender<Msg>,
+    tx: &Outbox,
     files: &[PathBuf],
 ) -> Result<Active, WatchError> {
     if let WatchMode::Poll { interval } = options.mode {
@@ -294,12 +319,16 @@ fn start_backend(
 
 impl Drop for ConfigWatcher {
     fn drop(&mut self) {
-        let _ = self.tx.send(Msg::Stop);
-        if let Some(thread) = self.thread.take() {
+        self.tx.send(Msg::Stop);
+        match self.runner.take() {
             // Dropped from a handler the watcher itself called: it stops when the call returns.
-            if thread.thread().id() != std::thread::current().id() {
+            Some(Runner::Thread(thread)) if thread.thread().id() != std::thread::current().id() => {
                 let _ = thread.join();
             }
+            // A reload it triggered goes on; its watches go when its step on the blocking pool
+            // (if one runs) ends.
+            Some(Runner::Task(task)) => task.abort(),
+            _ => {}
         }
     }
 }

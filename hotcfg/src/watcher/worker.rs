@@ -1,7 +1,10 @@
-//! The watcher thread: takes events (or polls), debounces, looks at the content, and triggers.
+//! The watcher's work, whoever drives it (its thread here, or a task: `task.rs`): takes events
+//! (or polls), debounces, looks at the content, and triggers.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -13,6 +16,7 @@ use super::files::{fingerprint, stamps, FileState};
 use super::native::{is_limit_error, NativeBackend, Relevance};
 use super::poll::PollBackend;
 use super::{Backend, Msg, WatchStats};
+use crate::event::ReloadEvent;
 use crate::source::SourceError;
 use crate::{Decision, HotReload, Reloader, Stage, Trigger};
 
@@ -30,6 +34,8 @@ pub(crate) trait Engine: Send + 'static {
     fn look(&self) -> Look;
     /// Reloads because `file` changed.
     fn trigger(&self, file: PathBuf) -> Triggered;
+    /// [`trigger`](Engine::trigger) for the watcher's task: awaits the reload.
+    fn trigger_async(&self, file: PathBuf) -> Pin<Box<dyn Future<Output = Triggered> + Send>>;
 }
 
 /// How a reload the watcher triggered went, as far as the watcher cares.
@@ -84,21 +90,37 @@ where
     }
 
     fn trigger(&self, file: PathBuf) -> Triggered {
-        let event = Reloader::trigger(self, Trigger::File(file));
-        tracing::debug!(
-            result = event.result.kind(),
-            "watcher-triggered reload done"
-        );
-        if event
-            .result
-            .read_error()
-            .is_some_and(SourceError::is_temporary)
-        {
-            Triggered::ReadFailedForNow
-        } else {
-            Triggered::Done
-        }
+        triggered(&*Reloader::trigger(self, Trigger::File(file)))
     }
+
+    fn trigger_async(&self, file: PathBuf) -> Pin<Box<dyn Future<Output = Triggered> + Send>> {
+        let reloader = self.clone();
+        Box::pin(async move { triggered(&*reloader.trigger_async(Trigger::File(file)).await) })
+    }
+}
+
+/// What the watcher makes of the event of a reload it triggered.
+fn triggered(event: &ReloadEvent) -> Triggered {
+    tracing::debug!(
+        result = event.result.kind(),
+        "watcher-triggered reload done"
+    );
+    if event
+        .result
+        .read_error()
+        .is_some_and(SourceError::is_temporary)
+    {
+        Triggered::ReadFailedForNow
+    } else {
+        Triggered::Done
+    }
+}
+
+/// A reload the watcher decided on: the file it is attributed to, and what the files held when
+/// looked at.
+pub(crate) struct Reload {
+    pub file: PathBuf,
+    current: BTreeMap<PathBuf, FileState>,
 }
 
 /// State shared with the [`ConfigWatcher`](super::ConfigWatcher).
@@ -123,7 +145,6 @@ pub(crate) enum Active {
 
 pub(crate) struct Worker {
     pub engine: Box<dyn Engine>,
-    pub rx: Receiver<Msg>,
     pub debouncer: Debouncer<SystemClock>,
     pub active: Active,
     pub files: Vec<PathBuf>,
@@ -141,33 +162,41 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn run(mut self) {
+    /// The watcher thread: until [`Msg::Stop`], or until every sender is gone.
+    pub fn run(mut self, rx: Receiver<Msg>) {
         loop {
             self.publish();
             let wake = self.next_wake();
-            let msg = self
-                .rx
-                .recv_timeout(wake.saturating_duration_since(Instant::now()));
-            match msg {
-                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(Msg::Native(event)) => {
-                    self.on_native(event);
-                    // Take everything queued before acting: one reconcile per batch.
-                    loop {
-                        match self.rx.try_recv() {
-                            Ok(Msg::Native(event)) => self.on_native(event),
-                            Ok(Msg::Stop) => return,
-                            Err(_) => break,
-                        }
+            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(msg) => {
+                    if !self.take_all(msg, || rx.try_recv().ok()) {
+                        return;
                     }
                 }
+                Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            self.step();
+            if self.step() {
+                self.look();
+            }
         }
     }
 
-    fn publish(&mut self) {
+    /// Takes `first` and everything queued behind it (`next`) before acting: one reconcile per
+    /// batch. `false` when the watcher is to stop.
+    pub fn take_all(&mut self, first: Msg, mut next: impl FnMut() -> Option<Msg>) -> bool {
+        let mut msg = Some(first);
+        while let Some(taken) = msg {
+            match taken {
+                Msg::Native(event) => self.on_native(event),
+                Msg::Stop => return false,
+            }
+            msg = next();
+        }
+        true
+    }
+
+    pub fn publish(&mut self) {
         self.stats.pending = self.debouncer.is_pending();
         self.stats.backend = match self.active {
             Active::Native(_) => Backend::Native,
@@ -180,7 +209,7 @@ impl Worker {
             .unwrap_or_else(PoisonError::into_inner) = self.stats.clone();
     }
 
-    fn next_wake(&self) -> Instant {
+    pub fn next_wake(&self) -> Instant {
         let mut wake = Instant::now() + REFRESH_EVERY;
         if let Some(deadline) = self.debouncer.deadline() {
             wake = wake.min(deadline);
@@ -221,7 +250,8 @@ impl Worker {
         }
     }
 
-    fn step(&mut self) {
+    /// Everything but the look: re-arms, polls, refreshes the files. Whether a look is due.
+    pub fn step(&mut self) -> bool {
         if matches!(&self.active, Active::Native(n) if n.dirty) {
             self.reconcile();
         }
@@ -238,9 +268,7 @@ impl Worker {
             // A reload this watcher did not start may name other files.
             self.refresh_files();
         }
-        if self.debouncer.due() {
-            self.look();
-        }
+        self.debouncer.due()
     }
 
     fn reconcile(&mut self) {
@@ -280,7 +308,16 @@ impl Worker {
     }
 
     /// The debounce is over: reload if the bytes changed and look complete.
-    fn look(&mut self) {
+    pub fn look(&mut self) {
+        if let Some(reload) = self.consider() {
+            let triggered = self.engine.trigger(reload.file.clone());
+            self.reloaded(reload, triggered);
+        }
+    }
+
+    /// The look without the reload: whether the bytes changed and look complete, so that
+    /// [`reloaded`](Worker::reloaded) follows a reload triggered now.
+    pub fn consider(&mut self) -> Option<Reload> {
         self.stats.checks += 1;
         let stamped = stamps(&self.files);
         let current = fingerprint(&self.files);
@@ -293,7 +330,7 @@ impl Worker {
             tracing::debug!("same bytes as at the last reload: nothing to do");
             self.stats.skipped += 1;
             self.settle();
-            return;
+            return None;
         }
         let only_new = changed.iter().all(|f| !self.at_trigger.contains_key(*f));
         // A reload is attributed to a file known to have changed (not merely newly watched).
@@ -307,7 +344,7 @@ impl Worker {
             self.at_trigger = current;
             self.stats.skipped += 1;
             self.settle();
-            return;
+            return None;
         }
         // The engine reads the files again to reload: only go ahead when the bytes held still
         // during the dry run, or a writer still at work could hand it a torn file.
@@ -322,10 +359,10 @@ impl Worker {
         };
         if let Some(why) = why {
             if self.look_again(&why, for_now) {
-                return;
+                return None;
             }
         }
-        self.reload(file, current);
+        Some(Reload { file, current })
     }
 
     /// Content that cannot be used yet: whether to look again later (`true`), rather than
@@ -347,9 +384,8 @@ impl Worker {
         false
     }
 
-    /// Reloads, attributed to `file`; `current` is what the files held when looked at.
-    fn reload(&mut self, file: PathBuf, current: BTreeMap<PathBuf, FileState>) {
-        let triggered = self.engine.trigger(file);
+    /// After the reload `reload` asked for, which came to `triggered`.
+    pub fn reloaded(&mut self, reload: Reload, triggered: Triggered) {
         self.stats.triggers += 1;
         if triggered == Triggered::ReadFailedForNow {
             if !self.read_failed_for_now {
@@ -363,7 +399,7 @@ impl Worker {
             self.debouncer.back_off();
             return;
         }
-        self.at_trigger = current;
+        self.at_trigger = reload.current;
         self.settle();
         self.refresh_files();
     }

@@ -1,7 +1,6 @@
 //! Tests of [`super`].
 
 use super::*;
-use std::sync::mpsc;
 
 /// An engine that records triggers and answers looks and triggers from a script.
 struct FakeEngine {
@@ -40,6 +39,9 @@ impl Engine for FakeEngine {
             outcomes.remove(0)
         }
     }
+    fn trigger_async(&self, _: PathBuf) -> Pin<Box<dyn Future<Output = Triggered> + Send>> {
+        unreachable!("the tests drive the worker as its thread does")
+    }
 }
 
 type Triggers = Arc<Mutex<Vec<PathBuf>>>;
@@ -69,10 +71,8 @@ fn worker_for(engine: FakeEngine, retries: u32) -> Worker {
         retry_delay: Duration::ZERO,
         retries,
     };
-    let (_tx, rx) = mpsc::channel();
     Worker {
         engine: Box::new(engine),
-        rx,
         debouncer: Debouncer::new(SystemClock, timing),
         timing,
         active: Active::Poll(PollBackend::new(Duration::from_secs(3600), &files)),
