@@ -90,7 +90,7 @@ where
     }
 
     fn trigger(&self, file: PathBuf) -> Triggered {
-        triggered(&*Reloader::trigger(self, Trigger::File(file)))
+        triggered(&Reloader::trigger(self, Trigger::File(file)))
     }
 
     fn trigger_async(&self, file: PathBuf) -> Pin<Box<dyn Future<Output = Triggered> + Send>> {
