@@ -20,6 +20,9 @@ struct Config {
     max: u32,
     #[reload(scope = "pool")]
     pool: u32,
+    /// Restart-only (the default class): a change is rejected under the default policy.
+    #[serde(default)]
+    listen: String,
 }
 
 const LIVE: &str = "max = 1\npool = 1\n";
@@ -206,6 +209,38 @@ fn an_async_veto_rejects_and_applies_nothing() {
             matches!(verdicts[1].verdict, Verdict::Vetoed { .. }),
             "{flavor}"
         );
+    });
+}
+
+#[test]
+fn a_restart_only_change_or_an_invalid_file_is_refused_without_running_handlers() {
+    on_both_runtimes(|flavor| async move {
+        let (reloader, source, log) = engine(Act::Ok).await;
+        source.set("max = 1\npool = 2\nlisten = \"0.0.0.0:80\"\n");
+        let event = reloader.reload().await;
+        let ReloadResult::Rejected { refused, .. } = &event.result else {
+            panic!("{flavor}: expected the restart-only change rejected, got {event}");
+        };
+        assert_eq!(refused.len(), 1, "{flavor}: {event}");
+        assert_eq!(refused[0].path.to_string(), "listen", "{flavor}: {event}");
+
+        source.set("max = \"many\"\npool = 2\n");
+        let event = reloader.reload().await;
+        assert!(
+            matches!(
+                &event.result,
+                ReloadResult::Failed {
+                    error: ReloadError::Config(_),
+                    rollback: Rollback::NotNeeded
+                }
+            ),
+            "{flavor}: expected an invalid file refused, got {event}"
+        );
+        assert!(event.to_string().contains("max"), "{flavor}: {event}");
+
+        assert_eq!(take(&log), Vec::<String>::new(), "{flavor}: no handler ran");
+        assert_eq!(reloader.handle().generation(), 1, "{flavor}");
+        assert_eq!(reloader.handle().load().pool, 1, "{flavor}");
     });
 }
 

@@ -215,30 +215,36 @@ fn next(events: &mpsc::Receiver<ReloadEvent>, what: &str) -> ReloadEvent {
         .unwrap_or_else(|_| panic!("timed out after {TIMEOUT:?} waiting for {what}"))
 }
 
-/// A blocking trigger from the runtime's blocking pool would be refused on a current-thread
-/// runtime with async handlers (`WouldBlockRuntime`): the task's reloads go through
-/// `trigger_async`, so they apply there as on a multi-thread runtime.
+/// The old failure (issue 15): a handler that awaits, triggered by the watcher, behaves as when
+/// triggered from async code (`async_api.rs`). By the watcher's thread and by its task, on both
+/// runtime flavours. A blocking trigger from the runtime's blocking pool would be refused on a
+/// current-thread runtime with async handlers (`WouldBlockRuntime`): the task's reloads go
+/// through `trigger_async`, so they apply there as on a multi-thread runtime.
 #[test]
-fn a_watcher_task_reloads_through_async_handlers_on_both_runtime_flavours() {
+fn a_handler_that_awaits_applies_when_the_watcher_triggers_on_both_runtime_flavours() {
     for (flavour, runtime) in DrivenRuntime::each() {
-        let sandbox = Sandbox::new();
-        let (reloader, events) = async_rig(&sandbox, runtime.handle());
-        let watcher =
-            ConfigWatcher::spawn_on(reloader.clone(), options(Mode::Task), runtime.handle())
-                .unwrap();
-        atomic_write(&sandbox, "value = 2");
-        let event = next(&events, &format!("{flavour}: the watcher's reload"));
-        assert_eq!(
-            event.trigger,
-            Trigger::File(sandbox.path("config.toml")),
-            "{event}"
-        );
-        assert!(
-            matches!(event.result, ReloadResult::Applied { .. }),
-            "{flavour}: {event}"
-        );
-        assert_eq!(reloader.handle().load().value, 2);
-        drop(watcher);
+        for mode in [Mode::Native, Mode::Task] {
+            let sandbox = Sandbox::new();
+            let (reloader, events) = async_rig(&sandbox, runtime.handle());
+            let watcher = match mode {
+                Mode::Task => {
+                    ConfigWatcher::spawn_on(reloader.clone(), options(mode), runtime.handle())
+                }
+                _ => ConfigWatcher::start(reloader.clone(), options(mode)),
+            }
+            .unwrap();
+            let what = format!("{flavour} {mode:?}: the watcher's reload");
+            atomic_write(&sandbox, "value = 2");
+            let event = next(&events, &what);
+            let file = Trigger::File(sandbox.path("config.toml"));
+            assert_eq!(event.trigger, file, "{what}: {event}");
+            assert!(
+                matches!(event.result, ReloadResult::Applied { .. }),
+                "{what}: {event}"
+            );
+            assert_eq!(reloader.handle().load().value, 2, "{what}");
+            drop(watcher);
+        }
     }
 }
 
