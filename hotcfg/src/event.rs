@@ -21,10 +21,13 @@ pub enum Trigger {
     Manual,
     /// A remote store announced a new version (etcd): which key, at which revision, and why.
     Remote(RemoteChange),
+    /// A revert to the content an earlier generation applied
+    /// ([`Reloader::revert_to`](crate::Reloader::revert_to)).
+    Revert(RevertTarget),
 }
 
 impl Trigger {
-    /// The name used in the audit log: `startup`, `file`, `signal`, `manual`, `remote`.
+    /// The name used in the audit log: `startup`, `file`, `signal`, `manual`, `remote`, `revert`.
     pub fn kind(&self) -> &'static str {
         match self {
             Trigger::Startup => "startup",
@@ -32,6 +35,7 @@ impl Trigger {
             Trigger::Signal => "signal",
             Trigger::Manual => "manual",
             Trigger::Remote(_) => "remote",
+            Trigger::Revert(_) => "revert",
         }
     }
 }
@@ -41,6 +45,7 @@ impl fmt::Display for Trigger {
         match self {
             Trigger::File(path) => write!(f, "file {}", path.display()),
             Trigger::Remote(change) => write!(f, "remote {change}"),
+            Trigger::Revert(target) => write!(f, "revert {target}"),
             other => f.write_str(other.kind()),
         }
     }
@@ -127,6 +132,41 @@ impl fmt::Display for RemoteChange {
             RemoteCause::Watched => write!(f, "{store} {key} revision {revision}"),
             RemoteCause::Read => write!(f, "{store} {key} read at revision {revision}"),
         }
+    }
+}
+
+/// The earlier version a [`Trigger::Revert`] restores: the generation that applied it and the
+/// SHA-256 of its source content (as its audit record's `source.sha256` says).
+///
+/// ```
+/// use hotcfg::{RevertTarget, Trigger};
+///
+/// let target = RevertTarget::new(3, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+/// assert_eq!(Trigger::Revert(target).to_string(), "revert to generation 3 (sha256 9f86d081884c)");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct RevertTarget {
+    /// The generation whose content is restored.
+    pub generation: u64,
+    /// SHA-256 of that content, as the source identified it.
+    pub sha256: String,
+}
+
+impl RevertTarget {
+    /// The content generation `generation` applied, hashed `sha256`.
+    pub fn new(generation: u64, sha256: impl Into<String>) -> Self {
+        RevertTarget {
+            generation,
+            sha256: sha256.into(),
+        }
+    }
+}
+
+impl fmt::Display for RevertTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let short = &self.sha256[..12.min(self.sha256.len())];
+        write!(f, "to generation {} (sha256 {short})", self.generation)
     }
 }
 

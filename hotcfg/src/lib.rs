@@ -148,10 +148,12 @@ pub use audit::{
 pub use cached::CachedReader;
 pub use class::Class;
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
-pub use engine::{BuildError, Pipeline, Reloader, ReloaderBuilder, DEFAULT_HISTORY_LEN};
+pub use engine::{
+    BuildError, Pipeline, Reloader, ReloaderBuilder, RevertError, DEFAULT_HISTORY_LEN,
+};
 pub use event::{
-    ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, RemoteCause, RemoteChange, Rollback,
-    Trigger,
+    ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber, RemoteCause, RemoteChange,
+    RevertTarget, Rollback, Trigger,
 };
 pub use handle::{Handle, Projection, ProjectionGuard, Snapshot};
 pub use handlers::{ApplyContext, BoxError, ScopeHandler};

@@ -64,4 +64,27 @@ impl Source for MemorySource {
     fn name(&self) -> String {
         self.name.clone()
     }
+
+    /// Sets the text to the one layer of `content`.
+    fn restore(
+        &self,
+        content: &SourceContent,
+        _live: Option<&crate::source::SourceIdentity>,
+    ) -> Result<(), SourceError> {
+        match content.layers.as_slice() {
+            [layer] if layer.format == self.format => {
+                self.set(layer.text.clone());
+                Ok(())
+            }
+            _ => Err(SourceError::new(
+                &self.name,
+                crate::source::SourceErrorKind::Unsupported,
+                format!(
+                    "cannot restore {} layer(s) into one {} text",
+                    content.layers.len(),
+                    self.format
+                ),
+            )),
+        }
+    }
 }

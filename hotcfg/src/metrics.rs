@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::event::Trigger;
 use crate::ReloadEvent;
 
 /// Counter of reload attempts, labelled `result` = applied|unchanged|rejected|failed.
@@ -17,6 +18,9 @@ pub const LAST_RELOAD_SUCCESS: &str = "hotcfg_last_reload_success";
 pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "hotcfg_last_success_timestamp_seconds";
 /// Counter of audit records that could not be written (see [`AuditFailure`](crate::AuditFailure)).
 pub const AUDIT_WRITE_FAILURES_TOTAL: &str = "hotcfg_audit_write_failures_total";
+/// Counter of reverts that made an earlier version live, labelled `reason` (`requested`: by
+/// [`Reloader::revert_to`](crate::Reloader::revert_to)).
+pub const REVERTS_TOTAL: &str = "hotcfg_reverts_total";
 /// Gauge: restart-only fields whose new value waits for a restart.
 pub const PENDING_RESTART_FIELDS: &str = "hotcfg_pending_restart_fields";
 
@@ -40,4 +44,7 @@ pub(crate) fn record(event: &ReloadEvent, pending_restart: usize) {
         metrics::gauge!(LAST_SUCCESS_TIMESTAMP_SECONDS).set(now);
     }
     metrics::gauge!(PENDING_RESTART_FIELDS).set(pending_restart as f64);
+    if matches!(event.trigger, Trigger::Revert(_)) && event.result.kind() == "applied" {
+        metrics::counter!(REVERTS_TOTAL, "reason" => "requested").increment(1);
+    }
 }

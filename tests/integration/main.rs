@@ -21,6 +21,7 @@ mod plan_prepare;
 mod props;
 mod readme;
 mod reliability;
+mod revert;
 mod rollback;
 mod secrets;
 mod startup;

@@ -142,7 +142,17 @@ impl AuditLog {
     /// A whole line or nothing: if the write or the sync fails, the file is cut back to its
     /// previous length and the chain continues from the previous record.
     pub fn append(&mut self, event: &ReloadEvent) -> std::io::Result<()> {
-        let record = AuditRecord::from_event(event, self.prev.clone());
+        self.append_naming(event, None)
+    }
+
+    /// [`append`](AuditLog::append), the record naming the snapshot of the content applied.
+    pub(crate) fn append_naming(
+        &mut self,
+        event: &ReloadEvent,
+        snapshot: Option<String>,
+    ) -> std::io::Result<()> {
+        let mut record = AuditRecord::from_event(event, self.prev.clone());
+        record.snapshot = snapshot;
         self.write_record(&record)
     }
 

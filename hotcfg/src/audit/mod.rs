@@ -24,12 +24,16 @@
 
 mod log;
 mod record;
+mod snapshots;
 mod tail;
 mod trail;
 mod verify;
 
 pub use log::{AuditLog, AuditSync};
 pub use record::{AuditChange, AuditRecord, AuditRecovery, AuditTrigger};
+pub use snapshots::{
+    read_records, snapshot_dir, Restorable, SnapshotError, Snapshots, DEFAULT_SNAPSHOTS_KEPT,
+};
 pub use trail::AuditFailure;
 pub(crate) use trail::{AuditTrail, Unwritten};
 pub use verify::{verify_audit_log, AuditVerifyError};

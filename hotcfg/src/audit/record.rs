@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::event::{RemoteChange, Rollback, Trigger};
+use crate::event::{RemoteChange, RevertTarget, Rollback, Trigger};
 use crate::{ReloadEvent, ReloadResult, SourceIdentity};
 
 /// One line of the audit log.
@@ -35,6 +35,11 @@ pub struct AuditRecord {
     /// On a `recovered` record: what [`AuditLog::open`](super::AuditLog::open) cut off the end of the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<AuditRecovery>,
+    /// On a record that committed a generation: the snapshot of the source content it applied,
+    /// by the SHA-256 of the snapshot file ([`Snapshots`](super::Snapshots)); written (and
+    /// synced) before this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// What started an attempt, as its audit record says: the kind, and the file that changed or
@@ -55,7 +60,8 @@ pub struct AuditRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct AuditTrigger {
-    /// `startup`, `file`, `signal`, `manual` or `remote` (`open` on a `recovered` record).
+    /// `startup`, `file`, `signal`, `manual`, `remote` or `revert` (`open` on a `recovered`
+    /// record).
     pub kind: String,
     /// `file`: the file that changed (the configuration, or a file it refers to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +78,12 @@ pub struct AuditTrigger {
     /// `remote`: `watched` (the watch delivered a change) or `read` (a fresh read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// `revert`: the generation whose content is restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// `revert`: the SHA-256 of the content restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl AuditTrigger {
@@ -99,14 +111,18 @@ impl From<&Trigger> for AuditTrigger {
                 audit.revision = Some(*revision);
                 audit.cause = Some(cause.as_str().to_string());
             }
+            Trigger::Revert(RevertTarget { generation, sha256 }) => {
+                audit.generation = Some(*generation);
+                audit.sha256 = Some(sha256.clone());
+            }
             _ => {}
         }
         audit
     }
 }
 
-/// The kind, then the file or the remote change: `file /etc/app/cert.pem`,
-/// `remote etcd app/config.toml revision 42 (watched)`.
+/// The kind, then the file, the remote change or the version restored: `file /etc/app/cert.pem`,
+/// `remote etcd app/config.toml revision 42 (watched)`, `revert to generation 3 (sha256 9f86d081884c)`.
 impl fmt::Display for AuditTrigger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.kind)?;
@@ -119,6 +135,12 @@ impl fmt::Display for AuditTrigger {
         }
         if let Some(cause) = &self.cause {
             write!(f, " ({cause})")?;
+        }
+        if let Some(generation) = self.generation {
+            write!(f, " to generation {generation}")?;
+        }
+        if let Some(sha256) = &self.sha256 {
+            write!(f, " (sha256 {})", &sha256[..12.min(sha256.len())])?;
         }
         Ok(())
     }
@@ -205,6 +227,7 @@ impl AuditRecord {
             duration_ms: event.duration.as_secs_f64() * 1000.0,
             prev,
             recovered: None,
+            snapshot: None,
         }
     }
 
@@ -227,6 +250,7 @@ impl AuditRecord {
             duration_ms: 0.0,
             prev,
             recovered: Some(recovered),
+            snapshot: None,
         }
     }
 }

@@ -17,7 +17,9 @@ use crate::async_handlers::{
     AsyncFnHandler, AsyncScopeHandler, OnRuntime, RuntimeSlot, StepFuture,
 };
 use crate::async_subscribers::{deliver, AsyncReloadSubscriber};
-use crate::audit::{AuditFailure, AuditLog, AuditSync, AuditTrail};
+use crate::audit::{
+    AuditFailure, AuditLog, AuditSync, AuditTrail, Snapshots, DEFAULT_SNAPSHOTS_KEPT,
+};
 use crate::diff::Diff;
 use crate::event::{ReloadEvent, ReloadResult, ReloadSubscriber, Trigger};
 use crate::handle::{Handle, Snapshot};
@@ -80,6 +82,7 @@ pub struct ReloaderBuilder<C: HotReload> {
     audit_path: Option<PathBuf>,
     audit_sync: AuditSync,
     audit_failure: AuditFailure,
+    snapshots_kept: usize,
     subscribers: Vec<Box<dyn ReloadSubscriber>>,
     max_referenced_bytes: u64,
     /// The runtime async handlers run on: given, or captured by `build()`.
@@ -110,6 +113,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             audit_path: None,
             audit_sync: AuditSync::default(),
             audit_failure: AuditFailure::default(),
+            snapshots_kept: DEFAULT_SNAPSHOTS_KEPT,
             subscribers: Vec::new(),
             max_referenced_bytes: DEFAULT_MAX_BYTES,
             runtime: None,
@@ -284,6 +288,32 @@ impl<C: HotConfig> ReloaderBuilder<C> {
         self
     }
 
+    /// Keeps the source content of the `kept` most recently applied versions beside the audit log
+    /// (default [`DEFAULT_SNAPSHOTS_KEPT`]; 0 keeps none), so that
+    /// [`Reloader::revert_to`] can restore them. Each is written and synced before the audit record
+    /// that names it; a snapshot that cannot be written fails the commit as the record would
+    /// ([`audit_failure`](ReloaderBuilder::audit_failure)). The snapshots hold what the files held,
+    /// secrets included: mode 0600 in a 0700 directory (see [`Snapshots`]). Only with an
+    /// [`audit_log`](ReloaderBuilder::audit_log).
+    ///
+    /// ```
+    /// # use hotcfg::{HotReload, MemorySource, Format, Reloader};
+    /// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+    /// # struct Config { #[reload(scope = "pool")] workers: usize }
+    /// let dir = tempfile::tempdir()?;
+    /// let source = MemorySource::new("app.toml", Format::Toml, "workers = 2");
+    /// let reloader = Reloader::<Config>::builder(source)
+    ///     .audit_log(dir.path().join("audit.jsonl"))
+    ///     .snapshots_kept(8)
+    ///     .build()?;
+    /// assert_eq!(std::fs::read_dir(dir.path().join("audit.snapshots"))?.count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn snapshots_kept(mut self, kept: usize) -> Self {
+        self.snapshots_kept = kept;
+        self
+    }
+
     /// Calls `subscriber` with every event, on a dispatcher thread.
     pub fn subscriber(mut self, subscriber: impl ReloadSubscriber) -> Self {
         self.subscribers.push(Box::new(subscriber));
@@ -330,7 +360,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
         let hashes = referenced.hash_all(&config);
         let base = referenced.base.as_deref();
         awaiting::off_worker(|| self.init_handlers(&config, base))?;
-        let identity = content.identity;
+        let identity = content.identity.clone();
         let handle = Handle::from_snapshot(Snapshot::new(1, Some(identity.clone()), config));
         let event = ReloadEvent {
             generation: 1,
@@ -345,11 +375,16 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             },
             duration: started.elapsed(),
         };
+        let snapshots = self.audit_path.as_deref().map(Snapshots::beside);
+        let snapshots = snapshots
+            .filter(|_| self.snapshots_kept > 0)
+            .map(|s| s.keep(self.snapshots_kept));
         let (recorder, event) = Recorder::start(
             event,
+            &content,
             hashes.clone(),
             self.history_len,
-            AuditTrail::new(audit, self.audit_failure),
+            AuditTrail::new(audit, self.audit_failure, snapshots),
             self.subscribers,
         )
         .map_err(|error| BuildError::AuditUnwritable {

@@ -16,6 +16,7 @@ pub(crate) mod decide;
 mod pipeline;
 mod recorder;
 mod referenced;
+mod revert;
 mod run;
 pub(crate) mod scope_graph;
 
@@ -29,6 +30,7 @@ use tokio::sync::broadcast;
 pub(crate) use awaiting::off_runtime;
 pub use builder::{BuildError, ReloaderBuilder, DEFAULT_HISTORY_LEN};
 pub use pipeline::Pipeline;
+pub use revert::RevertError;
 
 use crate::diff::{Change, Diff};
 use crate::event::{ReloadEvent, Trigger};
@@ -190,8 +192,13 @@ impl<C: HotConfig> Reloader<C> {
         // Everything requested until now is served by this reload: it reads the newest content.
         let covers = self.inner.requested.load(Ordering::SeqCst);
         let (event, record) = self.run(&mut state, trigger);
-        let event = Arc::new(event);
         state.covered = covers;
+        self.finish(&mut state, event, record)
+    }
+
+    /// Keeps `event` as the last one and records it as `record` says.
+    fn finish(&self, state: &mut State, event: ReloadEvent, record: Record) -> Arc<ReloadEvent> {
+        let event = Arc::new(event);
         state.last_event = Arc::clone(&event);
         if record != Record::Not {
             let (pending, referenced) = (&state.pending, &state.referenced);

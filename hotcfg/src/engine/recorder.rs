@@ -8,9 +8,10 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::broadcast;
 
-use crate::audit::{AuditTrail, Unwritten};
+use crate::audit::{AuditTrail, SnapshotError, Snapshots, Unwritten};
 use crate::diff::Change;
 use crate::event::{ReloadError, ReloadEvent, ReloadResult, ReloadSubscriber};
+use crate::source::SourceContent;
 
 /// What readers of the engine's state see: copied at the end of each attempt, so asking for the
 /// history or the pending restarts never waits for a running reload's handlers.
@@ -37,6 +38,7 @@ impl Recorder {
     /// fails and the engine fails closed.
     pub(crate) fn start(
         startup: ReloadEvent,
+        content: &SourceContent,
         referenced: BTreeMap<PathBuf, Option<String>>,
         history_len: usize,
         audit: AuditTrail,
@@ -44,7 +46,7 @@ impl Recorder {
     ) -> std::io::Result<(Self, Arc<ReloadEvent>)> {
         let mut audit = audit;
         let mut startup = startup;
-        startup.result = audit_first(&mut audit, &startup)?;
+        startup.result = audit_first(&mut audit, &startup, Some(content))?;
         let startup = Arc::new(startup);
         let recorder = Recorder {
             history_len,
@@ -66,9 +68,28 @@ impl Recorder {
     /// its result (with a warning if the write failed under `AuditFailure::Continue`), or the
     /// error that fails the attempt under `AuditFailure::FailClosed`.
     pub(crate) fn audit_first(&self, record: &ReloadEvent) -> Result<ReloadResult, ReloadError> {
-        audit_first(&mut lock(&self.audit), record).map_err(|error| ReloadError::AuditUnwritable {
-            message: error.to_string(),
+        self.audit_commit(record, None)
+    }
+
+    /// [`audit_first`](Recorder::audit_first) for a commit making `content` live: its snapshot
+    /// is kept (written before the record, which names it) when snapshots are.
+    pub(crate) fn audit_commit(
+        &self,
+        record: &ReloadEvent,
+        content: Option<&SourceContent>,
+    ) -> Result<ReloadResult, ReloadError> {
+        audit_first(&mut lock(&self.audit), record, content).map_err(|error| {
+            ReloadError::AuditUnwritable {
+                message: error.to_string(),
+            }
         })
+    }
+
+    /// The audit log's path and its snapshots, or why there are none.
+    pub(crate) fn snapshots(&self) -> Result<(PathBuf, Snapshots), SnapshotError> {
+        let audit = lock(&self.audit);
+        let (path, snapshots) = audit.snapshots()?;
+        Ok((path.to_path_buf(), snapshots.clone()))
     }
 
     /// Publishes the restarts a commit leaves pending, just before its store (`record` publishes
@@ -119,9 +140,13 @@ impl Recorder {
 
 /// Writes `record`'s audit record: its result, with a warning if the write failed and the trail
 /// goes on; the write error if it fails closed.
-fn audit_first(audit: &mut AuditTrail, record: &ReloadEvent) -> std::io::Result<ReloadResult> {
+fn audit_first(
+    audit: &mut AuditTrail,
+    record: &ReloadEvent,
+    content: Option<&SourceContent>,
+) -> std::io::Result<ReloadResult> {
     let mut result = record.result.clone();
-    match audit.before_commit(record) {
+    match audit.before_commit(record, content) {
         Ok(()) => Ok(result),
         Err(Unwritten::Warn(warning)) => {
             if let ReloadResult::Applied { warnings, .. } = &mut result {

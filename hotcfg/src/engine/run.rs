@@ -14,7 +14,7 @@ use crate::handlers::{Step, StepFailure};
 use crate::hot_reload::HotConfig;
 use crate::load::ConfigError;
 use crate::plan::paths;
-use crate::source::SourceIdentity;
+use crate::source::{SourceContent, SourceIdentity};
 
 /// What one attempt came to, before it is stamped with its trigger and timing.
 struct Attempt {
@@ -94,6 +94,7 @@ impl Attempt {
 /// from the live version (restart-only ones included, for the audit record); when it started.
 struct Read<'a> {
     identity: Option<SourceIdentity>,
+    content: &'a SourceContent,
     sha256: String,
     hashes: Hashes,
     changes: &'a Diff,
@@ -107,6 +108,8 @@ struct Commit<'a, C> {
     effective_diff: Diff,
     pending: Vec<Change>,
     identity: Option<SourceIdentity>,
+    /// What the source held: its snapshot is kept with the commit's audit record.
+    content: &'a SourceContent,
     changes: &'a Diff,
     stamp: &'a Stamp,
 }
@@ -114,6 +117,17 @@ struct Commit<'a, C> {
 impl<C: HotConfig> Reloader<C> {
     /// One attempt's event, and how to record it.
     pub(super) fn run(&self, state: &mut State, trigger: Trigger) -> (ReloadEvent, Record) {
+        self.run_with(state, trigger, None)
+    }
+
+    /// [`run`](Reloader::run) on `given` content instead of a read of the source (a revert
+    /// refused before its content is written back).
+    pub(super) fn run_with(
+        &self,
+        state: &mut State,
+        trigger: Trigger,
+        given: Option<SourceContent>,
+    ) -> (ReloadEvent, Record) {
         let span = tracing::info_span!("reload", %trigger);
         let _enter = span.enter();
         let stamp = Stamp {
@@ -121,7 +135,7 @@ impl<C: HotConfig> Reloader<C> {
             timestamp: SystemTime::now(),
             trigger,
         };
-        let attempt = self.attempt(state, &stamp);
+        let attempt = self.attempt(state, &stamp, given);
         let event = stamp.event(
             attempt.generation,
             attempt.source,
@@ -132,11 +146,11 @@ impl<C: HotConfig> Reloader<C> {
     }
 
     /// Read, unchanged-check, load, decide, then carry the decision out.
-    fn attempt(&self, state: &mut State, stamp: &Stamp) -> Attempt {
+    fn attempt(&self, state: &mut State, stamp: &Stamp, given: Option<SourceContent>) -> Attempt {
         let inner = &self.inner;
         let live = inner.handle.snapshot();
         let generation = live.generation();
-        let content = match inner.source.read() {
+        let content = match given.map_or_else(|| inner.source.read(), Ok) {
             Ok(content) => content,
             Err(err) => {
                 tracing::warn!(%err, "cannot read the configuration; keeping the live one");
@@ -169,6 +183,7 @@ impl<C: HotConfig> Reloader<C> {
         let (changes, decided) = inner.pipeline.decide(live.config(), candidate, referenced);
         let read = Read {
             identity: identity.clone(),
+            content: &content,
             sha256,
             hashes,
             changes: &changes,
@@ -246,6 +261,7 @@ impl<C: HotConfig> Reloader<C> {
                     effective_diff,
                     pending,
                     identity: read.identity,
+                    content: read.content,
                     changes: read.changes,
                     stamp: read.stamp,
                 };
@@ -307,11 +323,14 @@ impl<C: HotConfig> Reloader<C> {
             commit.changes.clone(),
             result,
         );
-        let result = self.inner.recorder.audit_first(&record).map_err(|error| {
-            let rollback = applied_handlers.rollback(&step);
-            tracing::error!(%error, %rollback, "reload failed");
-            ReloadResult::Failed { error, rollback }
-        })?;
+        let recorder = &self.inner.recorder;
+        let result = recorder
+            .audit_commit(&record, Some(commit.content))
+            .map_err(|error| {
+                let rollback = applied_handlers.rollback(&step);
+                tracing::error!(%error, %rollback, "reload failed");
+                ReloadResult::Failed { error, rollback }
+            })?;
         // Published before the store, so a reader that sees the new generation never sees the
         // previous generation's pending restarts beside it.
         self.inner

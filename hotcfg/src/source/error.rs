@@ -47,6 +47,10 @@ pub enum SourceErrorKind {
     UnknownFormat,
     /// Any other failure: an I/O error, a symlink loop, a store that refused the request.
     Unreadable,
+    /// The source cannot do what was asked: write an earlier version back
+    /// ([`Source::restore`](crate::Source::restore)) when it only reads, or when its files or
+    /// keys are no longer the ones that version came from.
+    Unsupported,
 }
 
 impl SourceError {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::read::{read_text, ReadFailure};
+use super::write::write_atomic;
 use super::DEFAULT_MAX_BYTES;
 use super::{
     hex, sha256_hex, Layer, Source, SourceContent, SourceError, SourceErrorKind, SourceIdentity,
@@ -153,5 +154,76 @@ impl Source for FileSource {
 
     fn files(&self) -> Vec<PathBuf> {
         self.files.iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    /// Writes each layer back to its file, each atomically (a temporary file synced, then
+    /// renamed over the file, which keeps its mode; a symlink keeps pointing where it did).
+    /// Refused, writing nothing, when the files are not the ones `content` came from: a layer
+    /// names a file this source does not read, a required file has no layer, or an optional
+    /// overlay exists now that did not then.
+    fn restore(
+        &self,
+        content: &SourceContent,
+        _live: Option<&SourceIdentity>,
+    ) -> Result<(), SourceError> {
+        let writes = self.restore_plan(content)?;
+        for (path, text) in writes {
+            write_atomic(path, text.as_bytes(), None).map_err(|err| {
+                let name = path.display().to_string();
+                SourceError::new(
+                    name,
+                    SourceErrorKind::Unreadable,
+                    format!("cannot write: {err}"),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl FileSource {
+    /// Which file gets which layer's text, checking that the files are the ones `content` came
+    /// from.
+    fn restore_plan<'a>(
+        &'a self,
+        content: &'a SourceContent,
+    ) -> Result<Vec<(&'a Path, &'a str)>, SourceError> {
+        let refuse = |name: &str, problem: String| {
+            Err(SourceError::new(
+                name,
+                SourceErrorKind::Unsupported,
+                problem,
+            ))
+        };
+        let mut writes = Vec::new();
+        for (path, required) in &self.files {
+            let name = path.display().to_string();
+            match content.layers.iter().find(|layer| layer.name == name) {
+                Some(layer) => writes.push((path.as_path(), layer.text.as_str())),
+                None if *required => {
+                    return refuse(&name, "the version to restore has no content for it".into())
+                }
+                None if path.exists() => {
+                    return refuse(
+                        &name,
+                        "this optional overlay exists now but did not in the version to restore: \
+                         move it away first"
+                            .into(),
+                    )
+                }
+                None => {}
+            }
+        }
+        if let Some(stray) = content.layers.iter().find(|layer| {
+            !writes
+                .iter()
+                .any(|(path, _)| path.display().to_string() == layer.name)
+        }) {
+            return refuse(
+                &stray.name,
+                "the version to restore has this file, which this source no longer reads".into(),
+            );
+        }
+        Ok(writes)
     }
 }

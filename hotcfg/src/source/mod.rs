@@ -3,6 +3,7 @@
 mod error;
 mod file;
 mod read;
+mod write;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use crate::load::Format;
 pub use error::{SourceError, SourceErrorKind};
 pub use file::FileSource;
 pub(crate) use read::{hash_file, read_bytes, ReadFailure};
+pub(crate) use write::{sync_dir, write_atomic};
 
 /// Files larger than this are refused unless [`FileSource::max_bytes`] says otherwise.
 pub const DEFAULT_MAX_BYTES: u64 = 4 * 1024 * 1024;
@@ -135,5 +137,24 @@ pub trait Source: fmt::Debug + Send + Sync + 'static {
     /// Files to watch for changes (empty for sources that are not files).
     fn files(&self) -> Vec<PathBuf> {
         Vec::new()
+    }
+
+    /// Makes `content`, an earlier version read back from its snapshot, the source's current
+    /// content, so that the source stays the truth after a revert
+    /// ([`Reloader::revert_to`](crate::Reloader::revert_to)): the next read returns it. `live`
+    /// is the version the engine has live (a store compares its revision before writing). A
+    /// file source replaces each file atomically; an etcd key is written with a
+    /// compare-and-swap. The default refuses ([`SourceErrorKind::Unsupported`]).
+    fn restore(
+        &self,
+        content: &SourceContent,
+        live: Option<&SourceIdentity>,
+    ) -> Result<(), SourceError> {
+        let _ = (content, live);
+        Err(SourceError::new(
+            self.name(),
+            SourceErrorKind::Unsupported,
+            "this source cannot write an earlier version back (it only reads)",
+        ))
     }
 }
