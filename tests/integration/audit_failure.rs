@@ -51,6 +51,9 @@ fn engine_on_small_disk(
         .handler("limits", steps.clone())
         .audit_log(disk.path("audit.jsonl"))
         .audit_failure(on_failure)
+        // The record's own write is what fails here; a lost snapshot fails the same way
+        // (tests/integration/revert.rs).
+        .snapshots_kept(0)
         .build()
         .unwrap();
     Some((reloader, sandbox, disk, steps))
@@ -235,17 +238,25 @@ fn the_daemon_can_be_told_to_continue_when_its_audit_log_cannot_be_written() {
             .find(|e| e["result"] == "applied" && e["summary"].as_str().is_some_and(applied_n))
             .unwrap_or_else(|| panic!("no applied event for max_concurrent = {n}: {history}"))
     };
-    let warned = (4..100)
-        .map(|n| make_live(&mut client, n))
-        .find(|event| event["summary"].as_str().unwrap().contains("warning"))
-        .expect("a reload whose audit record could not be written, applied");
+    // The snapshot of the content (a new file) is the first write to fail, then the record.
+    let lost_record = "the audit record of this reload was not written: ";
+    let mut warnings = Vec::new();
+    for n in 4..100 {
+        let summary = make_live(&mut client, n)["summary"].to_string();
+        if summary.contains("warning") {
+            warnings.push(summary.clone());
+        }
+        if summary.contains(lost_record) {
+            break;
+        }
+    }
+    let first = warnings.first().expect("a reload applied with a warning");
     assert!(
-        warned["summary"]
-            .as_str()
-            .unwrap()
-            .contains("warning: the audit record of this reload was not written: "),
-        "{warned}"
+        first.contains("warning: cannot keep the snapshot of this version in "),
+        "{first}"
     );
+    let last = warnings.last().unwrap();
+    assert!(last.contains(lost_record), "{warnings:?}");
     assert!(daemon.stderr().contains("audit"), "{}", daemon.stderr());
 
     disk.free();

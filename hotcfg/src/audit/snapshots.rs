@@ -221,13 +221,13 @@ impl Snapshots {
     /// Finds the content generation `generation` applied: the newest record of the log at
     /// `audit_log` that committed it, and its snapshot, checked.
     pub fn find(&self, audit_log: &Path, generation: u64) -> Result<Restorable, SnapshotError> {
-        let records = read_records(audit_log)?;
-        let record = newest_commit(&records, generation)
-            .ok_or_else(|| SnapshotError::NotRecorded {
+        let mut records = read_records(audit_log)?;
+        let index =
+            newest_commit(&records, generation).ok_or_else(|| SnapshotError::NotRecorded {
                 generation,
                 log: audit_log.to_path_buf(),
-            })?
-            .clone();
+            })?;
+        let record = records.swap_remove(index);
         let Some(id) = &record.snapshot else {
             return Err(SnapshotError::NotKept {
                 generation,
@@ -250,25 +250,39 @@ impl Snapshots {
         audit_log: &Path,
         records: &[AuditRecord],
     ) -> BTreeMap<u64, Result<PathBuf, SnapshotError>> {
+        self.marks(audit_log, records)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, mark)| Some((records[i].generation, mark?)))
+            .collect()
+    }
+
+    /// For each record: `Some` on the record [`find`](Snapshots::find) would choose for its
+    /// generation, saying whether it can be restored; `None` on the others.
+    pub(crate) fn marks(
+        &self,
+        audit_log: &Path,
+        records: &[AuditRecord],
+    ) -> Vec<Option<Result<PathBuf, SnapshotError>>> {
         let generations: BTreeSet<u64> = records
             .iter()
             .filter(|r| r.result == "applied")
             .map(|r| r.generation)
             .collect();
-        generations
-            .into_iter()
-            .filter_map(|generation| {
-                let record = newest_commit(records, generation)?;
-                let state = match &record.snapshot {
-                    Some(id) => self.read(generation, id).map(|_| self.path_of(id)),
-                    None => Err(SnapshotError::NotKept {
-                        generation,
-                        log: audit_log.to_path_buf(),
-                    }),
-                };
-                Some((generation, state))
-            })
-            .collect()
+        let mut marks: Vec<_> = records.iter().map(|_| None).collect();
+        for generation in generations {
+            let Some(index) = newest_commit(records, generation) else {
+                continue;
+            };
+            marks[index] = Some(match &records[index].snapshot {
+                Some(id) => self.read(generation, id).map(|_| self.path_of(id)),
+                None => Err(SnapshotError::NotKept {
+                    generation,
+                    log: audit_log.to_path_buf(),
+                }),
+            });
+        }
+        marks
     }
 
     /// Removes the oldest snapshots (by the time they were last applied) beyond the limit, never
@@ -293,16 +307,21 @@ impl Snapshots {
     }
 }
 
-/// The newest record that committed `generation`: preferring one that names a snapshot.
-fn newest_commit(records: &[AuditRecord], generation: u64) -> Option<&AuditRecord> {
-    let mut of_generation = records
-        .iter()
-        .rev()
-        .filter(|r| r.generation == generation && r.result == "applied");
-    let newest = of_generation.clone().next()?;
+/// The index of the newest record that committed `generation`: preferring one that names a
+/// snapshot.
+fn newest_commit(records: &[AuditRecord], generation: u64) -> Option<usize> {
+    let of_generation = || {
+        records
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, r)| r.generation == generation && r.result == "applied")
+            .map(|(i, _)| i)
+    };
+    let newest = of_generation().next()?;
     Some(
-        of_generation
-            .find(|r| r.snapshot.is_some())
+        of_generation()
+            .find(|i| records[*i].snapshot.is_some())
             .unwrap_or(newest),
     )
 }
