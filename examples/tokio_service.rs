@@ -1,6 +1,6 @@
-//! hotcfg in a tokio service: an async handler that rebuilds a connection pool (started from the
-//! first configuration through the same code), an async subscriber that logs, request handlers
-//! reading the live configuration wait-free, the file watcher and SIGHUP as tasks on the
+//! hotcfg in a tokio (axum) service: an async handler that rebuilds a connection pool (started
+//! from the first configuration through the same code), an async subscriber that logs, request
+//! handlers reading the live configuration wait-free, the file watcher and SIGHUP as tasks on the
 //! service's runtime, and a reload awaited from async code (as an admin endpoint would). Runs
 //! once through an edit and exits. The README's tokio example is the code between the
 //! `README: begin` and `README: end` lines (a test checks that they agree).
@@ -12,11 +12,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Request;
+use axum::routing::{get, post};
+use axum::Router;
 use hotcfg::watcher::{ConfigWatcher, WatchOptions};
 use hotcfg::{
-    ApplyContext, AsyncReloadSubscriber, AsyncScopeHandler, BoxFuture, FileSource, HotReload,
-    ReloadEvent, Reloader, StepFuture,
+    ApplyContext, AsyncReloadSubscriber, AsyncScopeHandler, BoxFuture, FileSource, Handle,
+    HotReload, ReloadEvent, Reloader, StepFuture,
 };
+use tower::ServiceExt;
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
 struct Config {
@@ -59,6 +65,28 @@ impl AsyncReloadSubscriber for LogReloads {
 }
 // README: end
 
+// README: begin
+/// What the service's request handlers share.
+#[derive(Clone)]
+struct App {
+    config: Handle<Config>,
+    reloader: Reloader<Config>,
+    pool: Arc<Pool>,
+}
+
+/// `GET /`: one wait-free read of the live configuration per request.
+async fn status(State(app): State<App>) -> String {
+    let config = app.config.load();
+    let pool = app.pool.size.load(Ordering::SeqCst);
+    format!("{} connection(s), pool has {pool}", config.connections)
+}
+
+/// `POST /admin/reload`: awaits a reload; the runtime keeps serving meanwhile.
+async fn admin_reload(State(app): State<App>) -> String {
+    app.reloader.reload().await.to_string()
+}
+// README: end
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
@@ -71,24 +99,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .async_subscriber(LogReloads) // logs every reload from a task of its own
         .build_async()
         .await?;
-    let handle = reloader.handle();
     // Everything on this runtime: the file watcher and SIGHUP are tasks, reloading through
     // `trigger_async`.
     let runtime = tokio::runtime::Handle::current();
     let watcher = ConfigWatcher::spawn_on(reloader.clone(), WatchOptions::default(), &runtime)?;
     let _sighup = hotcfg::reload_on_sighup_task(reloader.clone(), &runtime)?;
 
-    // A request handler: one wait-free read of the live configuration per request.
-    let request = |n: u32| {
-        let config = handle.load();
-        let pool = pool.size.load(Ordering::SeqCst);
-        println!(
-            "request {n}: {} connection(s), pool has {pool}",
-            config.connections
-        );
-    };
+    let app = Router::new()
+        .route("/", get(status))
+        .route("/admin/reload", post(admin_reload))
+        .with_state(App {
+            config: reloader.handle(),
+            reloader: reloader.clone(),
+            pool,
+        });
     // README: end
-    request(1);
+    // The example sends its requests to the router directly (no socket): see `call`.
+    println!("GET /: {}", call(&app, "GET", "/").await?);
 
     // An operator saves the file: the watcher's task reloads.
     let mut events = reloader.events();
@@ -96,17 +123,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::rename(dir.path().join(".service.toml.tmp"), &path)?;
     let event = tokio::time::timeout(Duration::from_secs(10), events.recv()).await??;
     println!("watcher: {event}");
-    request(2);
+    println!("GET /: {}", call(&app, "GET", "/").await?);
 
-    // An admin endpoint awaits a reload.
-    // README: begin
-    // e.g. from POST /admin/reload:
-    let event = reloader.reload().await;
-    // README: end
-    println!("admin: {event}");
+    // An admin asks for a reload: nothing new to apply.
+    println!(
+        "POST /admin/reload: {}",
+        call(&app, "POST", "/admin/reload").await?
+    );
     watcher.stop().await;
     tokio::time::sleep(Duration::from_millis(50)).await; // let the subscriber print
     Ok(())
 }
 
 const CONNECTIONS_8: &str = "listen = \"127.0.0.1:8080\"\nconnections = 8\n";
+
+/// One request through `app`, as a server would hand it over; the response body as text.
+async fn call(app: &Router, method: &str, uri: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::empty())?;
+    let response = app.clone().oneshot(request).await?;
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
