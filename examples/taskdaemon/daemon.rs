@@ -280,7 +280,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
     let triggers = match &etcd_source {
         // The follower triggers reloads; SIGHUP re-reads the key.
         Some(_) => crate::triggers::start_signal_only(&reloader)?,
-        None => crate::triggers::start(&reloader)?,
+        None => crate::triggers::start(&reloader).await?,
     };
     Ok(Running {
         reloader,

@@ -9,15 +9,12 @@ use crate::config::TaskDaemonConfig;
 
 /// Starts the file watcher and the SIGHUP handler on the current runtime; they stop when the
 /// returned guards drop.
-pub fn start(
+pub async fn start(
     reloader: &Reloader<TaskDaemonConfig>,
 ) -> Result<Vec<Box<dyn std::any::Any + Send>>, String> {
-    let watcher = ConfigWatcher::spawn_on(
-        reloader.clone(),
-        WatchOptions::default(),
-        &Handle::current(),
-    )
-    .map_err(|e| format!("cannot watch the configuration: {e}"))?;
+    let watcher = ConfigWatcher::watch_async(reloader.clone(), WatchOptions::default())
+        .await
+        .map_err(|e| format!("cannot watch the configuration: {e}"))?;
     tracing::info!(backend = ?watcher.mode(), "watching the configuration files");
     let mut guards = start_signal_only(reloader)?;
     guards.push(Box::new(watcher));

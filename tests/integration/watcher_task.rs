@@ -4,11 +4,11 @@
 #![cfg(unix)]
 
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hotcfg::watcher::{Backend, ConfigWatcher};
+use hotcfg::watcher::{notify, Backend, ConfigWatcher, NativeEvents, NativeFactory};
 use hotcfg::{FileSource, ReloadEvent, ReloadResult, Reloader, Trigger};
 use hotcfg_tests::{wait_until, Sandbox};
 use tokio::runtime::{Builder, Handle};
@@ -119,6 +119,37 @@ fn a_watcher_task_applies_edits_on_both_runtime_flavours_and_both_backends() {
                 || watcher.stats().triggers >= 2,
             );
         }
+    }
+}
+
+#[test]
+fn watch_async_sets_up_off_the_calling_thread_and_watches_on_both_runtime_flavours() {
+    for (flavour, runtime) in DrivenRuntime::each() {
+        let sandbox = Sandbox::new();
+        let rig = simple_rig(&sandbox, 1);
+        let set_up_on = Arc::new(Mutex::new(None));
+        let record = Arc::clone(&set_up_on);
+        let factory: NativeFactory = Arc::new(move |native: NativeEvents| {
+            *record.lock().unwrap() = Some(std::thread::current().id());
+            let watcher =
+                <notify::RecommendedWatcher as notify::Watcher>::new(native, Default::default())?;
+            Ok(Box::new(watcher) as Box<dyn notify::Watcher + Send>)
+        });
+        let options = options(Mode::Task).native_watcher(factory);
+        // This thread polls the future (`Handle::block_on`): the set-up must not run here.
+        let watcher = runtime
+            .handle()
+            .block_on(ConfigWatcher::watch_async(rig.reloader.clone(), options))
+            .expect("the watcher task starts");
+        let set_up_on = set_up_on
+            .lock()
+            .unwrap()
+            .expect("the native watcher was made");
+        assert_ne!(set_up_on, std::thread::current().id(), "{flavour}");
+        let file = Trigger::File(sandbox.path("config.toml"));
+        atomic_write(&sandbox, "value = 2");
+        expect_applied(&rig, &format!("{flavour}: the atomic save"), file, 2);
+        runtime.handle().block_on(watcher.stop());
     }
 }
 

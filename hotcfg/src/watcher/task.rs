@@ -68,6 +68,43 @@ impl ConfigWatcher {
         Self::spawn_engine(Box::new(reloader), options, runtime)
     }
 
+    /// [`spawn_on`](ConfigWatcher::spawn_on) the current runtime, with the set-up (reading the
+    /// files, placing the watches, a dry run) on its blocking pool rather than the calling task's
+    /// thread.
+    ///
+    /// ```
+    /// # use hotcfg::{FileSource, HotReload, Reloader};
+    /// # #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, HotReload)]
+    /// # struct Config { #[reload(scope = "limits")] workers: usize }
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("app.toml");
+    /// # std::fs::write(&path, "workers = 2")?;
+    /// use hotcfg::watcher::{Backend, ConfigWatcher, WatchOptions};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let reloader = Reloader::<Config>::builder(FileSource::new(&path)).build_async().await?;
+    /// let watcher = ConfigWatcher::watch_async(reloader, WatchOptions::default()).await?;
+    /// assert_eq!(watcher.mode(), Backend::Native);
+    /// watcher.stop().await;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub async fn watch_async<C>(
+        reloader: Reloader<C>,
+        options: WatchOptions,
+    ) -> Result<Self, WatchError>
+    where
+        C: HotReload + DeserializeOwned + Send + Sync,
+    {
+        let runtime = RuntimeHandle::current();
+        off_runtime(move || Self::spawn_engine(Box::new(reloader), options, &runtime)).await
+    }
+
     fn spawn_engine(
         engine: Box<dyn Engine>,
         options: WatchOptions,
