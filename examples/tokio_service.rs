@@ -99,8 +99,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .async_subscriber(LogReloads) // logs every reload from a task of its own
         .build_async()
         .await?;
-    // Everything on this runtime: the file watcher and SIGHUP are tasks, reloading through
-    // `trigger_async`.
+    // Everything on this runtime: the file watcher and SIGHUP are tasks; their reloads run on
+    // its blocking pool.
     let runtime = tokio::runtime::Handle::current();
     let watcher = ConfigWatcher::spawn_on(reloader.clone(), WatchOptions::default(), &runtime)?;
     let _sighup = hotcfg::reload_on_sighup_task(reloader.clone(), &runtime)?;

@@ -1,5 +1,5 @@
 //! What makes the daemon reload: edits of its files (the watcher) and SIGHUP, both as tasks on
-//! the daemon's runtime, reloading through the async API (`trigger_async`).
+//! the daemon's runtime, their reloads off its workers (on the blocking pool).
 
 use hotcfg::watcher::{ConfigWatcher, WatchOptions};
 use hotcfg::Reloader;

@@ -181,8 +181,9 @@ impl<C: HotConfig> Reloader<C> {
         awaiting::off_worker(|| self.trigger_here(trigger))
     }
 
-    /// [`trigger`](Reloader::trigger) on this thread.
-    fn trigger_here(&self, trigger: Trigger) -> Arc<ReloadEvent> {
+    /// [`trigger`](Reloader::trigger) on this thread (which must not be a runtime worker when
+    /// there are async handlers).
+    pub(crate) fn trigger_here(&self, trigger: Trigger) -> Arc<ReloadEvent> {
         let ticket = self.inner.requested.fetch_add(1, Ordering::SeqCst) + 1;
         let mut state = self.lock();
         if state.covered >= ticket {

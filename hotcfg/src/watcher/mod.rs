@@ -8,8 +8,8 @@
 //!
 //! The watcher runs on a thread of its own ([`ConfigWatcher::start`]), or as a task on a tokio
 //! runtime ([`ConfigWatcher::spawn_on`]) for services that want everything there: the same code
-//! and behaviour, its file reads and dry runs on the runtime's blocking pool, its reloads through
-//! [`Reloader::trigger_async`].
+//! and behaviour, its file reads, dry runs and reloads on the runtime's blocking pool (where
+//! [`Reloader::trigger_async`] runs a reload too).
 //!
 //! ```
 //! use std::time::Duration;

@@ -1,25 +1,25 @@
 //! The watcher as a task on a tokio runtime: the thread's work ([`Worker`]) driven by the
-//! runtime's timer and a channel. The steps that read files and dry-run the engine run on the
-//! runtime's blocking pool, reloads go through [`Reloader::trigger_async`]: no worker thread of
-//! the runtime ever waits on a file or a handler.
+//! runtime's timer and a channel. Each step (reading files, the dry run, and a reload right after
+//! it, as [`Reloader::trigger_async`] runs one) runs on the runtime's blocking pool: no worker
+//! thread of the runtime ever waits on a file or a handler.
 
-use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use serde::de::DeserializeOwned;
 use tokio::runtime::Handle as RuntimeHandle;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use super::worker::{Engine, Reload, Worker};
+use super::worker::{Engine, Worker};
 use super::{prepare, ConfigWatcher, Msg, Outbox, Runner, WatchError, WatchOptions};
 use crate::engine::off_runtime;
 use crate::{HotReload, Reloader};
 
 impl ConfigWatcher {
     /// [`start`](ConfigWatcher::start) as a task on `runtime` instead of a thread: the same
-    /// debounce, symlink and hazard handling (the same code), reloads through
-    /// [`Reloader::trigger_async`]. Returns once the watches are in place (setting them up reads
-    /// the files once, on this thread). Stops when dropped (the task is aborted; a reload it
+    /// debounce, symlink and hazard handling (the same code); its file reads, dry runs and
+    /// reloads run on the runtime's blocking pool, as [`Reloader::trigger_async`] runs a
+    /// reload. Returns once the watches are in place (setting them up reads the files once, on
+    /// this thread: [`watch_async`](ConfigWatcher::watch_async) does it on the blocking pool). Stops when dropped (the task is aborted; a reload it
     /// triggered still completes) or with [`stop`](ConfigWatcher::stop)`().await`, and when the
     /// runtime shuts down.
     ///
@@ -165,26 +165,13 @@ async fn run(mut worker: Worker, mut rx: UnboundedReceiver<Msg>) {
             Ok(None) => return,
             Err(_timeout) => {}
         }
-        let reload;
-        (worker, reload) = step(worker).await;
-        if let Some(reload) = reload {
-            let file: PathBuf = reload.file.clone();
-            let triggered = worker.engine.trigger_async(file).await;
-            worker.reloaded(reload, triggered);
-        }
+        // Reading files, the dry run and the reload after it: on the blocking pool.
+        worker = off_runtime(move || {
+            if worker.step() {
+                worker.look();
+            }
+            worker
+        })
+        .await;
     }
-}
-
-/// A step and, when one is due, a look, on the blocking pool (they read files and run a dry
-/// run): the reload to trigger, if any.
-async fn step(mut worker: Worker) -> (Worker, Option<Reload>) {
-    off_runtime(move || {
-        let reload = if worker.step() {
-            worker.consider()
-        } else {
-            None
-        };
-        (worker, reload)
-    })
-    .await
 }

@@ -2,9 +2,7 @@
 //! (or polls), debounces, looks at the content, and triggers.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -32,10 +30,9 @@ pub(crate) trait Engine: Send + 'static {
     fn generation(&self) -> u64;
     /// A dry run of the current content.
     fn look(&self) -> Look;
-    /// Reloads because `file` changed.
+    /// Reloads because `file` changed, on this thread: the watcher's own, or (for the watcher's
+    /// task) one of the runtime's blocking threads; never a runtime worker.
     fn trigger(&self, file: PathBuf) -> Triggered;
-    /// [`trigger`](Engine::trigger) for the watcher's task: awaits the reload.
-    fn trigger_async(&self, file: PathBuf) -> Pin<Box<dyn Future<Output = Triggered> + Send>>;
 }
 
 /// How a reload the watcher triggered went, as far as the watcher cares.
@@ -90,12 +87,10 @@ where
     }
 
     fn trigger(&self, file: PathBuf) -> Triggered {
-        triggered(&Reloader::trigger(self, Trigger::File(file)))
-    }
-
-    fn trigger_async(&self, file: PathBuf) -> Pin<Box<dyn Future<Output = Triggered> + Send>> {
-        let reloader = self.clone();
-        Box::pin(async move { triggered(&*reloader.trigger_async(Trigger::File(file)).await) })
+        // What `trigger_async` runs on the blocking pool. Not `Reloader::trigger`, which refuses
+        // on a current-thread runtime with async handlers: it cannot tell a blocking thread (where
+        // driving those handlers is fine) from the runtime's own.
+        triggered(&Reloader::trigger_here(self, Trigger::File(file)))
     }
 }
 
@@ -118,8 +113,8 @@ fn triggered(event: &ReloadEvent) -> Triggered {
 
 /// A reload the watcher decided on: the file it is attributed to, and what the files held when
 /// looked at.
-pub(crate) struct Reload {
-    pub file: PathBuf,
+struct Reload {
+    file: PathBuf,
     current: BTreeMap<PathBuf, FileState>,
 }
 
@@ -307,7 +302,9 @@ impl Worker {
         self.reconcile();
     }
 
-    /// The debounce is over: reload if the bytes changed and look complete.
+    /// The debounce is over: reload if the bytes changed and look complete. The reload follows
+    /// the dry run at once, on this thread: the shorter the moment between them, the smaller the
+    /// chance that a writer starts again in between.
     pub fn look(&mut self) {
         if let Some(reload) = self.consider() {
             let triggered = self.engine.trigger(reload.file.clone());
@@ -317,7 +314,7 @@ impl Worker {
 
     /// The look without the reload: whether the bytes changed and look complete, so that
     /// [`reloaded`](Worker::reloaded) follows a reload triggered now.
-    pub fn consider(&mut self) -> Option<Reload> {
+    fn consider(&mut self) -> Option<Reload> {
         self.stats.checks += 1;
         let stamped = stamps(&self.files);
         let current = fingerprint(&self.files);
@@ -385,7 +382,7 @@ impl Worker {
     }
 
     /// After the reload `reload` asked for, which came to `triggered`.
-    pub fn reloaded(&mut self, reload: Reload, triggered: Triggered) {
+    fn reloaded(&mut self, reload: Reload, triggered: Triggered) {
         self.stats.triggers += 1;
         if triggered == Triggered::ReadFailedForNow {
             if !self.read_failed_for_now {

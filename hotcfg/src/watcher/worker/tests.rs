@@ -39,9 +39,6 @@ impl Engine for FakeEngine {
             outcomes.remove(0)
         }
     }
-    fn trigger_async(&self, _: PathBuf) -> Pin<Box<dyn Future<Output = Triggered> + Send>> {
-        unreachable!("the tests drive the worker as its thread does")
-    }
 }
 
 type Triggers = Arc<Mutex<Vec<PathBuf>>>;
