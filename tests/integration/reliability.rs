@@ -314,6 +314,8 @@ fn run_model(policy: RestartPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
         pending: false,
     };
     let mut attempts = 0usize;
+    // The startup event: what the first unrecorded `unchanged` must match.
+    let mut last_recorded = reloader.last_event();
     let mut file = initial.clone();
     // The file's text and what it parses and validates to.
     let mut current: (String, Option<Model>) = (render(&initial), Some(initial.clone()));
@@ -431,17 +433,7 @@ fn run_model(policy: RestartPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
             while let Ok(event) = events.try_recv() {
                 broadcast.push(event);
             }
-            for event in &returned {
-                // Only a reload finding the bytes already reported live is not recorded again
-                // (issue 14): it answers `unchanged`.
-                prop_assert!(
-                    broadcast.iter().any(|b| Arc::ptr_eq(b, event))
-                        || event.result == ReloadResult::Unchanged,
-                    "{}: a returned event was not recorded: {}",
-                    at,
-                    event
-                );
-            }
+            last_recorded = check_unrecorded(last_recorded, &broadcast, &returned, &at)?;
             let generations: Vec<u64> = broadcast.iter().map(|e| e.generation).collect();
             prop_assert!(
                 generations.windows(2).all(|w| w[0] <= w[1]),
@@ -489,6 +481,44 @@ fn run_model(policy: RestartPolicy, ops: &[Op]) -> Result<(), TestCaseError> {
         .map_err(|e| TestCaseError::fail(format!("the audit log does not verify: {e}")))?;
     prop_assert_eq!(records.len(), attempts + 1);
     Ok(())
+}
+
+/// Checks that the `returned` events missing from `broadcast` were rightly left unrecorded: only
+/// a reload finding the bytes the last recorded event reported live (issue 14) is not recorded
+/// again, and it answers `unchanged`. Attempts run one at a time, so their start times order
+/// them. Returns the last recorded event, for the next step.
+fn check_unrecorded(
+    mut last_recorded: Arc<ReloadEvent>,
+    broadcast: &[Arc<ReloadEvent>],
+    returned: &[Arc<ReloadEvent>],
+    at: &str,
+) -> Result<Arc<ReloadEvent>, TestCaseError> {
+    let mut timeline: Vec<(&Arc<ReloadEvent>, bool)> =
+        broadcast.iter().map(|e| (e, true)).collect();
+    for event in returned {
+        if !timeline.iter().any(|(seen, _)| Arc::ptr_eq(seen, event)) {
+            timeline.push((event, false));
+        }
+    }
+    timeline.sort_by_key(|(event, _)| event.timestamp);
+    let sha = |event: &ReloadEvent| event.source.as_ref().map(|s| s.sha256.clone());
+    for (event, recorded) in timeline {
+        if recorded {
+            last_recorded = Arc::clone(event);
+            continue;
+        }
+        prop_assert!(
+            event.result == ReloadResult::Unchanged
+                && last_recorded.result.is_ok()
+                && sha(event).is_some()
+                && sha(event) == sha(&last_recorded),
+            "{}: a returned event was not recorded: {} (the last recorded one: {})",
+            at,
+            event,
+            last_recorded
+        );
+    }
+    Ok(last_recorded)
 }
 
 /// The generations of the distinct events among `events` that applied something, in order.
