@@ -266,4 +266,74 @@ mod tests {
         assert_eq!(record.trigger, AuditTrigger::of_kind("file"));
         assert_eq!(record.trigger.to_string(), "file");
     }
+
+    fn event(trigger: Trigger, result: ReloadResult) -> ReloadEvent {
+        ReloadEvent {
+            generation: 4,
+            timestamp: std::time::SystemTime::UNIX_EPOCH,
+            trigger,
+            source: None,
+            changes: crate::Diff::empty(),
+            result,
+            duration: std::time::Duration::from_micros(1_500),
+        }
+    }
+
+    // Kills the mutants of `from_event` that change the duration's unit (`*` into `+` or `/`)
+    // or drop the `Failed` or `Incomplete` arm: the rollback's errors join the error.
+    #[test]
+    fn a_failed_reload_is_recorded_with_its_rollback_and_its_duration_in_milliseconds() {
+        let rollback = Rollback::Incomplete {
+            errors: vec!["rollback of `b`: stuck".to_string()],
+        };
+        let failed = ReloadResult::Failed {
+            error: crate::ReloadError::Handler {
+                scope: "a".to_string(),
+                message: "busy".to_string(),
+            },
+            rollback,
+        };
+        let record = AuditRecord::from_event(&event(Trigger::Manual, failed), "prev".into());
+        assert_eq!(record.duration_ms, 1.5);
+        assert_eq!(record.result, "failed");
+        assert!(record.rollback);
+        assert_eq!(
+            record.error.as_deref(),
+            Some(
+                "handler for scope `a` failed: busy; rollback incomplete (rollback of `b`: \
+                 stuck); readers keep the previous configuration, but those subsystems may still \
+                 run the refused one"
+            )
+        );
+        assert_eq!((record.generation, record.prev.as_str()), (4, "prev"));
+    }
+
+    // Kills the mutant that drops the `Rejected` arm: the reason is the record's error.
+    #[test]
+    fn a_rejection_is_recorded_with_its_reason_and_no_rollback() {
+        let rejected = ReloadResult::Rejected {
+            reason: "restart needed".to_string(),
+            refused: Vec::new(),
+        };
+        let record = AuditRecord::from_event(&event(Trigger::Manual, rejected), String::new());
+        assert_eq!(record.error.as_deref(), Some("restart needed"));
+        assert!(!record.rollback);
+    }
+
+    // Kills the mutants that drop the `File` or `Remote` arm of the trigger's conversion.
+    #[test]
+    fn triggers_are_recorded_with_their_file_or_remote_change() {
+        let file = AuditTrigger::from(&Trigger::File("/etc/app/cert.pem".into()));
+        assert_eq!(file.to_string(), "file /etc/app/cert.pem");
+        let remote = AuditTrigger::from(&Trigger::Remote(RemoteChange {
+            store: "etcd".to_string(),
+            key: "app/config.toml".to_string(),
+            revision: 42,
+            cause: crate::RemoteCause::Watched,
+        }));
+        assert_eq!(
+            remote.to_string(),
+            "remote etcd app/config.toml revision 42 (watched)"
+        );
+    }
 }
