@@ -21,6 +21,7 @@ use hotcfg::{HotReload, Pipeline, ReloadResult, Reloader, RestartPolicy, Violati
 use hotcfg_tests::{Rendezvous, Sandbox};
 
 mod catchup;
+mod revert;
 
 /// The longest any single condition is waited for.
 const LIMIT: Duration = Duration::from_secs(15);

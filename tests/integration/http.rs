@@ -775,3 +775,75 @@ fn metrics_parse_as_prometheus_text_and_match_the_events() {
         "{samples:?}"
     );
 }
+
+/// `POST /api/revert` (issue 17): behind the token, a dry run, the revert itself with the file
+/// written back and the audit record naming the target, and clear errors.
+#[test]
+fn the_daemon_reverts_to_a_chosen_generation_over_http() {
+    let daemon = start("");
+    let addr = &http(&daemon);
+    daemon.edit(|t| t.replace("max_concurrent = 2", "max_concurrent = 5"));
+    let reload = request(addr, "POST", "/api/reload", Some(TOKEN), "");
+    assert_eq!(reload.status, 200, "{}", reload.text());
+    assert_eq!(status(&daemon)["generation"], 2);
+
+    let body = r#"{"generation": 1}"#;
+    let anonymous = request(addr, "POST", "/api/revert", None, body);
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text());
+
+    let dry = r#"{"generation": 1, "dry_run": true}"#;
+    let plan = request(addr, "POST", "/api/revert", Some(TOKEN), dry);
+    assert_eq!(plan.status, 200, "{}", plan.text());
+    let plan = plan.json();
+    assert_eq!(plan["plan"]["decision"], "apply", "{plan}");
+    assert_eq!(plan["plan"]["changes"][0]["path"], "limits.max_concurrent");
+    assert_eq!(
+        status(&daemon)["generation"],
+        2,
+        "a dry run changes nothing"
+    );
+
+    let history = get_json(addr, "/api/history", TOKEN);
+    assert_eq!(
+        history["restorable"],
+        serde_json::json!([1, 2]),
+        "{history}"
+    );
+
+    let reply = request(addr, "POST", "/api/revert", Some(TOKEN), body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let reply = reply.json();
+    assert_eq!(reply["result"], "applied", "{reply}");
+    assert_eq!(reply["generation"], 3);
+    assert_eq!(reply["trigger"]["kind"], "revert");
+    assert_eq!(reply["trigger"]["generation"], 1);
+    let now = status(&daemon);
+    assert_eq!(
+        (now["generation"].clone(), now["max_concurrent"].clone()),
+        (3.into(), 2.into())
+    );
+    assert!(current_text(&daemon).contains("max_concurrent = 2\n"));
+    let record = daemon.audit_record(3);
+    assert_eq!(record["trigger"]["kind"], "revert", "{record}");
+    assert_eq!(record["trigger"]["generation"], 1);
+
+    let missing = request(
+        addr,
+        "POST",
+        "/api/revert",
+        Some(TOKEN),
+        r#"{"generation": 9}"#,
+    );
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert!(
+        missing.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("applied generation 9"),
+        "{}",
+        missing.text()
+    );
+    let bad = request(addr, "POST", "/api/revert", Some(TOKEN), r#"{"gen": 1}"#);
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert_eq!(status(&daemon)["generation"], 3);
+}

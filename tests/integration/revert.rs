@@ -565,3 +565,127 @@ fn under_continue_a_lost_snapshot_is_a_warning_and_the_record_names_none() {
         RevertError::Snapshot(SnapshotError::NotKept { generation: 2, .. })
     ));
 }
+
+mod cli {
+    //! `rollback --to GEN` and `history` on the command line.
+
+    use super::*;
+    use hotcfg::cli::{Cli, Command, EXIT_INVALID, EXIT_OK};
+    use hotcfg::Pipeline;
+
+    fn cli(max: u32) -> Cli<Config> {
+        Cli::from(Pipeline::<Config>::new().validator(
+            move |config: &Config, v: &mut Violations| {
+                if config.workers > max {
+                    v.push("workers", format!("at most {max} workers today"));
+                }
+            },
+        ))
+    }
+
+    fn run(cli: &Cli<Config>, command: Command) -> (u8, String) {
+        let mut out = Vec::new();
+        let code = cli.run(&command, &mut out);
+        (code, String::from_utf8(out).unwrap())
+    }
+
+    fn rollback(setup: &Setup, to: u64, dry_run: bool) -> Command {
+        Command::Rollback {
+            to,
+            config: setup.path.clone(),
+            audit_log: setup.sandbox.path("audit.jsonl"),
+            dry_run,
+            json: false,
+        }
+    }
+
+    #[test]
+    fn rollback_writes_the_file_back_and_the_running_engine_applies_it_as_an_edit() {
+        let setup = setup();
+        let (code, out) = run(&cli(100), rollback(&setup, 1, false));
+        assert_eq!(code, EXIT_OK, "{out}");
+        assert!(out.contains("workers"), "the plan is shown: {out}");
+        let sha = sha256_hex(text(2).as_bytes());
+        assert!(
+            out.ends_with(&format!(
+                "restored {} to the content of generation 1 (sha256 {}): a process watching it \
+                 applies it as an edit of the file\n",
+                setup.path.display(),
+                &sha[..12]
+            )),
+            "{out}"
+        );
+        assert_eq!(std::fs::read_to_string(&setup.path).unwrap(), text(2));
+        let event = setup.reloader.reload_now();
+        assert_eq!(event.source.as_ref().unwrap().sha256, sha);
+        assert_eq!(setup.reloader.handle().load().workers, 2);
+    }
+
+    #[test]
+    fn a_dry_run_shows_the_plan_and_writes_nothing() {
+        let setup = setup();
+        let (code, out) = run(&cli(100), rollback(&setup, 2, true));
+        assert_eq!(code, EXIT_OK, "{out}");
+        assert!(out.contains("workers") && out.contains("8 -> 4"), "{out}");
+        assert!(
+            out.ends_with(&format!("dry run: {} not written\n", setup.path.display())),
+            "{out}"
+        );
+        assert_eq!(std::fs::read_to_string(&setup.path).unwrap(), text(8));
+    }
+
+    #[test]
+    fn rollback_refuses_content_todays_checks_refuse_and_a_missing_generation() {
+        let setup = setup();
+        let (code, out) = run(&cli(3), rollback(&setup, 2, false));
+        assert_eq!(code, EXIT_INVALID, "{out}");
+        assert!(out.contains("at most 3 workers today"), "{out}");
+        assert!(
+            out.ends_with("nothing restored: generation 2's content would be refused today\n"),
+            "{out}"
+        );
+        assert_eq!(std::fs::read_to_string(&setup.path).unwrap(), text(8));
+
+        let (code, out) = run(&cli(100), rollback(&setup, 7, false));
+        assert_eq!(code, EXIT_INVALID, "{out}");
+        assert_eq!(
+            out,
+            format!(
+                "nothing restored: no record in {} applied generation 7\n",
+                setup.sandbox.path("audit.jsonl").display()
+            )
+        );
+    }
+
+    #[test]
+    fn rollback_replaces_a_file_that_cannot_be_used() {
+        let setup = setup();
+        setup.sandbox.write("app.toml", "workers = = broken");
+        let (code, out) = run(&cli(100), rollback(&setup, 2, false));
+        assert_eq!(code, EXIT_OK, "{out}");
+        assert!(out.contains("the current file cannot be used"), "{out}");
+        assert_eq!(std::fs::read_to_string(&setup.path).unwrap(), text(4));
+    }
+
+    #[test]
+    fn history_marks_the_versions_rollback_can_restore() {
+        let setup = setup();
+        let id = records(&setup.sandbox)[0].snapshot.clone().unwrap();
+        std::fs::remove_file(setup.sandbox.path("audit.snapshots").join(id)).unwrap();
+        let history = Command::History {
+            audit_log: setup.sandbox.path("audit.jsonl"),
+            verify: false,
+        };
+        let (code, out) = run(&cli(100), history);
+        assert_eq!(code, EXIT_OK, "{out}");
+        let marks: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("restorable") || l.contains("snapshot"))
+            .map(str::trim)
+            .collect();
+        assert_eq!(marks.len(), 3, "{out}");
+        assert!(marks[0].starts_with("not restorable: the snapshot of generation 1 is missing"));
+        assert_eq!(marks[1], "restorable: rollback --to 2");
+        assert_eq!(marks[2], "restorable: rollback --to 3");
+    }
+}

@@ -1,4 +1,5 @@
-//! `GET /api/history`: the recent reload events, oldest first, and the audit log's verification.
+//! `GET /api/history`: the recent reload events, oldest first, the audit log's verification, and
+//! the generations `POST /api/revert` can restore.
 
 use std::sync::Arc;
 
@@ -35,5 +36,16 @@ pub async fn get(State(api): State<Arc<Api>>) -> Result<Json<Value>, ApiError> {
             }
         }
     };
-    Ok(Json(json!({ "events": events, "audit": audit })))
+    // The generations `POST /api/revert` can restore (none without an audit log).
+    let reloader = api.reloader.clone();
+    let restorable: Vec<u64> = blocking(move || reloader.restorable())
+        .await?
+        .map(|generations| {
+            let kept = generations.into_iter().filter(|(_, state)| state.is_ok());
+            kept.map(|(generation, _)| generation).collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(
+        json!({ "events": events, "audit": audit, "restorable": restorable }),
+    ))
 }

@@ -16,6 +16,7 @@ mod metrics;
 mod page;
 mod plan;
 mod reload;
+mod revert;
 mod status;
 mod submit;
 
@@ -96,6 +97,7 @@ pub fn router(api: Arc<Api>, server: &ServerSection) -> Router {
         .route("/api/history", get(history::get))
         .route("/api/jobs/{id}", get(jobs::get))
         .route("/api/plan", post(plan::post))
+        .route("/api/revert", post(revert::post))
         .route("/metrics", get(metrics::get))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -36,6 +36,26 @@ pub enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Put back into the configuration file the content generation GEN applied (from its
+    /// snapshot beside the audit log), after checking it and planning it against the file's
+    /// current content; a process watching the file applies it as an edit.
+    Rollback {
+        /// The generation whose content to restore (as `history` lists it).
+        #[arg(long = "to", value_name = "GEN")]
+        to: u64,
+        /// The configuration file to write back.
+        #[arg(long = "config", value_name = "FILE")]
+        config: PathBuf,
+        /// The JSON Lines audit log (its snapshots are in `<name>.snapshots` beside it).
+        #[arg(long = "audit-log", value_name = "PATH")]
+        audit_log: PathBuf,
+        /// Check and plan only; write nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Push FILE to an etcd key: check it, plan it against the value there, then write it only if
     /// the key is still at the revision planned against.
     #[cfg(feature = "etcd")]

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use super::{EXIT_INVALID, EXIT_OK};
-use crate::audit::{verify_audit_log, AuditRecord};
+use crate::audit::{verify_audit_log, AuditRecord, SnapshotError, Snapshots};
 
 pub(super) fn history(path: &PathBuf, verify: bool, out: &mut dyn Write) -> std::io::Result<u8> {
     let records = if verify {
@@ -24,8 +24,10 @@ pub(super) fn history(path: &PathBuf, verify: bool, out: &mut dyn Write) -> std:
             }
         }
     };
-    for record in &records {
+    let marks = Snapshots::beside(path).marks(path, &records);
+    for (record, mark) in records.iter().zip(marks) {
         write_record(record, out)?;
+        write_mark(record.generation, mark, out)?;
     }
     if verify {
         let repairs = records.iter().filter(|r| r.recovered.is_some()).count();
@@ -88,4 +90,19 @@ fn write_record(record: &AuditRecord, out: &mut dyn Write) -> std::io::Result<()
         writeln!(out, "    {}", error.replace('\n', "\n    "))?;
     }
     Ok(())
+}
+
+/// Whether `rollback --to GEN` can restore the version a record applied: said on the record
+/// `rollback` would take (the newest of its generation); nothing for versions recorded without
+/// a snapshot.
+fn write_mark(
+    generation: u64,
+    mark: Option<Result<PathBuf, SnapshotError>>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match mark {
+        Some(Ok(_)) => writeln!(out, "    restorable: rollback --to {generation}"),
+        Some(Err(SnapshotError::NotKept { .. })) | None => Ok(()),
+        Some(Err(err)) => writeln!(out, "    not restorable: {err}"),
+    }
 }

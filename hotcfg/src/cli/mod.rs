@@ -1,6 +1,17 @@
 //! Operator commands every application with a [`HotReload`](crate::HotReload) configuration
-//! gets: `check`, `plan`, `fields` and `history` (feature `cli`); with the `schemars` feature,
-//! `schema` (see [`Cli::with_json_schema`]).
+//! gets: `check`, `plan`, `fields`, `history` and `rollback` (feature `cli`); with the `schemars`
+//! feature, `schema` (see [`Cli::with_json_schema`]).
+//!
+//! `history --audit-log PATH` marks each version that `rollback` can restore
+//! (`restorable: rollback --to GEN`), or why not (its snapshot pruned or corrupt).
+//! `rollback --to GEN --config FILE --audit-log PATH [--dry-run] [--json]` takes the content
+//! generation GEN applied from its snapshot beside the audit log, checks it with the same
+//! [`Pipeline`] and prints its plan against FILE's current content; unless it would be refused
+//! (or `--dry-run`), it writes FILE back atomically (its mode kept). It never talks to a running
+//! process: that process's watcher applies the file as any edit, so its audit record says trigger
+//! `file` with the restored sha256. For a `revert` record naming the generation, call
+//! [`Reloader::revert_to`](crate::Reloader::revert_to) in the process (the task daemon's
+//! `POST /api/revert`).
 //!
 //! Flatten [`Command`] into the application's own clap parser and call [`Cli::run`]:
 //!
@@ -41,8 +52,8 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 ([`EXIT_OK`]) | success: valid; a plan that would apply or change nothing; pushed; the fleet converged |
-//! | 1 ([`EXIT_INVALID`]) | the input is invalid or unreadable (or an audit log does not verify); nothing pushed |
-//! | 3 ([`EXIT_REJECTED`]) | the plan would be rejected (`push`: written, but running nodes will refuse it) |
+//! | 1 ([`EXIT_INVALID`]) | the input is invalid or unreadable (or an audit log does not verify; or `rollback`'s generation cannot be restored); nothing pushed or restored |
+//! | 3 ([`EXIT_REJECTED`]) | the plan would be rejected (`push`: written, but running nodes will refuse it; `rollback`: nothing written) |
 //! | 4 ([`EXIT_CONFLICT`]) | `push` refused: the key changed since the revision planned against; nothing written |
 //! | 5 ([`EXIT_ETCD`]) | etcd cannot be reached or refused the request; nothing written |
 //! | 6 ([`EXIT_NOT_CONVERGED`]) | `fleet-status`: some node has not applied the key's current revision or is not watching it, an expected node is missing (or no node reports) |
@@ -54,6 +65,7 @@ mod fleet_status;
 mod history;
 #[cfg(feature = "etcd")]
 mod push;
+mod rollback;
 #[cfg(feature = "schemars")]
 mod schema;
 
@@ -187,6 +199,22 @@ impl<C: HotConfig> Cli<C> {
             } => self.plan(current, file, *json, out),
             Command::Fields => fields::<C>(out).map(|()| EXIT_OK),
             Command::History { audit_log, verify } => history(audit_log, *verify, out),
+            Command::Rollback {
+                to,
+                config,
+                audit_log,
+                dry_run,
+                json,
+            } => {
+                let request = rollback::RollbackRequest {
+                    to: *to,
+                    file: config,
+                    audit_log,
+                    dry_run: *dry_run,
+                    json: *json,
+                };
+                self.rollback(&request, out)
+            }
             #[cfg(feature = "schemars")]
             Command::Schema => schema::schema(self.json_schema, out),
             #[cfg(feature = "etcd")]

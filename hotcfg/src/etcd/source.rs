@@ -4,7 +4,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use super::client::{Entry, EtcdClient, EtcdError, Listing};
+use super::client::{Entry, EtcdClient, EtcdError, Listing, Swap};
 use crate::source::{hex, sha256_hex, SourceErrorKind};
 use crate::{Format, Layer, Source, SourceContent, SourceError, SourceIdentity};
 
@@ -274,6 +274,45 @@ impl Source for EtcdSource {
 
     fn name(&self) -> String {
         self.identity_path()
+    }
+
+    /// Writes the version back to the key with a compare-and-swap on the revision the engine has
+    /// live (as a push does): refused, writing nothing, when another writer changed the key
+    /// since, and for a prefix (many keys, not one write).
+    fn restore(
+        &self,
+        content: &SourceContent,
+        live: Option<&SourceIdentity>,
+    ) -> Result<(), SourceError> {
+        let name = self.name();
+        let refuse =
+            |problem: String| SourceError::new(&name, SourceErrorKind::Unsupported, problem);
+        if self.prefix {
+            return Err(refuse(
+                "a prefix is many keys, not one write: push the version to each key".into(),
+            ));
+        }
+        let layer = match content.layers.as_slice() {
+            [layer] if layer.name == name => layer,
+            _ => {
+                return Err(refuse(format!(
+                    "the version to restore came from {}, not from this key",
+                    content.identity.path
+                )))
+            }
+        };
+        let expected = live.and_then(|identity| identity.revision).unwrap_or(0);
+        match self
+            .client
+            .put_if_revision(&self.key, layer.text.as_bytes(), expected)
+        {
+            Ok(Swap::Written(_)) => Ok(()),
+            Ok(Swap::Conflict { current }) => Err(refuse(format!(
+                "the key changed since revision {expected}, the live one (it is at revision \
+                 {current}): another writer; nothing was written"
+            ))),
+            Err(err) => Err(failed_read(name.clone(), &err)),
+        }
     }
 }
 

@@ -198,7 +198,11 @@ impl FileSource {
         let mut writes = Vec::new();
         for (path, required) in &self.files {
             let name = path.display().to_string();
-            match content.layers.iter().find(|layer| layer.name == name) {
+            match content
+                .layers
+                .iter()
+                .find(|layer| same_file(&layer.name, path))
+            {
                 Some(layer) => writes.push((path.as_path(), layer.text.as_str())),
                 None if *required => {
                     return refuse(&name, "the version to restore has no content for it".into())
@@ -214,16 +218,28 @@ impl FileSource {
                 None => {}
             }
         }
-        if let Some(stray) = content.layers.iter().find(|layer| {
-            !writes
-                .iter()
-                .any(|(path, _)| path.display().to_string() == layer.name)
-        }) {
+        if let Some(stray) = content
+            .layers
+            .iter()
+            .find(|layer| !writes.iter().any(|(path, _)| same_file(&layer.name, path)))
+        {
             return refuse(
                 &stray.name,
                 "the version to restore has this file, which this source no longer reads".into(),
             );
         }
         Ok(writes)
+    }
+}
+
+/// Whether the layer named `name` (the path as the reading process spelt it) is the file at
+/// `path` (as this source spells it: relative, or through another link).
+fn same_file(name: &str, path: &Path) -> bool {
+    if name == path.display().to_string() {
+        return true;
+    }
+    match (std::fs::canonicalize(name), std::fs::canonicalize(path)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
