@@ -408,7 +408,10 @@ fn a_full_disk_refuses_submits_keeps_state_and_recovers_when_space_returns() {
             true
         })
         .expect("a reload refused for its audit record");
-    assert_ne!(client.call("status")["max_concurrent"], refused);
+    // The file watcher may be retrying the same edit (applied, then rolled back): wait for it.
+    wait_until("the refused edit to be rolled back", LIMIT, || {
+        client.call("status")["max_concurrent"] != refused
+    });
 
     // Space returns: the daemon recovers without a restart.
     disk.free();
