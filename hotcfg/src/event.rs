@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use crate::engine::ProbationRevert;
 use crate::{Change, ConfigError, Diff, SourceError, SourceIdentity};
 
 /// What started a reload.
@@ -24,10 +25,14 @@ pub enum Trigger {
     /// A revert to the content an earlier generation applied
     /// ([`Reloader::revert_to`](crate::Reloader::revert_to)).
     Revert(RevertTarget),
+    /// Probation reverted a change automatically: which generation, back to which, and why
+    /// (see [`ReloaderBuilder::probation`](crate::ReloaderBuilder::probation)).
+    Probation(ProbationRevert),
 }
 
 impl Trigger {
-    /// The name used in the audit log: `startup`, `file`, `signal`, `manual`, `remote`, `revert`.
+    /// The name used in the audit log: `startup`, `file`, `signal`, `manual`, `remote`,
+    /// `revert`, `probation`.
     pub fn kind(&self) -> &'static str {
         match self {
             Trigger::Startup => "startup",
@@ -36,6 +41,7 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Remote(_) => "remote",
             Trigger::Revert(_) => "revert",
+            Trigger::Probation(_) => "probation",
         }
     }
 }
@@ -46,6 +52,7 @@ impl fmt::Display for Trigger {
             Trigger::File(path) => write!(f, "file {}", path.display()),
             Trigger::Remote(change) => write!(f, "remote {change}"),
             Trigger::Revert(target) => write!(f, "revert {target}"),
+            Trigger::Probation(revert) => write!(f, "probation {revert}"),
             other => f.write_str(other.kind()),
         }
     }

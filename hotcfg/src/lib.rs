@@ -149,6 +149,10 @@ pub use cached::CachedReader;
 pub use class::Class;
 pub use diff::{Change, ChangeKind, Diff, FieldPath, REDACTED};
 pub use engine::{
+    AsyncHealthCheck, ConfirmError, Health, HealthCheck, ProbationRevert, ProbationStatus, Probe,
+    Quarantined, RevertReason, DEFAULT_HEALTH_TIMEOUT,
+};
+pub use engine::{
     BuildError, Pipeline, Reloader, ReloaderBuilder, RevertError, DEFAULT_HISTORY_LEN,
 };
 pub use event::{

@@ -19,10 +19,32 @@ pub const LAST_SUCCESS_TIMESTAMP_SECONDS: &str = "hotcfg_last_success_timestamp_
 /// Counter of audit records that could not be written (see [`AuditFailure`](crate::AuditFailure)).
 pub const AUDIT_WRITE_FAILURES_TOTAL: &str = "hotcfg_audit_write_failures_total";
 /// Counter of reverts that made an earlier version live, labelled `reason` (`requested`: by
-/// [`Reloader::revert_to`](crate::Reloader::revert_to)).
+/// [`Reloader::revert_to`](crate::Reloader::revert_to); `unhealthy`, `check_panicked`,
+/// `check_timeout`, `unconfirmed`: by probation, see [`RevertReason`](crate::RevertReason)).
 pub const REVERTS_TOTAL: &str = "hotcfg_reverts_total";
 /// Gauge: restart-only fields whose new value waits for a restart.
 pub const PENDING_RESTART_FIELDS: &str = "hotcfg_pending_restart_fields";
+
+/// Counter of probation reverts that failed (the change stays live), labelled `reason` as
+/// [`REVERTS_TOTAL`].
+pub const REVERT_FAILURES_TOTAL: &str = "hotcfg_revert_failures_total";
+/// Gauge: source contents quarantined (reverted, not applied again until they change).
+pub const QUARANTINED_VERSIONS: &str = "hotcfg_quarantined_versions";
+
+/// Counts one probation revert: done, or failed (the change stays live).
+pub(crate) fn reverted(reason: &'static str, done: bool) {
+    let name = if done {
+        REVERTS_TOTAL
+    } else {
+        REVERT_FAILURES_TOTAL
+    };
+    metrics::counter!(name, "reason" => reason).increment(1);
+}
+
+/// Sets how many contents are quarantined.
+pub(crate) fn quarantined(count: usize) {
+    metrics::gauge!(QUARANTINED_VERSIONS).set(count as f64);
+}
 
 /// Counts one audit record that could not be written.
 pub(crate) fn audit_write_failed() {

@@ -18,6 +18,7 @@ mod json_schema;
 mod lists;
 mod locations;
 mod plan_prepare;
+mod probation;
 mod props;
 mod readme;
 mod reliability;

@@ -60,8 +60,8 @@ pub struct AuditRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct AuditTrigger {
-    /// `startup`, `file`, `signal`, `manual`, `remote` or `revert` (`open` on a `recovered`
-    /// record).
+    /// `startup`, `file`, `signal`, `manual`, `remote`, `revert` or `probation` (`open` on a
+    /// `recovered` record).
     pub kind: String,
     /// `file`: the file that changed (the configuration, or a file it refers to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +84,12 @@ pub struct AuditTrigger {
     /// `revert`: the SHA-256 of the content restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// `probation`: the generation reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted: Option<u64>,
+    /// `probation`: why (`unhealthy: ...`, `not confirmed within 30s`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl AuditTrigger {
@@ -115,6 +121,10 @@ impl From<&Trigger> for AuditTrigger {
                 audit.generation = Some(*generation);
                 audit.sha256 = Some(sha256.clone());
             }
+            Trigger::Probation(revert) => {
+                audit.reverted = Some(revert.reverted);
+                audit.reason = Some(revert.reason.to_string());
+            }
             _ => {}
         }
         audit
@@ -141,6 +151,12 @@ impl fmt::Display for AuditTrigger {
         }
         if let Some(sha256) = &self.sha256 {
             write!(f, " (sha256 {})", &sha256[..12.min(sha256.len())])?;
+        }
+        if let Some(reverted) = self.reverted {
+            write!(f, " of generation {reverted}")?;
+        }
+        if let Some(reason) = &self.reason {
+            write!(f, ": {reason}")?;
         }
         Ok(())
     }

@@ -10,6 +10,8 @@ use std::time::{Instant, SystemTime};
 use tokio::runtime::Handle as RuntimeHandle;
 
 use super::awaiting;
+use super::probation::ProbationSetup;
+use super::probation_cell::ProbationCell;
 use super::recorder::Recorder;
 use super::referenced::Referenced;
 use super::{Inner, Pipeline, Reloader, State};
@@ -91,6 +93,8 @@ pub struct ReloaderBuilder<C: HotReload> {
     async_runtime: RuntimeSlot,
     has_async: bool,
     async_subscribers: Vec<Arc<dyn AsyncReloadSubscriber>>,
+    /// Set by `probation`, `confirm_within` and their options (`probation_api.rs`).
+    pub(super) probation: ProbationSetup<C>,
 }
 
 impl<C: HotReload> fmt::Debug for ReloaderBuilder<C> {
@@ -120,6 +124,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             async_runtime: RuntimeSlot::default(),
             has_async: false,
             async_subscribers: Vec::new(),
+            probation: ProbationSetup::default(),
         }
     }
 
@@ -405,7 +410,12 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             covered: 0,
             last_event: event,
         };
-        Ok(Reloader {
+        let runtime = self.async_runtime.get().cloned();
+        let probation = self
+            .probation
+            .enabled()
+            .then(|| Arc::new(ProbationCell::new(self.probation)));
+        let reloader = Reloader {
             inner: Arc::new(Inner {
                 source: self.source,
                 pipeline: self.pipeline,
@@ -416,8 +426,11 @@ impl<C: HotConfig> ReloaderBuilder<C> {
                 has_async: self.has_async,
                 requested: AtomicU64::new(0),
                 state: Mutex::new(state),
+                probation,
             }),
-        })
+        };
+        super::probation_thread::start(&reloader, runtime);
+        Ok(reloader)
     }
 
     /// [`build`](ReloaderBuilder::build) for async code: on a blocking thread, so that async
@@ -432,7 +445,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
 
     /// Sets the runtime async handlers run on: given, or the current one.
     fn capture_runtime(&self) -> Result<(), BuildError> {
-        if !self.has_async && self.async_subscribers.is_empty() {
+        if !self.has_async && self.async_subscribers.is_empty() && !self.probation.needs_runtime() {
             return Ok(());
         }
         let runtime = match &self.runtime {

@@ -9,11 +9,19 @@
 //!   `decide` is the pure decision; `scope_graph` orders the scopes.
 //! - `recorder`: history, published state, audit log, metrics, broadcast and subscribers.
 //! - `referenced`: the files `#[reload(watch)]` fields name, hashed.
+//! - `probation` (types), `probation_cell` (state), `probation_thread` (the checker),
+//!   `probation_revert` (start, quarantine, revert), `probation_api` (public calls): safety after
+//!   the commit.
 
 mod awaiting;
 mod builder;
 pub(crate) mod decide;
 mod pipeline;
+mod probation;
+mod probation_api;
+mod probation_cell;
+mod probation_revert;
+mod probation_thread;
 mod recorder;
 mod referenced;
 mod revert;
@@ -30,6 +38,10 @@ use tokio::sync::broadcast;
 pub(crate) use awaiting::off_runtime;
 pub use builder::{BuildError, ReloaderBuilder, DEFAULT_HISTORY_LEN};
 pub use pipeline::Pipeline;
+pub use probation::{
+    AsyncHealthCheck, ConfirmError, Health, HealthCheck, ProbationRevert, ProbationStatus, Probe,
+    Quarantined, RevertReason, DEFAULT_HEALTH_TIMEOUT,
+};
 pub use revert::RevertError;
 
 use crate::diff::{Change, Diff};
@@ -39,6 +51,7 @@ use crate::handlers::{Handlers, Step};
 use crate::hot_reload::{HotConfig, HotReload};
 use crate::plan::{Plan, PlanOptions, RestartPolicy};
 use crate::source::{Source, SourceContent, SourceError};
+use probation_cell::ProbationCell;
 use recorder::{Published, Recorder};
 use referenced::{Hashes, Referenced};
 use run::Record;
@@ -114,6 +127,8 @@ struct Inner<C: HotReload> {
     requested: AtomicU64,
     /// Held for a whole attempt: one reload at a time.
     state: Mutex<State>,
+    /// Set up with `probation` or `confirm_within`: the change on probation, the quarantine.
+    probation: Option<Arc<ProbationCell<C>>>,
 }
 
 /// What the engine knows between attempts; only the attempt holding the lock changes it.

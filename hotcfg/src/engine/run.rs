@@ -2,6 +2,7 @@
 //! commit prepares every affected handler (any may veto), applies them in dependency order
 //! (rolling back on failure) and only then stores the new version with one atomic swap.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::decide::Decided;
@@ -38,14 +39,14 @@ pub(super) enum Record {
 }
 
 /// When and why an attempt started: what its event (and its audit record) is stamped with.
-struct Stamp {
-    started: Instant,
-    timestamp: SystemTime,
-    trigger: Trigger,
+pub(super) struct Stamp {
+    pub(super) started: Instant,
+    pub(super) timestamp: SystemTime,
+    pub(super) trigger: Trigger,
 }
 
 impl Stamp {
-    fn event(
+    pub(super) fn event(
         &self,
         generation: u64,
         source: Option<SourceIdentity>,
@@ -102,16 +103,17 @@ struct Read<'a> {
 }
 
 /// A decided candidate on its way to the handlers and the store.
-struct Commit<'a, C> {
-    live: &'a Snapshot<C>,
-    effective: C,
-    effective_diff: Diff,
-    pending: Vec<Change>,
-    identity: Option<SourceIdentity>,
-    /// What the source held: its snapshot is kept with the commit's audit record.
-    content: &'a SourceContent,
-    changes: &'a Diff,
-    stamp: &'a Stamp,
+pub(super) struct Commit<'a, C> {
+    pub(super) live: &'a Snapshot<C>,
+    pub(super) effective: C,
+    pub(super) effective_diff: Diff,
+    pub(super) pending: Vec<Change>,
+    pub(super) identity: Option<SourceIdentity>,
+    /// What the source held: its snapshot is kept with the commit's audit record (`None`: a
+    /// probation revert, whose content's snapshot was kept when it was first committed).
+    pub(super) content: Option<&'a SourceContent>,
+    pub(super) changes: &'a Diff,
+    pub(super) stamp: &'a Stamp,
 }
 
 impl<C: HotConfig> Reloader<C> {
@@ -160,6 +162,20 @@ impl<C: HotConfig> Reloader<C> {
         let identity = Some(content.identity.clone());
         // The bytes' hash, with the environment overlay's variables when there is one.
         let sha256 = inner.pipeline.content_key(&content);
+        if let Some((reason, record)) = self.quarantine_refusal(&sha256) {
+            let result = ReloadResult::Rejected {
+                reason,
+                refused: Vec::new(),
+            };
+            let changes = Diff::empty();
+            return Attempt {
+                generation,
+                source: identity,
+                changes,
+                result,
+                record,
+            };
+        }
         if state.last_hash.as_deref() == Some(sha256.as_str())
             && (inner.referenced.changes(live.config(), &state.referenced).0).is_empty()
         {
@@ -213,7 +229,7 @@ impl<C: HotConfig> Reloader<C> {
     fn carry_out(
         &self,
         state: &mut State,
-        live: &Snapshot<C>,
+        live: &Arc<Snapshot<C>>,
         decided: Decided<C>,
         read: Read<'_>,
     ) -> (u64, ReloadResult, Record) {
@@ -261,12 +277,14 @@ impl<C: HotConfig> Reloader<C> {
                     effective_diff,
                     pending,
                     identity: read.identity,
-                    content: read.content,
+                    content: Some(read.content),
                     changes: read.changes,
                     stamp: read.stamp,
                 };
                 match self.commit(commit) {
                     Ok((generation, result)) => {
+                        // The version live before is what a revert would restore.
+                        self.begin_probation(state, live, &read.sha256);
                         state.last_hash = Some(read.sha256);
                         state.referenced = read.hashes;
                         state.pending = result.pending_restart().to_vec();
@@ -281,7 +299,10 @@ impl<C: HotConfig> Reloader<C> {
     /// Prepare every affected handler (any may veto), apply them in dependency order (rolling
     /// back on failure), then store the new version with one atomic swap. `Err` is the outcome of
     /// a veto or a failure; the live version is unchanged then.
-    fn commit(&self, commit: Commit<'_, C>) -> Result<(u64, ReloadResult), ReloadResult> {
+    pub(super) fn commit(
+        &self,
+        commit: Commit<'_, C>,
+    ) -> Result<(u64, ReloadResult), ReloadResult> {
         let next = commit.live.generation() + 1;
         let handlers = &self.inner.handlers;
         let order = self.inner.pipeline.scope_order(&commit.effective_diff);
@@ -325,7 +346,7 @@ impl<C: HotConfig> Reloader<C> {
         );
         let recorder = &self.inner.recorder;
         let result = recorder
-            .audit_commit(&record, Some(commit.content))
+            .audit_commit(&record, commit.content)
             .map_err(|error| {
                 let rollback = applied_handlers.rollback(&step);
                 tracing::error!(%error, %rollback, "reload failed");
