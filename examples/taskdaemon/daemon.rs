@@ -41,6 +41,8 @@ pub struct EtcdSettings {
     pub key: String,
     /// Defaults to HOSTNAME:PORT.
     pub node_id: Option<String>,
+    /// TLS and user for a secured etcd.
+    pub access: hotcfg::cli::EtcdAccess,
 }
 
 /// A started daemon.
@@ -300,7 +302,9 @@ fn etcd_source(settings: &EtcdSettings) -> Result<hotcfg::etcd::EtcdSource, Stri
     if settings.key.is_empty() {
         return Err("--etcd needs --key KEY".into());
     }
-    let client = hotcfg::etcd::EtcdClient::new(hotcfg::etcd::split_endpoints(&settings.endpoints))
+    let client = settings
+        .access
+        .client(&settings.endpoints, hotcfg::etcd::EtcdOptions::default())
         .map_err(|e| e.to_string())?;
     Ok(
         hotcfg::etcd::EtcdSource::for_key(client, settings.key.clone())

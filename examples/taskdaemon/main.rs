@@ -15,6 +15,8 @@
 //!
 //! ```text
 //! taskdaemon --etcd 127.0.0.1:2379 --key taskdaemon/config [--node-id ID]   # follow a key
+//!   (a secured etcd: --etcd-ca FILE [--etcd-cert FILE --etcd-key FILE] [--etcd-user NAME
+//!   --etcd-password-file FILE], on this and on the commands below)
 //! taskdaemon push FILE --etcd 127.0.0.1:2379 --key taskdaemon/config [--dry-run] [--expect-revision REV]
 //! taskdaemon fleet-status --etcd 127.0.0.1:2379 --key taskdaemon/config [--json]
 //! ```
@@ -83,6 +85,11 @@ struct Options {
     #[cfg(feature = "etcd")]
     #[arg(long = "node-id", value_name = "ID", requires = "etcd")]
     node_id: Option<String>,
+    /// TLS and user for a secured etcd (--etcd-ca, --etcd-cert, --etcd-key, --etcd-user,
+    /// --etcd-password-file).
+    #[cfg(feature = "etcd")]
+    #[command(flatten)]
+    etcd_access: hotcfg::cli::EtcdAccess,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -141,6 +148,7 @@ fn main() -> ExitCode {
                 endpoints,
                 key: options.key.unwrap_or_default(),
                 node_id: options.node_id,
+                access: options.etcd_access,
             }),
         }))
     };

@@ -45,6 +45,9 @@ pub enum Command {
         /// etcd endpoints, comma-separated (`127.0.0.1:2379,10.0.0.2:2379`).
         #[arg(long = "etcd", value_name = "ENDPOINTS")]
         etcd: String,
+        /// TLS and user for a secured etcd.
+        #[command(flatten)]
+        access: crate::cli::EtcdAccess,
         /// The key the fleet follows.
         #[arg(long, value_name = "KEY")]
         key: String,
@@ -61,6 +64,9 @@ pub enum Command {
         /// etcd endpoints, comma-separated.
         #[arg(long = "etcd", value_name = "ENDPOINTS")]
         etcd: String,
+        /// TLS and user for a secured etcd.
+        #[command(flatten)]
+        access: crate::cli::EtcdAccess,
         /// The key the fleet follows (a prefix when it ends with `/`).
         #[arg(long, value_name = "KEY")]
         key: String,

@@ -23,7 +23,10 @@
 //! assert!(table.contains("limits"));
 //! ```
 //!
-//! With the `etcd` feature there are two fleet commands (see the `etcd` module):
+//! With the `etcd` feature there are two fleet commands (see the `etcd` module). Both reach a
+//! secured etcd with the flags of [`EtcdAccess`]: `--etcd-ca FILE` (TLS), `--etcd-cert FILE
+//! --etcd-key FILE` (a client certificate), `--etcd-user NAME` with `--etcd-password-file FILE`
+//! or the `HOTCFG_ETCD_PASSWORD` environment variable.
 //!
 //! - `push FILE --etcd ENDPOINTS --key KEY [--expect-revision REV] [--dry-run]` checks FILE,
 //!   plans it against the value now in etcd (printing the revision planned against), then writes
@@ -48,6 +51,8 @@
 //! | 6 ([`EXIT_NOT_CONVERGED`]) | `fleet-status`: some node has not applied the key's current revision or is not watching it, an expected node is missing (or no node reports) |
 
 mod command;
+#[cfg(feature = "etcd")]
+mod etcd_access;
 mod fields;
 #[cfg(feature = "etcd")]
 mod fleet_status;
@@ -62,6 +67,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 pub use command::Command;
+#[cfg(feature = "etcd")]
+pub use etcd_access::{EtcdAccess, ETCD_PASSWORD_ENV};
 pub use fields::fields;
 #[cfg(feature = "etcd")]
 use fleet_status::fleet_status;
@@ -193,6 +200,7 @@ impl<C: HotConfig> Cli<C> {
             Command::Push {
                 file,
                 etcd,
+                access,
                 key,
                 expect_revision,
                 dry_run,
@@ -200,6 +208,7 @@ impl<C: HotConfig> Cli<C> {
                 let request = push::PushRequest {
                     file,
                     endpoints: etcd,
+                    access,
                     key,
                     expect_revision: *expect_revision,
                     dry_run: *dry_run,
@@ -209,6 +218,7 @@ impl<C: HotConfig> Cli<C> {
             #[cfg(feature = "etcd")]
             Command::FleetStatus {
                 etcd,
+                access,
                 key,
                 status_prefix,
                 expect,
@@ -219,7 +229,8 @@ impl<C: HotConfig> Cli<C> {
                     nodes: expect.clone(),
                     count: *expect_count,
                 };
-                fleet_status(etcd, key, status_prefix.as_deref(), expected, *json, out)
+                let client = access.client(etcd, crate::etcd::EtcdOptions::default());
+                fleet_status(client, key, status_prefix.as_deref(), expected, *json, out)
             }
         };
         result.unwrap_or_else(|err| {

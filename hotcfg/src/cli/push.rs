@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::{Cli, EXIT_CONFLICT, EXIT_ETCD, EXIT_INVALID, EXIT_OK, EXIT_REJECTED};
-use crate::etcd::{split_endpoints, EtcdClient, EtcdSource, FleetStatus, PreparedPush, PushError};
+use crate::etcd::{EtcdClient, EtcdOptions, EtcdSource, FleetStatus, PreparedPush, PushError};
 use crate::hot_reload::HotConfig;
 
 impl PushError {
@@ -23,6 +23,7 @@ impl PushError {
 pub(super) struct PushRequest<'a> {
     pub(super) file: &'a Path,
     pub(super) endpoints: &'a str,
+    pub(super) access: &'a super::EtcdAccess,
     pub(super) key: &'a str,
     pub(super) expect_revision: Option<i64>,
     pub(super) dry_run: bool,
@@ -35,7 +36,10 @@ impl<C: HotConfig> Cli<C> {
         out: &mut dyn Write,
     ) -> std::io::Result<u8> {
         let key = request.key;
-        let client = match EtcdClient::new(split_endpoints(request.endpoints)) {
+        let client = match request
+            .access
+            .client(request.endpoints, EtcdOptions::default())
+        {
             Ok(client) => client,
             Err(err) => {
                 writeln!(out, "nothing pushed: {err}")?;

@@ -94,8 +94,25 @@
 //! - **Concurrent operators.** `push` writes only if the key is still at the revision its plan was
 //!   made against; otherwise nothing is written and it says so.
 //!
-//! Network calls wait at most [`EtcdOptions::request`]; TLS and authentication are not supported
-//! by this build.
+//! Network calls wait at most [`EtcdOptions::request`].
+//!
+//! ## A secured etcd
+//!
+//! [`EtcdClient::with_security`] takes an [`EtcdSecurity`]: [`EtcdTls`] (the CA that signed
+//! etcd's certificate, and a client certificate for an etcd started with `--client-cert-auth`)
+//! and/or a user and password (etcd's `auth enable`), both through `etcd-client`'s own support
+//! (rustls on ring; only the CA given is trusted, never the system's roots). The operator
+//! commands and the task daemon take the same as flags ([`cli::EtcdAccess`](crate::cli::EtcdAccess)).
+//!
+//! - With TLS, endpoints are `https://host:port` or `host:port`; an `http://` endpoint with TLS,
+//!   or an `https://` one without it, is an [`EtcdError::Setup`] before anything connects.
+//! - A handshake that fails is [`EtcdError::Unreachable`] (the follower keeps retrying: a
+//!   certificate may be renewed), its message saying what the failure means: etcd's certificate
+//!   not signed by the CA given, not naming the endpoint, expired; etcd closing the connection to
+//!   a client without a certificate.
+//! - A wrong user or password is [`EtcdError::Refused`] (`etcd refused the user name or password
+//!   (...)`), and so is a missing one when etcd requires authentication. The client renews its
+//!   token when etcd expires it (etcd's `--auth-token-ttl`, 5 minutes by default).
 
 mod backoff;
 mod client;
@@ -108,8 +125,8 @@ mod source;
 mod status;
 
 pub use client::{
-    split_endpoints, Entry, EtcdClient, EtcdError, EtcdOptions, Listing, Swap,
-    DEFAULT_MAX_RESPONSE_BYTES,
+    split_endpoints, Entry, EtcdClient, EtcdError, EtcdOptions, EtcdSecurity, EtcdTls, Listing,
+    Swap, DEFAULT_MAX_RESPONSE_BYTES,
 };
 pub use follower::{EtcdFollower, FollowerOptions, FollowerStats};
 pub use health::{
