@@ -306,10 +306,13 @@ fn etcd_source(settings: &EtcdSettings) -> Result<hotcfg::etcd::EtcdSource, Stri
         .access
         .client(&settings.endpoints, hotcfg::etcd::EtcdOptions::default())
         .map_err(|e| e.to_string())?;
-    Ok(
-        hotcfg::etcd::EtcdSource::for_key(client, settings.key.clone())
-            .format(hotcfg::Format::Toml),
-    )
+    let source = hotcfg::etcd::EtcdSource::for_key(client, settings.key.clone())
+        .format(hotcfg::Format::Toml);
+    // A node named on the command line layers its own override (KEY/nodes/ID) when there is one.
+    Ok(match &settings.node_id {
+        Some(node) => source.node_override(node.clone()),
+        None => source,
+    })
 }
 
 /// This machine's host name, for default node ids.

@@ -81,7 +81,8 @@ struct Options {
     #[cfg(feature = "etcd")]
     #[arg(long, value_name = "KEY", requires = "etcd")]
     key: Option<String>,
-    /// This node's name in the fleet's status reports (default HOSTNAME:PORT).
+    /// This node's name in the fleet's status reports (default HOSTNAME:PORT); when given, the
+    /// node also layers its override KEY/nodes/ID over the key's value, when there is one.
     #[cfg(feature = "etcd")]
     #[arg(long = "node-id", value_name = "ID", requires = "etcd")]
     node_id: Option<String>,

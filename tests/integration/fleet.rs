@@ -21,6 +21,7 @@ use hotcfg::{HotReload, Pipeline, ReloadResult, Reloader, RestartPolicy, Violati
 use hotcfg_tests::{Rendezvous, Sandbox};
 
 mod catchup;
+mod notes;
 mod secured;
 
 /// The longest any single condition is waited for.
@@ -226,12 +227,25 @@ struct Node {
 
 impl Node {
     fn start(etcd: &Etcd, id: &str, policy: RestartPolicy) -> Node {
-        let client = etcd.client();
-        let source = EtcdSource::new(client.clone(), KEY);
-        let reloader = Reloader::<NodeConfig>::builder(source.clone())
+        Node::start_with(EtcdSource::new(etcd.client(), KEY), id, policy, None)
+    }
+
+    /// A node on `source`, recording its reloads in `audit_log` when given.
+    fn start_with(
+        source: EtcdSource,
+        id: &str,
+        policy: RestartPolicy,
+        audit_log: Option<&std::path::Path>,
+    ) -> Node {
+        let client = source.client().clone();
+        let mut builder = Reloader::<NodeConfig>::builder(source.clone())
             .validator(validate)
             .policy(policy)
-            .on_apply("workers", |_| Ok(()))
+            .on_apply("workers", |_| Ok(()));
+        if let Some(path) = audit_log {
+            builder = builder.audit_log(path);
+        }
+        let reloader = builder
             .build()
             .unwrap_or_else(|e| panic!("node {id} cannot start: {e}"));
         let follower = EtcdFollower::start(
@@ -326,6 +340,22 @@ fn push(etcd: &Etcd, file: PathBuf, expect_revision: Option<i64>) -> Op {
         key: KEY.to_string(),
         expect_revision,
         dry_run: false,
+        reason: None,
+        author: None,
+        node: None,
+    }
+}
+
+/// `fleet-status` of [`KEY`], reaching etcd with `access`.
+fn fleet_status_op(etcd: &Etcd, access: hotcfg::cli::EtcdAccess, json: bool) -> Op {
+    Op::FleetStatus {
+        etcd: etcd.endpoint(),
+        access,
+        key: KEY.to_string(),
+        status_prefix: None,
+        expect: Vec::new(),
+        expect_count: None,
+        json,
     }
 }
 
@@ -374,6 +404,9 @@ fn a_pushed_hot_change_reaches_every_node_and_each_reports_it_applied() {
             key: KEY.to_string(),
             expect_revision: None,
             dry_run: true,
+            reason: None,
+            author: None,
+            node: None,
         },
     );
     assert_eq!(code, EXIT_OK, "{out}");
@@ -407,15 +440,7 @@ fn a_pushed_hot_change_reaches_every_node_and_each_reports_it_applied() {
     let fleet_status = || {
         run(
             &cli(RestartPolicy::Reject),
-            Op::FleetStatus {
-                etcd: etcd.endpoint(),
-                access: Default::default(),
-                key: KEY.to_string(),
-                status_prefix: None,
-                expect: Vec::new(),
-                expect_count: None,
-                json: false,
-            },
+            fleet_status_op(&etcd, Default::default(), false),
         )
     };
     let (code, table) = fleet_status();
@@ -535,6 +560,9 @@ fn a_restart_only_push_is_rejected_or_deferred_by_every_node_which_says_so() {
             key: KEY.to_string(),
             expect_revision: None,
             dry_run: true,
+            reason: None,
+            author: None,
+            node: None,
         },
     );
     assert_eq!(code, EXIT_REJECTED, "{out}");

@@ -57,6 +57,15 @@ pub enum Command {
         /// Check and plan against the value in etcd; write nothing.
         #[arg(long = "dry-run")]
         dry_run: bool,
+        /// Why: recorded with the value, in every node's audit record and in fleet-status.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Who pushes (default USER@HOST), recorded with the reason.
+        #[arg(long, value_name = "NAME")]
+        author: Option<String>,
+        /// Push FILE as this node's override (KEY/nodes/ID), layered over the shared value.
+        #[arg(long, value_name = "ID")]
+        node: Option<String>,
     },
     /// Every live node's result for an etcd key: revision, result, pending restart, error.
     #[cfg(feature = "etcd")]

@@ -96,6 +96,32 @@
 //!
 //! Network calls wait at most [`EtcdOptions::request`].
 //!
+//! ## Who and why
+//!
+//! `push --reason TEXT [--author NAME]` ([`PreparedPush::with_change`]) writes a
+//! [`ChangeNote`](crate::ChangeNote) (author, default `USER@HOST`, and reason) as JSON under
+//! `<key>/change` in the same transaction as the value, so both have the same mod revision. A
+//! node reads the note with the value (one transaction of reads) and keeps it only when the
+//! revisions match: a value written by other means (`etcdctl put`) has no author rather than the
+//! previous push's. The note is in the read's [`SourceIdentity::change`](crate::SourceIdentity),
+//! so it is in every node's audit record (`"source": {..., "change": {"author", "reason"}}`), in
+//! its [`NodeStatus::change`], and `fleet-status` shows the key's current one in its first line.
+//! An author or reason longer than 1 KiB or holding control characters is refused by `push`, and
+//! ignored by nodes.
+//!
+//! ## Per-node overrides
+//!
+//! A node started with [`EtcdSource::node_override`] layers its own key, `<key>/nodes/<node id>`,
+//! over the shared value, through the same loader and validation as a file's overlay: say, the one
+//! node that listens elsewhere. `push --node ID FILE` ([`PreparedPush::prepare_for_node`]) checks
+//! FILE merged over the shared value and plans against what that node reads now. The follower
+//! then watches every key that starts with the key and ignores all but the key and its own
+//! override (status reports of other nodes wake it without a reload). A node with an override
+//! reports the newer of the two revisions; `fleet-status` lists the nodes with an override and
+//! counts such a node current when it runs that revision. Overrides are for a key, not a prefix.
+//! Inside a prefix, a key below another key (`<key>/change`, `<key>/nodes/...`) is that key's,
+//! and is not read as a fragment.
+//!
 //! ## A secured etcd
 //!
 //! [`EtcdClient::with_security`] takes an [`EtcdSecurity`]: [`EtcdTls`] (the CA that signed
@@ -115,7 +141,9 @@
 //!   token when etcd expires it (etcd's `--auth-token-ttl`, 5 minutes by default).
 
 mod backoff;
+mod beside;
 mod client;
+mod fleet_table;
 mod follow;
 mod follower;
 mod health;

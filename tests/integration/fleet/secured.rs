@@ -14,7 +14,9 @@ use rcgen::{
     KeyPair, KeyUsagePurpose,
 };
 
-use super::{admin, cli, fast, pushed_revision, run, start_nodes, text, Etcd, KEY};
+use super::{
+    admin, cli, fast, fleet_status_op, pushed_revision, run, start_nodes, text, Etcd, KEY,
+};
 
 /// PEM files of one test CA and a server and a client certificate it signed.
 struct Pki {
@@ -97,18 +99,9 @@ fn push_op(etcd: &Etcd, file: PathBuf, access: EtcdAccess) -> Op {
         key: KEY.to_string(),
         expect_revision: None,
         dry_run: false,
-    }
-}
-
-fn fleet_status_op(etcd: &Etcd, access: EtcdAccess) -> Op {
-    Op::FleetStatus {
-        etcd: etcd.endpoint(),
-        access,
-        key: KEY.to_string(),
-        status_prefix: None,
-        expect: Vec::new(),
-        expect_count: None,
-        json: false,
+        reason: None,
+        author: None,
+        node: None,
     }
 }
 
@@ -134,7 +127,7 @@ fn a_node_push_and_fleet_status_work_over_tls_with_client_certificates() {
     }
     let (code, table) = run(
         &cli(RestartPolicy::Reject),
-        fleet_status_op(&etcd, pki.access()),
+        fleet_status_op(&etcd, pki.access(), false),
     );
     assert_eq!(code, EXIT_OK, "{table}");
     assert!(table.contains("2 node(s); 2 applied"), "{table}");
