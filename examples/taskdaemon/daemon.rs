@@ -41,6 +41,8 @@ pub struct EtcdSettings {
     pub key: String,
     /// Defaults to HOSTNAME:PORT.
     pub node_id: Option<String>,
+    /// TLS and user for a secured etcd.
+    pub access: hotcfg::cli::EtcdAccess,
 }
 
 /// A started daemon.
@@ -300,12 +302,17 @@ fn etcd_source(settings: &EtcdSettings) -> Result<hotcfg::etcd::EtcdSource, Stri
     if settings.key.is_empty() {
         return Err("--etcd needs --key KEY".into());
     }
-    let client = hotcfg::etcd::EtcdClient::new(hotcfg::etcd::split_endpoints(&settings.endpoints))
+    let client = settings
+        .access
+        .client(&settings.endpoints, hotcfg::etcd::EtcdOptions::default())
         .map_err(|e| e.to_string())?;
-    Ok(
-        hotcfg::etcd::EtcdSource::for_key(client, settings.key.clone())
-            .format(hotcfg::Format::Toml),
-    )
+    let source = hotcfg::etcd::EtcdSource::for_key(client, settings.key.clone())
+        .format(hotcfg::Format::Toml);
+    // A node named on the command line layers its own override (KEY/nodes/ID) when there is one.
+    Ok(match &settings.node_id {
+        Some(node) => source.node_override(node.clone()),
+        None => source,
+    })
 }
 
 /// This machine's host name, for default node ids.

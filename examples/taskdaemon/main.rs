@@ -15,6 +15,8 @@
 //!
 //! ```text
 //! taskdaemon --etcd 127.0.0.1:2379 --key taskdaemon/config [--node-id ID]   # follow a key
+//!   (a secured etcd: --etcd-ca FILE [--etcd-cert FILE --etcd-key FILE] [--etcd-user NAME
+//!   --etcd-password-file FILE], on this and on the commands below)
 //! taskdaemon push FILE --etcd 127.0.0.1:2379 --key taskdaemon/config [--dry-run] [--expect-revision REV]
 //! taskdaemon fleet-status --etcd 127.0.0.1:2379 --key taskdaemon/config [--json]
 //! ```
@@ -79,10 +81,16 @@ struct Options {
     #[cfg(feature = "etcd")]
     #[arg(long, value_name = "KEY", requires = "etcd")]
     key: Option<String>,
-    /// This node's name in the fleet's status reports (default HOSTNAME:PORT).
+    /// This node's name in the fleet's status reports (default HOSTNAME:PORT); when given, the
+    /// node also layers its override KEY/nodes/ID over the key's value, when there is one.
     #[cfg(feature = "etcd")]
     #[arg(long = "node-id", value_name = "ID", requires = "etcd")]
     node_id: Option<String>,
+    /// TLS and user for a secured etcd (--etcd-ca, --etcd-cert, --etcd-key, --etcd-user,
+    /// --etcd-password-file).
+    #[cfg(feature = "etcd")]
+    #[command(flatten)]
+    etcd_access: hotcfg::cli::EtcdAccess,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -141,6 +149,7 @@ fn main() -> ExitCode {
                 endpoints,
                 key: options.key.unwrap_or_default(),
                 node_id: options.node_id,
+                access: options.etcd_access,
             }),
         }))
     };

@@ -175,8 +175,8 @@ pub use secret::Secret;
 #[cfg(unix)]
 pub use signal::{reload_on_sighup, reload_on_sighup_task, SignalGuard, SignalTask};
 pub use source::{
-    FileSource, Layer, Source, SourceContent, SourceError, SourceErrorKind, SourceIdentity,
-    DEFAULT_MAX_BYTES,
+    ChangeNote, FileSource, Layer, Source, SourceContent, SourceError, SourceErrorKind,
+    SourceIdentity, DEFAULT_MAX_BYTES,
 };
 pub use validate::{Validate, Violation, Violations};
 pub use watcher::{ConfigWatcher, WatchError, WatchMode, WatchOptions};

@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use hotcfg::cli::{Cli, Command as Op, EXIT_CONFLICT, EXIT_OK, EXIT_REJECTED};
 use hotcfg::etcd::{
-    EtcdClient, EtcdFollower, EtcdOptions, EtcdSource, FollowerOptions, NodeResult, NodeStatus,
-    PreparedPush, PushError,
+    EtcdClient, EtcdFollower, EtcdOptions, EtcdSecurity, EtcdSource, FollowerOptions, NodeResult,
+    NodeStatus, PreparedPush, PushError,
 };
 use hotcfg::{HotReload, Pipeline, ReloadResult, Reloader, RestartPolicy, Violations};
 use hotcfg_tests::{Rendezvous, Sandbox};
 
 mod catchup;
+mod notes;
+mod secured;
 mod revert;
 
 /// The longest any single condition is waited for.
@@ -36,6 +38,12 @@ struct Etcd {
     dir: tempfile::TempDir,
     client_port: u16,
     peer_port: u16,
+    /// `https` when the server has TLS arguments.
+    scheme: &'static str,
+    /// Extra server arguments (TLS files).
+    server_args: Vec<String>,
+    /// How this test's clients reach it (TLS, user): plain by default.
+    security: EtcdSecurity,
 }
 
 /// Two free loopback ports (held together while chosen, so they differ).
@@ -56,15 +64,33 @@ fn etcd_binary() -> PathBuf {
 
 impl Etcd {
     fn start() -> Etcd {
+        Etcd::start_with(None)
+    }
+
+    /// Starts a server; with `tls`, serving clients over TLS with these arguments (certificate
+    /// files), reached by this test's clients with `security`.
+    fn start_with(tls: Option<(Vec<String>, EtcdSecurity)>) -> Etcd {
         let (client_port, peer_port) = free_ports();
+        let (scheme, server_args, security) = match tls {
+            Some((args, security)) => ("https", args, security),
+            None => ("http", Vec::new(), EtcdSecurity::new()),
+        };
         let mut etcd = Etcd {
             child: None,
             dir: tempfile::tempdir().expect("create a data directory"),
             client_port,
             peer_port,
+            scheme,
+            server_args,
+            security,
         };
         etcd.run_on(client_port);
         etcd
+    }
+
+    /// A client of this server as this test's clients reach it.
+    fn client(&self) -> EtcdClient {
+        EtcdClient::with_security([self.endpoint()], fast(), self.security.clone()).unwrap()
     }
 
     fn endpoint(&self) -> String {
@@ -79,7 +105,7 @@ impl Etcd {
     /// and waits until it answers.
     fn run_on(&mut self, port: u16) {
         assert!(self.child.is_none(), "etcd is already running");
-        let client_url = format!("http://127.0.0.1:{port}");
+        let client_url = format!("{}://127.0.0.1:{port}", self.scheme);
         let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
         let log = File::options()
             .create(true)
@@ -99,6 +125,7 @@ impl Etcd {
             .arg(format!("--initial-cluster=fleet-test={peer_url}"))
             .arg("--heartbeat-interval=20")
             .arg("--election-timeout=200")
+            .args(&self.server_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -116,7 +143,8 @@ impl Etcd {
     /// Polls a client until the server answers a read, or fails naming what it waited for.
     fn wait_ready(&mut self, port: u16) {
         let endpoint = format!("127.0.0.1:{port}");
-        let client = EtcdClient::with_options([endpoint.clone()], fast()).unwrap();
+        let client =
+            EtcdClient::with_security([endpoint.clone()], fast(), self.security.clone()).unwrap();
         let start = Instant::now();
         let mut last = String::new();
         while start.elapsed() < LIMIT {
@@ -200,12 +228,25 @@ struct Node {
 
 impl Node {
     fn start(etcd: &Etcd, id: &str, policy: RestartPolicy) -> Node {
-        let client = EtcdClient::with_options([etcd.endpoint()], fast()).unwrap();
-        let source = EtcdSource::new(client.clone(), KEY);
-        let reloader = Reloader::<NodeConfig>::builder(source.clone())
+        Node::start_with(EtcdSource::new(etcd.client(), KEY), id, policy, None)
+    }
+
+    /// A node on `source`, recording its reloads in `audit_log` when given.
+    fn start_with(
+        source: EtcdSource,
+        id: &str,
+        policy: RestartPolicy,
+        audit_log: Option<&std::path::Path>,
+    ) -> Node {
+        let client = source.client().clone();
+        let mut builder = Reloader::<NodeConfig>::builder(source.clone())
             .validator(validate)
             .policy(policy)
-            .on_apply("workers", |_| Ok(()))
+            .on_apply("workers", |_| Ok(()));
+        if let Some(path) = audit_log {
+            builder = builder.audit_log(path);
+        }
+        let reloader = builder
             .build()
             .unwrap_or_else(|e| panic!("node {id} cannot start: {e}"));
         let follower = EtcdFollower::start(
@@ -258,7 +299,7 @@ fn start_nodes(etcd: &Etcd, count: usize, policy: RestartPolicy) -> Vec<Node> {
 }
 
 fn admin(etcd: &Etcd) -> EtcdClient {
-    EtcdClient::with_options([etcd.endpoint()], fast()).unwrap()
+    etcd.client()
 }
 
 /// Polls `check` every 20 ms for at most [`LIMIT`] until it gives `Ok`; on timeout panics with
@@ -296,9 +337,26 @@ fn push(etcd: &Etcd, file: PathBuf, expect_revision: Option<i64>) -> Op {
     Op::Push {
         file,
         etcd: etcd.endpoint(),
+        access: Default::default(),
         key: KEY.to_string(),
         expect_revision,
         dry_run: false,
+        reason: None,
+        author: None,
+        node: None,
+    }
+}
+
+/// `fleet-status` of [`KEY`], reaching etcd with `access`.
+fn fleet_status_op(etcd: &Etcd, access: hotcfg::cli::EtcdAccess, json: bool) -> Op {
+    Op::FleetStatus {
+        etcd: etcd.endpoint(),
+        access,
+        key: KEY.to_string(),
+        status_prefix: None,
+        expect: Vec::new(),
+        expect_count: None,
+        json,
     }
 }
 
@@ -343,9 +401,13 @@ fn a_pushed_hot_change_reaches_every_node_and_each_reports_it_applied() {
         Op::Push {
             file: file.clone(),
             etcd: etcd.endpoint(),
+            access: Default::default(),
             key: KEY.to_string(),
             expect_revision: None,
             dry_run: true,
+            reason: None,
+            author: None,
+            node: None,
         },
     );
     assert_eq!(code, EXIT_OK, "{out}");
@@ -379,14 +441,7 @@ fn a_pushed_hot_change_reaches_every_node_and_each_reports_it_applied() {
     let fleet_status = || {
         run(
             &cli(RestartPolicy::Reject),
-            Op::FleetStatus {
-                etcd: etcd.endpoint(),
-                key: KEY.to_string(),
-                status_prefix: None,
-                expect: Vec::new(),
-                expect_count: None,
-                json: false,
-            },
+            fleet_status_op(&etcd, Default::default(), false),
         )
     };
     let (code, table) = fleet_status();
@@ -481,6 +536,7 @@ fn a_restart_only_push_is_rejected_or_deferred_by_every_node_which_says_so() {
         &cli(RestartPolicy::Reject),
         Op::FleetStatus {
             etcd: etcd.endpoint(),
+            access: Default::default(),
             key: KEY.to_string(),
             status_prefix: None,
             expect: Vec::new(),
@@ -501,9 +557,13 @@ fn a_restart_only_push_is_rejected_or_deferred_by_every_node_which_says_so() {
         Op::Push {
             file: back,
             etcd: etcd.endpoint(),
+            access: Default::default(),
             key: KEY.to_string(),
             expect_revision: None,
             dry_run: true,
+            reason: None,
+            author: None,
+            node: None,
         },
     );
     assert_eq!(code, EXIT_REJECTED, "{out}");
@@ -546,6 +606,7 @@ fn a_restart_only_push_is_rejected_or_deferred_by_every_node_which_says_so() {
         &cli(RestartPolicy::Defer),
         Op::FleetStatus {
             etcd: etcd.endpoint(),
+            access: Default::default(),
             key: KEY.to_string(),
             status_prefix: None,
             expect: Vec::new(),
@@ -810,6 +871,29 @@ fn of_two_pushes_planned_against_the_same_revision_one_is_written_the_other_refu
 /// A child process killed on drop.
 struct Running(Child);
 
+impl Running {
+    /// Waits for the daemon's `taskdaemon listening on ADDR` line (its stdout piped) and returns
+    /// ADDR; the rest of its output is drained.
+    fn listening(&mut self) -> String {
+        use std::io::{BufRead, BufReader};
+
+        let mut stdout = BufReader::new(self.0.stdout.take().expect("stdout is piped"));
+        let mut printed = Vec::new();
+        let addr = loop {
+            let mut line = String::new();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                panic!("the daemon exited before listening; it printed {printed:?}");
+            }
+            if let Some(addr) = line.trim().strip_prefix("taskdaemon listening on ") {
+                break addr.to_string();
+            }
+            printed.push(line);
+        };
+        std::thread::spawn(move || for _ in stdout.lines() {});
+        addr
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -824,8 +908,6 @@ fn ask(addr: &str, command: &str) -> serde_json::Value {
 
 #[test]
 fn the_task_daemon_runs_from_etcd_takes_pushes_and_leaves_the_status_view_when_stopped() {
-    use std::io::{BufRead, BufReader};
-
     let etcd = Etcd::start();
     let sandbox = Sandbox::new();
     let admin = admin(&etcd);
@@ -843,19 +925,7 @@ fn the_task_daemon_runs_from_etcd_takes_pushes_and_leaves_the_status_view_when_s
             .spawn()
             .expect("start taskdaemon"),
     );
-    let mut stdout = BufReader::new(daemon.0.stdout.take().unwrap());
-    let mut printed = Vec::new();
-    let addr = loop {
-        let mut line = String::new();
-        if stdout.read_line(&mut line).unwrap_or(0) == 0 {
-            panic!("the daemon exited before listening; it printed {printed:?}");
-        }
-        if let Some(addr) = line.trim().strip_prefix("taskdaemon listening on ") {
-            break addr.to_string();
-        }
-        printed.push(line);
-    };
-    std::thread::spawn(move || for _ in stdout.lines() {});
+    let addr = daemon.listening();
 
     let status_key = format!("{key}/status/td-1");
     let report = |result: NodeResult, revision: i64| {

@@ -386,6 +386,7 @@ fn content_of(stored: Stored) -> Result<SourceContent, String> {
             path: stored.source.path,
             sha256: stored.source.sha256,
             revision: None,
+            change: None,
         },
     })
 }

@@ -65,6 +65,9 @@ pub enum Command {
         /// etcd endpoints, comma-separated (`127.0.0.1:2379,10.0.0.2:2379`).
         #[arg(long = "etcd", value_name = "ENDPOINTS")]
         etcd: String,
+        /// TLS and user for a secured etcd.
+        #[command(flatten)]
+        access: crate::cli::EtcdAccess,
         /// The key the fleet follows.
         #[arg(long, value_name = "KEY")]
         key: String,
@@ -74,6 +77,15 @@ pub enum Command {
         /// Check and plan against the value in etcd; write nothing.
         #[arg(long = "dry-run")]
         dry_run: bool,
+        /// Why: recorded with the value, in every node's audit record and in fleet-status.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Who pushes (default USER@HOST), recorded with the reason.
+        #[arg(long, value_name = "NAME")]
+        author: Option<String>,
+        /// Push FILE as this node's override (KEY/nodes/ID), layered over the shared value.
+        #[arg(long, value_name = "ID")]
+        node: Option<String>,
     },
     /// Every live node's result for an etcd key: revision, result, pending restart, error.
     #[cfg(feature = "etcd")]
@@ -81,6 +93,9 @@ pub enum Command {
         /// etcd endpoints, comma-separated.
         #[arg(long = "etcd", value_name = "ENDPOINTS")]
         etcd: String,
+        /// TLS and user for a secured etcd.
+        #[command(flatten)]
+        access: crate::cli::EtcdAccess,
         /// The key the fleet follows (a prefix when it ends with `/`).
         #[arg(long, value_name = "KEY")]
         key: String,

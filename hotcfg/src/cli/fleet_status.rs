@@ -3,17 +3,17 @@
 use std::io::Write;
 
 use super::{EXIT_ETCD, EXIT_NOT_CONVERGED, EXIT_OK};
-use crate::etcd::{split_endpoints, EtcdClient, EtcdSource, Expected, FleetStatus};
+use crate::etcd::{EtcdClient, EtcdError, EtcdSource, Expected, FleetStatus};
 
 pub(super) fn fleet_status(
-    endpoints: &str,
+    client: Result<EtcdClient, EtcdError>,
     key: &str,
     status_prefix: Option<&str>,
     expected: Expected,
     json: bool,
     out: &mut dyn Write,
 ) -> std::io::Result<u8> {
-    let client = match EtcdClient::new(split_endpoints(endpoints)) {
+    let client = match client {
         Ok(client) => client,
         Err(err) => {
             writeln!(out, "{err}")?;

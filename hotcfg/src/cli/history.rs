@@ -70,6 +70,9 @@ fn write_record(record: &AuditRecord, out: &mut dyn Write) -> std::io::Result<()
     if trigger != record.trigger.kind {
         writeln!(out, "    trigger: {trigger}")?;
     }
+    if let Some(change) = record.source.as_ref().and_then(|s| s.change.as_ref()) {
+        writeln!(out, "    by {change}")?;
+    }
     for change in &record.changes {
         let old = change.old.as_deref().unwrap_or("-");
         let new = change.new.as_deref().unwrap_or("-");

@@ -34,15 +34,22 @@
 //! assert!(table.contains("limits"));
 //! ```
 //!
-//! With the `etcd` feature there are two fleet commands (see the `etcd` module):
+//! With the `etcd` feature there are two fleet commands (see the `etcd` module). Both reach a
+//! secured etcd with the flags of [`EtcdAccess`]: `--etcd-ca FILE` (TLS), `--etcd-cert FILE
+//! --etcd-key FILE` (a client certificate), `--etcd-user NAME` with `--etcd-password-file FILE`
+//! or the `HOTCFG_ETCD_PASSWORD` environment variable.
 //!
-//! - `push FILE --etcd ENDPOINTS --key KEY [--expect-revision REV] [--dry-run]` checks FILE,
+//! - `push FILE --etcd ENDPOINTS --key KEY [--expect-revision REV] [--dry-run] [--reason TEXT]
+//!   [--author NAME] [--node ID]` checks FILE,
 //!   plans it against the value now in etcd (printing the revision planned against), then writes
 //!   it with a compare-and-swap on that revision: if another operator wrote the key in between,
 //!   nothing is written and the command says so. A push whose plan would be rejected by the
 //!   nodes (restart-only changes under the reject policy) is still written, since the key is the
 //!   fleet's desired state, and the command warns that running nodes will refuse it until they
-//!   restart. See [`PreparedPush`](crate::etcd::PreparedPush) for the same in two steps.
+//!   restart. The author (default `USER@HOST`) and the reason are written with the value in the
+//!   same transaction and reach every node's audit record and `fleet-status`. With `--node ID`,
+//!   FILE is that node's override (`KEY/nodes/ID`), checked merged over the shared value. See
+//!   [`PreparedPush`](crate::etcd::PreparedPush) for the same in two steps.
 //! - `fleet-status --etcd ENDPOINTS --key KEY [--status-prefix P] [--expect NODES | --expect-count N]
 //!   [--json]` prints a table of the live nodes: revision, result, watch state, pending restart,
 //!   error; with `--expect`, expected nodes without a report are listed as missing.
@@ -59,6 +66,8 @@
 //! | 6 ([`EXIT_NOT_CONVERGED`]) | `fleet-status`: some node has not applied the key's current revision or is not watching it, an expected node is missing (or no node reports) |
 
 mod command;
+#[cfg(feature = "etcd")]
+mod etcd_access;
 mod fields;
 #[cfg(feature = "etcd")]
 mod fleet_status;
@@ -74,6 +83,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 pub use command::Command;
+#[cfg(feature = "etcd")]
+pub use etcd_access::{EtcdAccess, ETCD_PASSWORD_ENV};
 pub use fields::fields;
 #[cfg(feature = "etcd")]
 use fleet_status::fleet_status;
@@ -221,22 +232,35 @@ impl<C: HotConfig> Cli<C> {
             Command::Push {
                 file,
                 etcd,
+                access,
                 key,
                 expect_revision,
                 dry_run,
+                reason,
+                author,
+                node,
             } => {
+                let mut change = match author {
+                    Some(author) => crate::source::ChangeNote::new(author.clone()),
+                    None => crate::source::ChangeNote::by_current_user(),
+                };
+                change.reason = reason.clone();
                 let request = push::PushRequest {
                     file,
                     endpoints: etcd,
+                    access,
                     key,
                     expect_revision: *expect_revision,
                     dry_run: *dry_run,
+                    change,
+                    node: node.as_deref(),
                 };
                 self.push(&request, out)
             }
             #[cfg(feature = "etcd")]
             Command::FleetStatus {
                 etcd,
+                access,
                 key,
                 status_prefix,
                 expect,
@@ -247,7 +271,8 @@ impl<C: HotConfig> Cli<C> {
                     nodes: expect.clone(),
                     count: *expect_count,
                 };
-                fleet_status(etcd, key, status_prefix.as_deref(), expected, *json, out)
+                let client = access.client(etcd, crate::etcd::EtcdOptions::default());
+                fleet_status(client, key, status_prefix.as_deref(), expected, *json, out)
             }
         };
         result.unwrap_or_else(|err| {

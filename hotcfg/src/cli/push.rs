@@ -5,8 +5,9 @@ use std::io::Write;
 use std::path::Path;
 
 use super::{Cli, EXIT_CONFLICT, EXIT_ETCD, EXIT_INVALID, EXIT_OK, EXIT_REJECTED};
-use crate::etcd::{split_endpoints, EtcdClient, EtcdSource, FleetStatus, PreparedPush, PushError};
+use crate::etcd::{EtcdClient, EtcdOptions, EtcdSource, FleetStatus, PreparedPush, PushError};
 use crate::hot_reload::HotConfig;
+use crate::source::ChangeNote;
 
 impl PushError {
     /// The exit code `push` ends with for this error.
@@ -23,9 +24,14 @@ impl PushError {
 pub(super) struct PushRequest<'a> {
     pub(super) file: &'a Path,
     pub(super) endpoints: &'a str,
+    pub(super) access: &'a super::EtcdAccess,
     pub(super) key: &'a str,
     pub(super) expect_revision: Option<i64>,
     pub(super) dry_run: bool,
+    /// Who pushes and why.
+    pub(super) change: ChangeNote,
+    /// The node whose override is pushed.
+    pub(super) node: Option<&'a str>,
 }
 
 impl<C: HotConfig> Cli<C> {
@@ -35,15 +41,27 @@ impl<C: HotConfig> Cli<C> {
         out: &mut dyn Write,
     ) -> std::io::Result<u8> {
         let key = request.key;
-        let client = match EtcdClient::new(split_endpoints(request.endpoints)) {
+        if let Err(err) = request.change.check() {
+            writeln!(out, "nothing pushed: --author/--reason: {err}")?;
+            return Ok(super::EXIT_INVALID);
+        }
+        let client = match request
+            .access
+            .client(request.endpoints, EtcdOptions::default())
+        {
             Ok(client) => client,
             Err(err) => {
                 writeln!(out, "nothing pushed: {err}")?;
                 return Ok(EXIT_ETCD);
             }
         };
-        let prepared = match PreparedPush::prepare(&self.pipeline, request.file, &client, key) {
-            Ok(prepared) => prepared,
+        let file = request.file;
+        let prepared = match request.node {
+            None => PreparedPush::prepare(&self.pipeline, file, &client, key),
+            Some(node) => PreparedPush::prepare_for_node(&self.pipeline, file, &client, key, node),
+        };
+        let prepared = match prepared {
+            Ok(prepared) => prepared.with_change(request.change.clone()),
             Err(err) => {
                 writeln!(out, "{err}")?;
                 return Ok(err.exit_code());
@@ -53,7 +71,7 @@ impl<C: HotConfig> Cli<C> {
         if let Some(expected) = request.expect_revision {
             if expected != prepared.revision {
                 let err = PushError::Conflict {
-                    key: key.to_string(),
+                    key: prepared.key.clone(),
                     planned: expected,
                     current: prepared.revision,
                 };
@@ -106,7 +124,7 @@ fn write_planned(
     if let Some(plan) = &prepared.plan {
         writeln!(out, "{plan}")?;
     }
-    if prepared.revision > 0 {
+    if prepared.revision > 0 && prepared.node.is_none() {
         note_nodes_elsewhere(client, key, prepared.revision, out)?;
     }
     Ok(())
@@ -132,6 +150,9 @@ fn commit(
         file.display(),
         prepared.key
     )?;
+    if let Some(change) = &prepared.change {
+        writeln!(out, "by {change}")?;
+    }
     if let Some(reason) = prepared.rejection() {
         writeln!(
             out,

@@ -198,7 +198,7 @@ where
         let listing = self
             .source
             .client()
-            .range(key, self.source.is_prefix())
+            .range(key, self.source.watches_prefix())
             .await?;
         let mut revision = listing.revision;
         let newest = listing
@@ -208,15 +208,15 @@ where
             .map(|e| e.mod_revision)
             .max();
         // The engine already runs exactly this version of a key (typically: it was just built
-        // from it): nothing to reload. A prefix always re-reads, since a deleted key leaves no
-        // revision behind.
+        // from it): nothing to reload. A prefix (or a key with an override) always re-reads,
+        // since a deleted key leaves no revision behind.
         let live = self
             .reloader
             .handle()
             .snapshot()
             .source()
             .and_then(|s| s.revision);
-        if self.source.is_prefix() || newest.is_none() || live != newest {
+        if self.source.watches_prefix() || newest.is_none() || live != newest {
             let read = self
                 .reload(remote_trigger(key, RemoteCause::Read, revision))
                 .await?;
@@ -237,7 +237,7 @@ where
         let mut options = WatchOptions::new()
             .with_start_revision(start)
             .with_fragment();
-        if self.source.is_prefix() {
+        if self.source.watches_prefix() {
             options = options.with_prefix();
         }
         let mut watcher = client.watcher(&raw);

@@ -94,11 +94,56 @@
 //! - **Concurrent operators.** `push` writes only if the key is still at the revision its plan was
 //!   made against; otherwise nothing is written and it says so.
 //!
-//! Network calls wait at most [`EtcdOptions::request`]; TLS and authentication are not supported
-//! by this build.
+//! Network calls wait at most [`EtcdOptions::request`].
+//!
+//! ## Who and why
+//!
+//! `push --reason TEXT [--author NAME]` ([`PreparedPush::with_change`]) writes a
+//! [`ChangeNote`](crate::ChangeNote) (author, default `USER@HOST`, and reason) as JSON under
+//! `<key>/change` in the same transaction as the value, so both have the same mod revision. A
+//! node reads the note with the value (one transaction of reads) and keeps it only when the
+//! revisions match: a value written by other means (`etcdctl put`) has no author rather than the
+//! previous push's. The note is in the read's [`SourceIdentity::change`](crate::SourceIdentity),
+//! so it is in every node's audit record (`"source": {..., "change": {"author", "reason"}}`), in
+//! its [`NodeStatus::change`], and `fleet-status` shows the key's current one in its first line.
+//! An author or reason longer than 1 KiB or holding control characters is refused by `push`, and
+//! ignored by nodes.
+//!
+//! ## Per-node overrides
+//!
+//! A node started with [`EtcdSource::node_override`] layers its own key, `<key>/nodes/<node id>`,
+//! over the shared value, through the same loader and validation as a file's overlay: say, the one
+//! node that listens elsewhere. `push --node ID FILE` ([`PreparedPush::prepare_for_node`]) checks
+//! FILE merged over the shared value and plans against what that node reads now. The follower
+//! then watches every key that starts with the key and ignores all but the key and its own
+//! override (status reports of other nodes wake it without a reload). A node with an override
+//! reports the newer of the two revisions; `fleet-status` lists the nodes with an override and
+//! counts such a node current when it runs that revision. Overrides are for a key, not a prefix.
+//! Inside a prefix, a key below another key (`<key>/change`, `<key>/nodes/...`) is that key's,
+//! and is not read as a fragment.
+//!
+//! ## A secured etcd
+//!
+//! [`EtcdClient::with_security`] takes an [`EtcdSecurity`]: [`EtcdTls`] (the CA that signed
+//! etcd's certificate, and a client certificate for an etcd started with `--client-cert-auth`)
+//! and/or a user and password (etcd's `auth enable`), both through `etcd-client`'s own support
+//! (rustls on ring; only the CA given is trusted, never the system's roots). The operator
+//! commands and the task daemon take the same as flags ([`cli::EtcdAccess`](crate::cli::EtcdAccess)).
+//!
+//! - With TLS, endpoints are `https://host:port` or `host:port`; an `http://` endpoint with TLS,
+//!   or an `https://` one without it, is an [`EtcdError::Setup`] before anything connects.
+//! - A handshake that fails is [`EtcdError::Unreachable`] (the follower keeps retrying: a
+//!   certificate may be renewed), its message saying what the failure means: etcd's certificate
+//!   not signed by the CA given, not naming the endpoint, expired; etcd closing the connection to
+//!   a client without a certificate.
+//! - A wrong user or password is [`EtcdError::Refused`] (`etcd refused the user name or password
+//!   (...)`), and so is a missing one when etcd requires authentication. The client renews its
+//!   token when etcd expires it (etcd's `--auth-token-ttl`, 5 minutes by default).
 
 mod backoff;
+mod beside;
 mod client;
+mod fleet_table;
 mod follow;
 mod follower;
 mod health;
@@ -108,8 +153,8 @@ mod source;
 mod status;
 
 pub use client::{
-    split_endpoints, Entry, EtcdClient, EtcdError, EtcdOptions, Listing, Swap,
-    DEFAULT_MAX_RESPONSE_BYTES,
+    split_endpoints, Entry, EtcdClient, EtcdError, EtcdOptions, EtcdSecurity, EtcdTls, Listing,
+    Swap, DEFAULT_MAX_RESPONSE_BYTES,
 };
 pub use follower::{EtcdFollower, FollowerOptions, FollowerStats};
 pub use health::{

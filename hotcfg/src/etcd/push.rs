@@ -1,16 +1,19 @@
 //! Pushing a configuration file to an etcd key: check it, plan it against the value there (the
 //! fleet's desired state), then write it with a compare-and-swap on the revision planned against,
-//! so that of two operators pushing at once, one is refused instead of silently overwritten.
+//! so that of two operators pushing at once, one is refused instead of silently overwritten. Who
+//! pushed and why ([`ChangeNote`]) is written in the same transaction; a push for one node writes
+//! its override layer.
 
 use std::path::Path;
 
-use super::client::{EtcdClient, EtcdError, Swap};
+use super::beside;
+use super::client::{Entry, EtcdClient, EtcdError, Swap};
 use super::source::EtcdSource;
 use crate::engine::Pipeline;
 use crate::hot_reload::HotConfig;
 use crate::load::{ConfigError, Format};
 use crate::plan::{Decision, Plan};
-use crate::source::{FileSource, Source, SourceIdentity};
+use crate::source::{ChangeNote, FileSource, Source, SourceContent, SourceIdentity};
 
 /// A push checked and planned against the value in etcd, not yet written. Made by
 /// [`PreparedPush::prepare`]; [`commit`](PreparedPush::commit) writes it if the key is still at
@@ -27,12 +30,22 @@ use crate::source::{FileSource, Source, SourceIdentity};
 /// let push = PreparedPush::prepare(&pipeline, "new.toml".as_ref(), &client, "app/config.toml")?;
 /// println!("planned against revision {}", push.revision);
 /// let revision = push.commit(&client)?; // refused if someone wrote the key meanwhile
+///
+/// // Who and why travel with the value; one node's override layer is pushed the same way.
+/// let push = PreparedPush::prepare_for_node(&pipeline, "node-3.toml".as_ref(), &client, "app/config.toml", "node-3")?
+///     .with_change(hotcfg::ChangeNote::by_current_user().reason("node-3 listens elsewhere"));
+/// assert_eq!(push.key, "app/config.toml/nodes/node-3");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct PreparedPush {
-    /// The key.
+    /// The key written: the configuration key, or for a node's override
+    /// `<key>/nodes/<node id>`.
     pub key: String,
+    /// The node whose override this push writes (`None`: the value every node shares).
+    pub node: Option<String>,
+    /// Who pushes and why, written beside the value in the same transaction (`<key>/change`).
+    pub change: Option<ChangeNote>,
     /// The mod revision of the value planned against (0: the key did not exist).
     pub revision: i64,
     /// The plan against the value in etcd; `None` when there was no usable value there.
@@ -110,6 +123,41 @@ impl PreparedPush {
         client: &EtcdClient,
         key: &str,
     ) -> Result<PreparedPush, PushError> {
+        Self::prepare_at(pipeline, file, client, key, None)
+    }
+
+    /// Checks `file` as `node`'s override of `key` (`<key>/nodes/<node>`, layered over the
+    /// shared value: the merged configuration is what is checked) and plans it against what the
+    /// node reads now, writing nothing. The shared value must exist.
+    pub fn prepare_for_node<C: HotConfig>(
+        pipeline: &Pipeline<C>,
+        file: &Path,
+        client: &EtcdClient,
+        key: &str,
+        node: &str,
+    ) -> Result<PreparedPush, PushError> {
+        if node.is_empty() || node.contains('/') {
+            return Err(PushError::Usage(format!(
+                "`{node}` is not a node id (empty, or holds a `/`)"
+            )));
+        }
+        Self::prepare_at(pipeline, file, client, key, Some(node))
+    }
+
+    /// Records who pushes and why with the value (see [`ChangeNote::check`] for what is refused
+    /// at [`commit`](PreparedPush::commit)).
+    pub fn with_change(mut self, change: ChangeNote) -> Self {
+        self.change = Some(change);
+        self
+    }
+
+    fn prepare_at<C: HotConfig>(
+        pipeline: &Pipeline<C>,
+        file: &Path,
+        client: &EtcdClient,
+        key: &str,
+        node: Option<&str>,
+    ) -> Result<PreparedPush, PushError> {
         if key.is_empty() || key.ends_with('/') {
             return Err(PushError::Usage(format!(
                 "`{key}` is not a key: push writes one key (for a fleet that follows a prefix, \
@@ -120,24 +168,49 @@ impl PreparedPush {
             .read()
             .map_err(|e| PushError::Invalid(e.into()))?;
         let format = value_format(key, file, content.layers[0].format)?;
-        let candidate = pipeline.load(&content).map_err(PushError::Invalid)?;
+        let text = content.layers[0].text.clone();
+        // Read values as the nodes do: the same source, the same pipeline.
+        let mut source = EtcdSource::new(client.clone(), key).format(format);
+        let mut shared = Vec::new();
+        let candidate = match node {
+            None => content.clone(),
+            Some(node) => {
+                source = source.node_override(node);
+                shared.push(client.get(key).map_err(PushError::Etcd)?.ok_or_else(|| {
+                    PushError::Usage(format!(
+                        "{key} does not exist: push the value every node shares first, then \
+                         the override of {node}"
+                    ))
+                })?);
+                overlaid(&source, &shared, file, &text)?
+            }
+        };
+        let candidate = pipeline.load(&candidate).map_err(PushError::Invalid)?;
+        let target = source.override_key().unwrap_or_else(|| key.to_string());
         let mut push = PreparedPush {
-            key: key.to_string(),
+            key: target.clone(),
+            node: node.map(str::to_string),
+            change: None,
             revision: 0,
             plan: None,
             note: None,
             identity: content.identity.clone(),
-            text: content.layers[0].text.clone(),
+            text,
         };
-        let Some(entry) = client.get(key).map_err(PushError::Etcd)? else {
+        let current = client.get(&target).map_err(PushError::Etcd)?;
+        if let Some(entry) = &current {
+            push.revision = entry.mod_revision;
+        } else if node.is_none() {
             push.note = Some(format!("{key} does not exist yet: this push creates it"));
             return Ok(push);
-        };
-        push.revision = entry.mod_revision;
-        // Read the value as the nodes do: the same source, the same pipeline.
-        let source = EtcdSource::new(client.clone(), key).format(format);
+        } else {
+            push.note = Some(format!(
+                "{target} does not exist yet: this push creates it (planned against the shared \
+                 value)"
+            ));
+        }
         let live = source
-            .content_of(entry)
+            .content_of(shared.into_iter().chain(current).collect())
             .map_err(|e| e.problem)
             .and_then(|live| pipeline.load(&live).map_err(|e| e.to_string()));
         match live {
@@ -168,11 +241,25 @@ impl PreparedPush {
         }
     }
 
-    /// Writes the value if the key is still at [`revision`](PreparedPush::revision) (one etcd
-    /// transaction); returns the new revision.
+    /// Writes the value, and [`change`](PreparedPush::change) beside it, if the key is still at
+    /// [`revision`](PreparedPush::revision) (one etcd transaction); returns the new revision.
     pub fn commit(&self, client: &EtcdClient) -> Result<i64, PushError> {
+        let mut also = Vec::new();
+        if let Some(change) = &self.change {
+            change
+                .check()
+                .map_err(|e| PushError::Usage(format!("the change note: {e}")))?;
+            let json = serde_json::to_vec(change)
+                .map_err(|e| PushError::Usage(format!("the change note: {e}")))?;
+            also.push((beside::change_key(&self.key), json));
+        }
         match client
-            .put_if_revision(&self.key, self.text.as_bytes(), self.revision)
+            .put_if_revision_with(
+                &self.key,
+                self.text.clone().into_bytes(),
+                self.revision,
+                also,
+            )
             .map_err(PushError::Etcd)?
         {
             Swap::Written(revision) => Ok(revision),
@@ -183,4 +270,28 @@ impl PreparedPush {
             }),
         }
     }
+}
+
+/// The content a node reads once `text` (from `file`) is its override over `shared`: the layer
+/// named after the file, so a problem in it names the file's lines.
+fn overlaid(
+    source: &EtcdSource,
+    shared: &[Entry],
+    file: &Path,
+    text: &str,
+) -> Result<SourceContent, PushError> {
+    let own = Entry {
+        key: source.override_key().unwrap_or_default(),
+        value: text.as_bytes().to_vec(),
+        mod_revision: 0,
+    };
+    let mut entries = shared.to_vec();
+    entries.push(own);
+    let mut content = source
+        .content_of(entries)
+        .map_err(|e| PushError::Invalid(e.into()))?;
+    if let Some(layer) = content.layers.last_mut() {
+        layer.name = file.display().to_string();
+    }
+    Ok(content)
 }

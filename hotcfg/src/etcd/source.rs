@@ -4,6 +4,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+use super::beside;
 use super::client::{Entry, EtcdClient, EtcdError, Listing, Swap};
 use crate::source::{hex, sha256_hex, SourceErrorKind};
 use crate::{Format, Layer, Source, SourceContent, SourceError, SourceIdentity};
@@ -16,6 +17,12 @@ use crate::{Format, Layer, Source, SourceContent, SourceError, SourceIdentity};
 /// every write acknowledged before it started. The identity of what was read is
 /// `etcd:<key>`, the SHA-256 of the bytes and the mod revision (for a prefix, the newest mod
 /// revision among its keys).
+///
+/// Reading one key, the source also reads, in the same transaction, who pushed the value and why
+/// (`<key>/change`, written by `push` with the value: [`SourceIdentity::change`]) and, with
+/// [`node_override`](EtcdSource::node_override), this node's own layer `<key>/nodes/<node id>`.
+/// Reading a prefix, a key below another key of the prefix (`<key>/...`) is that key's, not a
+/// fragment: it is skipped.
 ///
 /// A read that cannot reach etcd is an error like any other unreadable source
 /// ([`SourceErrorKind::Unavailable`]): the engine keeps the live configuration and records a
@@ -44,6 +51,8 @@ pub struct EtcdSource {
     format: Option<Format>,
     exclude: Vec<String>,
     max_bytes: u64,
+    /// The node whose override (`<key>/nodes/<node>`) is layered over the key.
+    node: Option<String>,
 }
 
 impl fmt::Debug for EtcdSource {
@@ -53,6 +62,7 @@ impl fmt::Debug for EtcdSource {
             .field("key", &self.key)
             .field("prefix", &self.prefix)
             .field("format", &self.format)
+            .field("node", &self.node)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +96,33 @@ impl EtcdSource {
             format: None,
             exclude: vec![status],
             max_bytes: crate::DEFAULT_MAX_BYTES,
+            node: None,
+        }
+    }
+
+    /// Layers this node's override, the key `<key>/nodes/<node>` when it exists, over the key's
+    /// value: the same loader and validation read both, as a file and its overlay; an error in
+    /// the override names its key. The follower then also follows the override. For a key, not
+    /// a prefix (ignored for a prefix).
+    ///
+    /// ```
+    /// use hotcfg::etcd::{EtcdClient, EtcdSource};
+    ///
+    /// let client = EtcdClient::new(["127.0.0.1:2379"])?;
+    /// let source = EtcdSource::new(client, "apps/billing/config.toml").node_override("billing-2");
+    /// assert_eq!(source.override_key().as_deref(), Some("apps/billing/config.toml/nodes/billing-2"));
+    /// # Ok::<(), hotcfg::etcd::EtcdError>(())
+    /// ```
+    pub fn node_override(mut self, node: impl Into<String>) -> Self {
+        self.node = Some(node.into());
+        self
+    }
+
+    /// The key of this node's override, when the source layers one.
+    pub fn override_key(&self) -> Option<String> {
+        match (&self.node, self.prefix) {
+            (Some(node), false) => Some(beside::override_key(&self.key, node)),
+            _ => None,
         }
     }
 
@@ -133,8 +170,23 @@ impl EtcdSource {
         default_status_prefix(&self.key, self.prefix)
     }
 
+    /// Whether a key a read or watch of [`watches_prefix`](EtcdSource::watches_prefix) meets is
+    /// not part of the configuration: a status report, another writer's keys; beside a key with
+    /// an override, anything but the key and the override.
     pub(crate) fn is_excluded(&self, key: &str) -> bool {
-        self.prefix && self.exclude.iter().any(|p| key.starts_with(p.as_str()))
+        if self.prefix {
+            return self.exclude.iter().any(|p| key.starts_with(p.as_str()));
+        }
+        match self.override_key() {
+            Some(own) => key != self.key && key != own,
+            None => false,
+        }
+    }
+
+    /// Whether following this source means watching every key that starts with its key: a
+    /// prefix, or a key with an override beside it.
+    pub(crate) fn watches_prefix(&self) -> bool {
+        self.prefix || self.override_key().is_some()
     }
 
     fn format_of(&self, key: &str) -> Format {
@@ -145,6 +197,9 @@ impl EtcdSource {
 
     /// Reads asynchronously (on the client's runtime).
     async fn read_async(&self) -> Result<SourceContent, SourceError> {
+        if !self.prefix {
+            return self.read_key().await;
+        }
         let listing = self
             .client
             .range(&self.key, self.prefix)
@@ -155,21 +210,54 @@ impl EtcdSource {
             .map_err(|err| err.at_revision(revision))
     }
 
-    /// The content of one entry read elsewhere (by a push planning against it), exactly as a
-    /// read of this source would give it.
-    pub(crate) fn content_of(&self, entry: Entry) -> Result<SourceContent, SourceError> {
-        let revision = entry.mod_revision;
-        self.content(Listing {
-            entries: vec![entry],
-            revision,
-        })
+    /// One key with its note, and this node's override with its note, as of one revision. The
+    /// identity carries the note of the newer of the two layers.
+    async fn read_key(&self) -> Result<SourceContent, SourceError> {
+        let mut keys = vec![self.key.clone(), beside::change_key(&self.key)];
+        if let Some(own) = self.override_key() {
+            keys.push(beside::change_key(&own));
+            keys.push(own);
+        }
+        let (found, revision) = self
+            .client
+            .get_each(&keys)
+            .await
+            .map_err(|err| failed_read(self.name(), &err))?;
+        let mut found = found.into_iter();
+        let (Some(value), value_note) = (found.next().flatten(), found.next().flatten()) else {
+            return Err(self.not_found(revision));
+        };
+        let (own_note, own) = (found.next().flatten(), found.next().flatten());
+        let note = match &own {
+            Some(own) if own.mod_revision > value.mod_revision => {
+                beside::note_of(own_note.as_ref(), own.mod_revision)
+            }
+            _ => beside::note_of(value_note.as_ref(), value.mod_revision),
+        };
+        let entries = std::iter::once(value).chain(own).collect();
+        let mut content = self
+            .content(Listing { entries, revision })
+            .map_err(|err| err.at_revision(revision))?;
+        content.identity.change = note;
+        Ok(content)
+    }
+
+    /// The content of entries read elsewhere (by a push planning against them: the key's value,
+    /// then this node's override), exactly as a read of this source would give it.
+    pub(crate) fn content_of(&self, entries: Vec<Entry>) -> Result<SourceContent, SourceError> {
+        let revision = entries.iter().map(|e| e.mod_revision).max().unwrap_or(0);
+        self.content(Listing { entries, revision })
     }
 
     fn content(&self, listing: Listing) -> Result<SourceContent, SourceError> {
+        let below = match self.prefix {
+            true => beside::below_another(listing.entries.iter().map(|e| e.key.as_str())),
+            false => Default::default(),
+        };
         let entries: Vec<_> = listing
             .entries
             .into_iter()
-            .filter(|e| !self.is_excluded(&e.key))
+            .filter(|e| !self.is_excluded(&e.key) && !below.contains(&e.key))
             .collect();
         if entries.is_empty() {
             return Err(self.not_found(listing.revision));
@@ -188,7 +276,7 @@ impl EtcdSource {
             hasher.update(layer.text.as_bytes());
             layers.push(layer);
         }
-        let sha256 = if self.prefix {
+        let sha256 = if self.prefix || layers.len() > 1 {
             hex(&hasher.finalize())
         } else {
             sha256_hex(layers[0].text.as_bytes())
@@ -199,6 +287,7 @@ impl EtcdSource {
                 path: self.identity_path(),
                 sha256,
                 revision: Some(revision),
+                change: None,
             },
         })
     }

@@ -4,8 +4,10 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::beside;
 use super::client::{EtcdClient, EtcdError};
 use super::health::WatchHealth;
+use crate::source::ChangeNote;
 use crate::{ReloadEvent, ReloadResult};
 
 /// A node's result for one reload, as the `result` field of its status.
@@ -94,6 +96,10 @@ pub struct NodeStatus {
     /// (`None` in reports of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<WatchHealth>,
+    /// Who pushed the version this result is for, and why (`None` when unknown: written by
+    /// other means than `push`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeNote>,
 }
 
 impl NodeStatus {
@@ -133,6 +139,7 @@ impl NodeStatus {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             watch: None,
+            change: event.source.as_ref().and_then(|s| s.change.clone()),
         }
     }
 
@@ -150,6 +157,7 @@ impl NodeStatus {
             && self.generation == other.generation
             && self.sha256 == other.sha256
             && self.watch == other.watch
+            && self.change == other.change
     }
 }
 
@@ -209,7 +217,7 @@ impl Expected {
 /// let node = |name: &str, revision, result, error: Option<&str>| NodeStatus {
 ///     node: name.into(), revision: Some(revision), result, error: error.map(Into::into),
 ///     pending_restart: vec![], warnings: vec![], generation: 2, sha256: None,
-///     trigger: "remote".into(), reported_at: 0, watch: None,
+///     trigger: "remote".into(), reported_at: 0, watch: None, change: None,
 /// };
 /// let fleet = FleetStatus {
 ///     key: "app/config".into(),
@@ -220,6 +228,8 @@ impl Expected {
 ///         node("b", 7, NodeResult::Failed, Some("cannot parse configuration: ...")),
 ///     ],
 ///     expected: Expected::default(),
+///     change: None,
+///     overrides: vec![],
 /// };
 /// assert!(!fleet.converged());
 /// let table = fleet.to_string();
@@ -233,6 +243,16 @@ impl Expected {
 /// assert_eq!(fleet.missing(), ["c"]);
 /// assert!(!fleet.converged());
 /// assert!(fleet.to_string().ends_with("1 node(s); 1 applied the current revision; 1 missing; not converged"));
+///
+/// // Who pushed the key's value and why; a node with its own override layer.
+/// let fleet = FleetStatus {
+///     change: Some(hotcfg::ChangeNote::new("alice@ops").reason("more workers")),
+///     overrides: vec![("a".into(), 9)],
+///     ..fleet
+/// };
+/// assert!(fleet.to_string().starts_with("key app/config at revision 7, pushed by alice@ops: more workers\n"));
+/// assert!(fleet.to_string().contains("\noverrides: a (revision 9)\n"));
+/// assert!(!fleet.is_current(&fleet.nodes[0]), "a runs its override's revision 9, not 7");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FleetStatus {
@@ -247,6 +267,12 @@ pub struct FleetStatus {
     /// The membership expected (see [`FleetStatus::expecting`]).
     #[serde(skip_serializing_if = "Expected::is_empty")]
     pub expected: Expected,
+    /// Who pushed the key's current value and why (`None` when unknown, and for a prefix).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeNote>,
+    /// The nodes with an override of the key (`<key>/nodes/<node id>`) and its mod revision.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<(String, i64)>,
 }
 
 impl FleetStatus {
@@ -259,6 +285,7 @@ impl FleetStatus {
     ) -> Result<FleetStatus, EtcdError> {
         let is_prefix = key.ends_with('/');
         let listing = client.list(status_prefix)?;
+        let (mut change, mut overrides) = (None, Vec::new());
         let key_revision = if is_prefix {
             client
                 .list(key)?
@@ -268,7 +295,14 @@ impl FleetStatus {
                 .map(|e| e.mod_revision)
                 .max()
         } else {
-            client.get(key)?.map(|e| e.mod_revision)
+            let revision = client.get(key)?.map(|e| e.mod_revision);
+            if let Some(revision) = revision {
+                let note = client.get(&beside::change_key(key))?;
+                change = beside::note_of(note.as_ref(), revision);
+            }
+            let listing = client.list(&beside::overrides_prefix(key))?;
+            overrides = beside::overrides(key, &listing.entries);
+            revision
         };
         let nodes = listing
             .entries
@@ -292,6 +326,7 @@ impl FleetStatus {
                         trigger: String::new(),
                         reported_at: 0,
                         watch: None,
+                        change: None,
                     }
                 })
             })
@@ -302,6 +337,8 @@ impl FleetStatus {
             status_prefix: status_prefix.to_string(),
             nodes,
             expected: Expected::default(),
+            change,
+            overrides,
         })
     }
 
@@ -321,12 +358,21 @@ impl FleetStatus {
             .collect()
     }
 
-    /// Whether `node` applied (or found unchanged) the key's current revision and still follows
-    /// the key.
+    /// Whether `node` applied (or found unchanged) the key's current revision (with an override,
+    /// the newer of the key's and the override's) and still follows the key.
     pub fn is_current(&self, node: &NodeStatus) -> bool {
+        let own = self
+            .overrides
+            .iter()
+            .find(|(id, _)| *id == node.node)
+            .map(|(_, revision)| *revision);
+        let expected = match (self.key_revision, own) {
+            (Some(key), Some(own)) => Some(key.max(own)),
+            (key, _) => key,
+        };
         node.result.is_ok()
             && node.revision.is_some()
-            && node.revision == self.key_revision
+            && node.revision == expected
             && node.is_following()
     }
 
@@ -350,133 +396,5 @@ impl FleetStatus {
             object.insert("converged".into(), self.converged().into());
         }
         value
-    }
-
-    /// The table's rows: one per report, then one per missing node.
-    fn rows(&self) -> Vec<[String; 6]> {
-        let mut rows: Vec<[String; 6]> = self.nodes.iter().map(row).collect();
-        for id in self.missing() {
-            rows.push([
-                id.to_string(),
-                "-".into(),
-                "missing".into(),
-                "-".into(),
-                "-".into(),
-                "expected, but no report (not started, stopped, or its lease expired)".into(),
-            ]);
-        }
-        rows
-    }
-
-    /// The last line: counts and the verdict.
-    fn summary(&self) -> String {
-        let current = self.nodes.iter().filter(|n| self.is_current(n)).count();
-        let mut text = format!(
-            "{} node(s); {current} applied the current revision",
-            self.nodes.len()
-        );
-        let not_following = self.nodes.iter().filter(|n| !n.is_following()).count();
-        if not_following > 0 {
-            text += &format!("; {not_following} not watching the key");
-        }
-        let missing = self.missing().len();
-        if missing > 0 {
-            text += &format!("; {missing} missing");
-        }
-        if let Some(count) = self.expected.count.filter(|c| self.nodes.len() < *c) {
-            text += &format!("; {} of {count} expected node(s) report", self.nodes.len());
-        }
-        text += if self.converged() {
-            "; converged"
-        } else {
-            "; not converged"
-        };
-        text
-    }
-}
-
-/// One report as a table row.
-fn row(n: &NodeStatus) -> [String; 6] {
-    let pending = if n.pending_restart.is_empty() {
-        "-".to_string()
-    } else {
-        n.pending_restart.join(",")
-    };
-    let mut errors = Vec::new();
-    if let Some(error) = &n.error {
-        let mut lines = error.lines();
-        let first = lines.next().unwrap_or("").to_string();
-        let more = lines.count();
-        errors.push(if more > 0 {
-            format!("{first} (+{more} more lines)")
-        } else {
-            first
-        });
-    }
-    let watch = match &n.watch {
-        None => "-".to_string(),
-        Some(health) => {
-            if !health.is_watching() {
-                let why = health.last_error.as_deref().unwrap_or("");
-                let why = why.lines().next().unwrap_or("");
-                errors.push(
-                    format!("watch {health}: {why}")
-                        .trim_end_matches([':', ' '])
-                        .to_string(),
-                );
-            }
-            health.state.to_string()
-        }
-    };
-    let error = if errors.is_empty() {
-        "-".to_string()
-    } else {
-        errors.join("; ")
-    };
-    [
-        n.node.clone(),
-        n.revision.map_or("-".to_string(), |r| r.to_string()),
-        n.result.to_string(),
-        watch,
-        pending,
-        error,
-    ]
-}
-
-impl fmt::Display for FleetStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.key_revision {
-            Some(rev) => writeln!(f, "key {} at revision {rev}", self.key)?,
-            None => writeln!(f, "key {} does not exist", self.key)?,
-        }
-        let rows = self.rows();
-        if rows.is_empty() {
-            return write!(f, "no node reports under {}", self.status_prefix);
-        }
-        let header = [
-            "NODE",
-            "REVISION",
-            "RESULT",
-            "WATCH",
-            "PENDING RESTART",
-            "ERROR",
-        ];
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row.iter()) {
-                *w = (*w).max(cell.len());
-            }
-        }
-        let line = |f: &mut fmt::Formatter<'_>, cells: [&str; 6]| -> fmt::Result {
-            for (cell, width) in cells.iter().zip(widths).take(5) {
-                write!(f, "{cell:width$}  ")?;
-            }
-            writeln!(f, "{}", cells[5])
-        };
-        line(f, header)?;
-        for row in &rows {
-            line(f, row.each_ref().map(String::as_str))?;
-        }
-        write!(f, "{}", self.summary())
     }
 }

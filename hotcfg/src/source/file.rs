@@ -140,6 +140,7 @@ impl Source for FileSource {
                 path: names.join(" + "),
                 sha256,
                 revision: None,
+                change: None,
             },
         })
     }

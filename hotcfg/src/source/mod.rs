@@ -1,5 +1,6 @@
 //! Where configuration bytes come from, and how each version is identified.
 
+mod change;
 mod error;
 mod file;
 mod read;
@@ -12,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::load::Format;
 
+pub use change::{ChangeNote, MAX_NOTE_BYTES};
 pub use error::{SourceError, SourceErrorKind};
 pub use file::FileSource;
 pub(crate) use read::{hash_file, read_bytes, ReadFailure};
@@ -36,6 +38,9 @@ pub struct SourceIdentity {
     /// The store's revision, for sources that have one (etcd's mod revision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
+    /// Who made this version and why, when the source keeps that (etcd: `push --reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeNote>,
 }
 
 impl SourceIdentity {
@@ -45,6 +50,7 @@ impl SourceIdentity {
             path: path.into(),
             sha256: sha256_hex(bytes),
             revision: None,
+            change: None,
         }
     }
 }

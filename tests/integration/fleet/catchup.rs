@@ -221,6 +221,7 @@ fn fleet_status_reports_expected_nodes_that_are_missing_or_paused() {
             &super::cli(RestartPolicy::Reject),
             Op::FleetStatus {
                 etcd: etcd.endpoint(),
+                access: Default::default(),
                 key: KEY.to_string(),
                 status_prefix: None,
                 expect: expect.iter().map(|s| s.to_string()).collect(),

@@ -16,7 +16,10 @@ impl EtcdClient {
         if let Some(client) = slot.as_ref() {
             return Ok((client.clone(), epoch));
         }
-        let options = ConnectOptions::new()
+        let options = self
+            .inner
+            .security
+            .apply(ConnectOptions::new())
             .with_connect_timeout(self.inner.options.connect)
             .with_keep_alive(self.inner.options.keep_alive, self.inner.options.keep_alive)
             .with_keep_alive_while_idle(true);

@@ -104,6 +104,25 @@ impl EtcdClient {
             }
             cause = inner.source();
         }
+        let without_certificate = self.inner.security.uses_tls()
+            && !self.inner.security.presents_certificate()
+            && [
+                "connection closed",
+                "broken pipe",
+                "connection reset",
+                "stream closed",
+            ]
+            .iter()
+            .any(|closed| message.to_lowercase().contains(closed));
+        if without_certificate {
+            message = format!(
+                "etcd closed the TLS connection: if it requires client certificates \
+                 (--client-cert-auth), give one (--etcd-cert/--etcd-key, EtcdTls::identity) \
+                 ({message})"
+            );
+        } else if let Some(hint) = hint(&message) {
+            message = format!("{hint} ({message})");
+        }
         if unreachable {
             self.unreachable(format!("{operation}: {message}"))
         } else {
@@ -114,6 +133,46 @@ impl EtcdClient {
             }
         }
     }
+}
+
+/// What a TLS or authentication failure means, in the operator's terms: rustls and etcd name the
+/// failed check, not its likely cause.
+fn hint(message: &str) -> Option<&'static str> {
+    let hints = [
+        (
+            "invalid peer certificate: UnknownIssuer",
+            "etcd's certificate is not signed by the CA given (--etcd-ca, EtcdTls)",
+        ),
+        (
+            "invalid peer certificate: NotValidForName",
+            "etcd's certificate does not name this endpoint (EtcdTls::domain sets the name to check)",
+        ),
+        (
+            "invalid peer certificate: Expired",
+            "etcd's certificate has expired",
+        ),
+        (
+            "invalid peer certificate",
+            "etcd's certificate was not accepted",
+        ),
+        (
+            "received fatal alert",
+            "etcd refused this client's certificate: none was given, or its CA is not one etcd \
+             trusts (--etcd-cert/--etcd-key, EtcdTls::identity)",
+        ),
+        (
+            "user name is empty",
+            "etcd requires authentication (--etcd-user, EtcdSecurity::user)",
+        ),
+        (
+            "invalid user ID or password",
+            "etcd refused the user name or password",
+        ),
+    ];
+    hints
+        .into_iter()
+        .find(|(said, _)| message.contains(said))
+        .map(|(_, meant)| meant)
 }
 
 /// gRPC status codes (the protocol's numbers), without depending on tonic directly.

@@ -88,17 +88,30 @@ impl EtcdClient {
         value: impl Into<Vec<u8>>,
         expected: i64,
     ) -> Result<Swap, EtcdError> {
+        self.put_if_revision_with(key, value.into(), expected, Vec::new())
+    }
+
+    /// [`put_if_revision`](EtcdClient::put_if_revision) that also writes the keys and values
+    /// `also` in the same transaction, when it writes: they get the same mod revision.
+    pub(crate) fn put_if_revision_with(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected: i64,
+        also: Vec<(String, Vec<u8>)>,
+    ) -> Result<Swap, EtcdError> {
         let this = self.clone();
         let key = key.to_string();
-        let value = value.into();
         self.block_on(async move {
+            let mut puts = vec![TxnOp::put(key.clone(), value, None)];
+            puts.extend(also.into_iter().map(|(k, v)| TxnOp::put(k, v, None)));
             let txn = Txn::new()
                 .when([Compare::mod_revision(
                     key.clone(),
                     CompareOp::Equal,
                     expected,
                 )])
-                .and_then([TxnOp::put(key.clone(), value, None)])
+                .and_then(puts)
                 .or_else([TxnOp::get(key.clone(), None)]);
             let operation = format!("write {key} if at revision {expected}");
             let limit = this.inner.options.max_response;
@@ -191,15 +204,36 @@ impl EtcdClient {
             })
             .await?;
         let revision = response.header().map_or(0, |h| h.revision());
-        let mut entries = Vec::with_capacity(response.kvs().len());
-        for kv in response.kvs() {
-            entries.push(Entry {
-                key: String::from_utf8_lossy(kv.key()).into_owned(),
-                value: kv.value().to_vec(),
-                mod_revision: kv.mod_revision(),
-            });
-        }
+        let entries = response.kvs().iter().map(entry_of).collect();
         Ok(Listing { entries, revision })
+    }
+
+    /// The values of `keys` as of one store revision (one transaction of reads), `None` for an
+    /// absent key; and that store revision. Errors name the first key.
+    pub(crate) async fn get_each(
+        &self,
+        keys: &[String],
+    ) -> Result<(Vec<Option<Entry>>, i64), EtcdError> {
+        let operation = format!("get {}", keys.first().map_or("", String::as_str));
+        let reads: Vec<TxnOp> = keys.iter().map(|k| TxnOp::get(k.clone(), None)).collect();
+        let limit = self.inner.options.max_response;
+        let response = self
+            .call(&operation, move |client| async move {
+                kv_client(&client, limit)
+                    .txn(Txn::new().and_then(reads))
+                    .await
+            })
+            .await?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        let entries = response
+            .op_responses()
+            .into_iter()
+            .map(|op| match op {
+                TxnOpResponse::Get(get) => get.kvs().first().map(entry_of),
+                _ => None,
+            })
+            .collect();
+        Ok((entries, revision))
     }
 
     pub(crate) async fn put_async(
@@ -217,6 +251,15 @@ impl EtcdClient {
             })
             .await?;
         Ok(response.header().map_or(0, |h| h.revision()))
+    }
+}
+
+/// One key-value pair of an answer as an [`Entry`].
+fn entry_of(kv: &etcd_client::KeyValue) -> Entry {
+    Entry {
+        key: String::from_utf8_lossy(kv.key()).into_owned(),
+        value: kv.value().to_vec(),
+        mod_revision: kv.mod_revision(),
     }
 }
 

@@ -4,12 +4,13 @@
 //! `mod.rs` holds the client and its runtime; `options.rs` its timeouts and limits; `kv.rs` the
 //! key-value calls (sync for users, async for the follower and reporter); `connection.rs` the
 //! lazy connection and the bounded call; `error.rs` what can go wrong and how a client error is
-//! classified.
+//! classified; `security.rs` TLS and user/password.
 
 mod connection;
 mod error;
 mod kv;
 mod options;
+mod security;
 
 use std::fmt;
 use std::future::Future;
@@ -21,6 +22,7 @@ use tokio::runtime::Runtime;
 pub use error::EtcdError;
 pub use kv::{Entry, Listing, Swap};
 pub use options::{split_endpoints, EtcdOptions, DEFAULT_MAX_RESPONSE_BYTES};
+pub use security::{EtcdSecurity, EtcdTls};
 
 /// A synchronous etcd (v3 API) client, usable from any thread, inside or outside an async runtime.
 ///
@@ -50,6 +52,7 @@ pub struct EtcdClient {
 struct Inner {
     endpoints: Vec<String>,
     options: EtcdOptions,
+    security: EtcdSecurity,
     runtime: Option<Runtime>,
     handle: tokio::runtime::Handle,
     client: tokio::sync::Mutex<Option<Client>>,
@@ -71,6 +74,7 @@ impl fmt::Debug for EtcdClient {
         f.debug_struct("EtcdClient")
             .field("endpoints", &self.inner.endpoints)
             .field("options", &self.inner.options)
+            .field("security", &self.inner.security)
             .finish()
     }
 }
@@ -86,6 +90,17 @@ impl EtcdClient {
         endpoints: impl IntoIterator<Item = E>,
         options: EtcdOptions,
     ) -> Result<Self, EtcdError> {
+        Self::with_security(endpoints, options, EtcdSecurity::new())
+    }
+
+    /// A client of a secured etcd: these endpoints and timeouts, with TLS and/or a user
+    /// ([`EtcdSecurity`]). An endpoint whose scheme contradicts the TLS setting (`http://` with
+    /// TLS, `https://` without) is refused here, before anything connects.
+    pub fn with_security<E: Into<String>>(
+        endpoints: impl IntoIterator<Item = E>,
+        options: EtcdOptions,
+        security: EtcdSecurity,
+    ) -> Result<Self, EtcdError> {
         let endpoints: Vec<String> = endpoints
             .into_iter()
             .map(Into::into)
@@ -95,11 +110,7 @@ impl EtcdClient {
             return Err(EtcdError::Setup("no etcd endpoint given".into()));
         }
         for endpoint in &endpoints {
-            if endpoint.starts_with("https://") {
-                return Err(EtcdError::Setup(format!(
-                    "{endpoint}: TLS endpoints are not supported by this build; use http://"
-                )));
-            }
+            security.check_endpoint(endpoint)?;
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -113,6 +124,7 @@ impl EtcdClient {
             inner: Arc::new(Inner {
                 endpoints,
                 options,
+                security,
                 runtime: Some(runtime),
                 handle,
                 client: tokio::sync::Mutex::new(None),
