@@ -28,6 +28,8 @@ pub struct Settings {
     /// What a failed audit write means (restart-only: read once, at start).
     pub audit_failure: hotcfg::AuditFailure,
     pub policy: RestartPolicy,
+    /// How long a change is on probation, what reverts it, commit-confirmed.
+    pub probation: crate::probation::ProbationArgs,
     /// Follow an etcd key instead of the file.
     #[cfg(feature = "etcd")]
     pub etcd: Option<EtcdSettings>,
@@ -217,6 +219,7 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
             .audit_log(audit)
             .audit_failure(settings.audit_failure);
     }
+    let builder = crate::probation::setup(builder, &settings.probation);
     let reloader = builder
         .build_async()
         .await

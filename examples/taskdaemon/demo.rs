@@ -11,6 +11,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
+mod probation_step;
+
 use crate::config::DEFAULT_CONFIG;
 use crate::daemon::{self, Settings};
 
@@ -196,6 +198,7 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
         audit_log: Some(audit.clone()),
         audit_failure: hotcfg::AuditFailure::FailClosed,
         policy,
+        probation: crate::probation::ProbationArgs::demo(),
         #[cfg(feature = "etcd")]
         etcd: None,
     })
@@ -341,6 +344,8 @@ pub async fn run(policy: RestartPolicy) -> Result<(), String> {
             && matches!(&event.trigger, hotcfg::Trigger::File(p) if p.ends_with("banner.tmpl")),
         "reloaded because banner.tmpl changed",
     )?;
+
+    probation_step::run(&mut tour, &mut alice, &mut bob, &running.reloader).await?;
 
     println!("\n== the end");
     let status = alice.get("/api/status").await?;

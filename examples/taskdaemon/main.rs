@@ -27,6 +27,7 @@ mod demo;
 mod handlers;
 mod http;
 mod parked;
+mod probation;
 mod queue;
 mod rate;
 #[cfg(test)]
@@ -91,6 +92,8 @@ struct Options {
     #[cfg(feature = "etcd")]
     #[command(flatten)]
     etcd_access: hotcfg::cli::EtcdAccess,
+    #[command(flatten)]
+    probation: probation::ProbationArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
             audit_log: options.audit_log,
             audit_failure: options.on_audit_failure.into(),
             policy: options.policy,
+            probation: options.probation,
             #[cfg(feature = "etcd")]
             etcd: options.etcd.map(|endpoints| daemon::EtcdSettings {
                 endpoints,

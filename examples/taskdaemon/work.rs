@@ -295,6 +295,7 @@ impl Work {
             }
             let iteration = done + 1;
             let line = self.render(&config, &def.template, &item, iteration, def.max_iterations);
+            crate::probation::LOOPS.iteration(config.generation(), &line);
             if let Err(err) = append_line(&log_path, &line) {
                 tracing::warn!(id = item.id, %err, "cannot write loop output");
             }

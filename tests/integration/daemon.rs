@@ -476,6 +476,8 @@ fn the_demo_runs_every_step_and_exits_zero() {
         "ok: vetoed by the loops handler",
         "ok: failed and rolled back",
         "ok: reloaded because banner.tmpl changed",
+        "ok: loop iterations failed, so probation reverted it as a new generation",
+        "ok: the reverted content is quarantined while the file holds it",
         "hash chain verified",
         "demo finished: every step behaved as expected",
     ] {

@@ -4,6 +4,7 @@ mod audit_failure;
 mod audit_trigger;
 mod browser;
 mod daemon;
+mod daemon_probation;
 mod derive;
 mod derive_props;
 mod durability;

@@ -7,6 +7,7 @@
 
 mod auth;
 mod config;
+mod confirm;
 mod events;
 mod fields;
 mod history;
@@ -98,6 +99,7 @@ pub fn router(api: Arc<Api>, server: &ServerSection) -> Router {
         .route("/api/jobs/{id}", get(jobs::get))
         .route("/api/plan", post(plan::post))
         .route("/api/revert", post(revert::post))
+        .route("/api/confirm", post(confirm::post))
         .route("/metrics", get(metrics::get))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

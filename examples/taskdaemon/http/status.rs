@@ -88,5 +88,6 @@ pub fn status_json(api: &Api) -> Value {
         "storage": api.work.store().health(),
         "loops": loops,
         "parked": parked,
+        "probation": crate::probation::status_json(&api.reloader),
     })
 }
