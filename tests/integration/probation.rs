@@ -641,3 +641,44 @@ fn an_async_health_check_passes_a_healthy_change_and_reverts_an_unhealthy_one() 
         })
     });
 }
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+struct WithCert {
+    /// A file the configuration names: its edits reload too.
+    #[reload(scope = "tls", watch)]
+    cert: std::path::PathBuf,
+}
+
+#[test]
+fn a_change_in_a_named_file_alone_cannot_be_reverted_and_says_so() {
+    let sandbox = Sandbox::new();
+    let cert = sandbox.write("cert.pem", "good certificate\n");
+    let path = sandbox.write(
+        "app.toml",
+        &format!("cert = {:?}\n", cert.display().to_string()),
+    );
+    let read = cert.clone();
+    let reloader = Reloader::<WithCert>::builder(FileSource::new(&path))
+        .on_apply("tls", |_| Ok(()))
+        .probation(Duration::from_secs(60), move |_: &Probe<WithCert>| {
+            match std::fs::read_to_string(&read).unwrap_or_default().as_str() {
+                "bad certificate\n" => Health::unhealthy("handshakes fail"),
+                _ => Health::Healthy,
+            }
+        })
+        .probation_interval(INTERVAL)
+        .build()
+        .unwrap();
+    sandbox.write("cert.pem", "bad certificate\n");
+    assert!(matches!(
+        reloader.reload_now().result,
+        ReloadResult::Applied { .. }
+    ));
+    let status = reloader.wait_probation(BOUND);
+    let ProbationStatus::RevertFailed { live: 2, error, .. } = &status else {
+        panic!("expected a revert that cannot restore the file, got {status:?}");
+    };
+    assert!(error.contains("files it names"), "{error}");
+    // The source's own bytes are the trusted ones: nothing is quarantined.
+    assert!(reloader.quarantined().is_empty());
+}

@@ -87,7 +87,14 @@ impl<C: HotConfig> Reloader<C> {
                 changes: &changes,
                 stamp: &stamp,
             }),
-            Decided::Unchanged => Ok((live.generation(), ReloadResult::Unchanged)),
+            // The configurations are equal: the change was in files the configuration names,
+            // whose earlier content no one kept.
+            Decided::Unchanged => Err(ReloadResult::Rejected {
+                reason: "nothing to restore in the configuration: the change came from files it \
+                         names (`#[reload(watch)]`), whose earlier content is not kept"
+                    .into(),
+                refused: Vec::new(),
+            }),
             Decided::Reject { reason, refused } => Err(ReloadResult::Rejected { reason, refused }),
             Decided::Defer { pending } => Err(ReloadResult::Rejected {
                 reason: "only restart-only fields differ; they cannot change live".into(),
@@ -120,7 +127,7 @@ impl<C: HotConfig> Reloader<C> {
         cell.ended(ended.0, ended.1);
     }
 
-    /// The revert committed (or found nothing to undo): the engine follows the restored version,
+    /// The revert committed: the engine follows the restored version,
     /// the reverted content is to be quarantined. Returns how its event is recorded, and how the
     /// probation ended.
     fn reverted(
