@@ -22,8 +22,8 @@ use hotcfg_tests::{Rendezvous, Sandbox};
 
 mod catchup;
 mod notes;
-mod secured;
 mod revert;
+mod secured;
 
 /// The longest any single condition is waited for.
 const LIMIT: Duration = Duration::from_secs(15);
