@@ -9,7 +9,7 @@
 //! New inputs go to `corpus/config_bytes` (not kept); `seeds` holds the starting inputs. A crash
 //! found and fixed gets its input copied to `regressions`. The same function runs in the normal
 //! test suite on every file of `seeds` and `regressions` and on generated inputs
-//! (`tests/integration/reliability.rs`).
+//! (`tests/integration/reliability/fuzz_twin.rs`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
