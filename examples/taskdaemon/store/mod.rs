@@ -405,6 +405,28 @@ mod tests {
         assert!((1..=200).contains(&health.submit_commits), "{health:?}");
     }
 
+    /// SQLite's automatic checkpoint copied the log into the database inside the commit that
+    /// crossed 1,000 pages: the committing thread paid for it.
+    #[test]
+    fn commits_never_copy_the_log_into_the_database_themselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = store.submit("build").unwrap();
+        let db = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+        // About one page of log per progress checkpoint: well over SQLite's 1,000.
+        for iteration in 1..=1_500 {
+            store.checkpoint(id, iteration).unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join(format!("{DB_FILE}-wal")))
+            .unwrap()
+            .len();
+        assert!(wal > 1_200 * 4096, "the log holds {wal} bytes");
+        assert!(
+            std::fs::read(dir.path().join(DB_FILE)).unwrap() == db,
+            "a commit copied the log into the database"
+        );
+    }
+
     #[test]
     fn a_checkpoint_never_reopens_a_finished_job() {
         let dir = tempfile::tempdir().unwrap();
