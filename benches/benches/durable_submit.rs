@@ -10,6 +10,8 @@
 //!
 //! * `store_submit/1`, `store_submit/4`: acknowledged submits from 1 and from 4 threads (clients),
 //!   time per acknowledged submit (so throughput is its inverse).
+//! * `store_submit_checkpoint_in_commit/1`, `/4`: the same with the log checkpointed as before
+//!   the checkpoint thread, by SQLite inside the commit that crosses 1,000 pages.
 //! * `memory_submit/1`, `memory_submit/4`: the same through the in-memory queue.
 //! * `fsync_alone/1`, `fsync_alone/4`: a 4 KiB page written into a preallocated file and
 //!   `sync_data`, one at a time under a lock.
@@ -141,9 +143,17 @@ fn run(target: &Arc<dyn Submit>, clients: usize, per_client: u64) -> (Vec<u64>, 
     (latencies, wall)
 }
 
-fn targets(store: &Arc<Store>, dir: &std::path::Path) -> Vec<(&'static str, Arc<dyn Submit>)> {
+fn targets(
+    store: &Arc<Store>,
+    in_commit: &Arc<Store>,
+    dir: &std::path::Path,
+) -> Vec<(&'static str, Arc<dyn Submit>)> {
     vec![
         ("store_submit", Arc::clone(store) as Arc<dyn Submit>),
+        (
+            "store_submit_checkpoint_in_commit",
+            Arc::clone(in_commit) as Arc<dyn Submit>,
+        ),
         (
             "fsync_alone",
             Arc::new(FsyncAlone::create(&dir.join("probe"))),
@@ -168,7 +178,12 @@ fn main() {
     let dir = tempfile::tempdir_in(&parent).expect("a directory for the database");
     println!("database and fsync probe in {}", parent.display());
     let store = Arc::new(Store::open(dir.path()).expect("open the store"));
-    let targets = targets(&store, dir.path());
+    let before_dir = tempfile::tempdir_in(&parent).expect("a directory for the other database");
+    let in_commit = Arc::new(
+        Store::open_with(before_dir.path(), store::CheckpointPolicy::in_commit())
+            .expect("open the other store"),
+    );
+    let targets = targets(&store, &in_commit, dir.path());
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
@@ -195,15 +210,21 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, target) in &targets {
         for clients in [1, 4] {
-            let before = store.health();
+            let measured = if *name == "store_submit" {
+                &store
+            } else {
+                &in_commit
+            };
+            let before = measured.health();
             let (mut nanos, wall) = run(target, clients, per_client);
-            let after = store.health();
-            if *name == "store_submit" {
+            let after = measured.health();
+            if name.starts_with("store_submit") {
                 let submits = after.submits_stored - before.submits_stored;
                 let commits = after.submit_commits - before.submit_commits;
                 eprintln!(
-                    "store_submit/{clients}: {submits} submits in {commits} commits ({:.2} per commit)",
-                    submits as f64 / commits as f64
+                    "{name}/{clients}: {submits} submits in {commits} commits ({:.2} per commit); checkpoints {:?}",
+                    submits as f64 / commits as f64,
+                    after.checkpoints
                 );
             }
             let count = nanos.len();
