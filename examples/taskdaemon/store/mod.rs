@@ -8,8 +8,8 @@
 //!   one `UPDATE`, also `FULL`, so a job is finished exactly once.
 //! - Checkpoints are committed with `synchronous = NORMAL`: they survive a crash of the process;
 //!   after a power loss a loop may repeat the iterations since an earlier checkpoint.
-//! - The log is copied back into the database by a thread of its own, never by a commit
-//!   ([`checkpointer`]); a commit waits for it only if the log reaches its hard limit.
+//! - The log is copied back into the database by a thread of its own ([`checkpointer`]), not
+//!   by a commit (unless the log reaches its hard limit).
 //! - Every failed write is logged and kept as the storage's health until a write succeeds again.
 //! - A database that SQLite reports as damaged is moved aside under a timestamped name, never
 //!   deleted, and its highest id still readable is never handed out again ([`damaged`]; see
@@ -21,7 +21,7 @@ mod group;
 mod legacy;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use serde::Serialize;
@@ -89,7 +89,7 @@ struct Db {
 
 /// The open database.
 pub struct Store {
-    db: Mutex<Db>,
+    db: Arc<Mutex<Db>>,
     health: Mutex<Health>,
     submits: group::GroupCommit,
     checkpointer: checkpointer::Checkpointer,
@@ -135,17 +135,18 @@ impl Store {
             }
             Err(err) => return Err(format!("{}: {err}", path.display())),
         };
+        let db = Arc::new(Mutex::new(Db {
+            conn,
+            sync: Sync::Full,
+        }));
         let store = Store {
-            db: Mutex::new(Db {
-                conn,
-                sync: Sync::Full,
-            }),
+            checkpointer: checkpointer::Checkpointer::start(&path, Arc::clone(&db), policy)?,
+            db,
             health: Mutex::new(Health {
                 state: "ok",
                 ..Health::default()
             }),
             submits: group::GroupCommit::default(),
-            checkpointer: checkpointer::Checkpointer::start(&path, policy)?,
         };
         let mut db = store.db();
         if created {
@@ -180,9 +181,7 @@ impl Store {
         // Noted before the database is free again: whoever writes next sees this health.
         self.note(what, &result);
         if result.is_ok() {
-            // Holding the database: should this wait for a full checkpoint, no other commit
-            // runs into the checkpoint's lock (SQLite would make it sleep and poll).
-            self.checkpointer.after_commit();
+            self.checkpointer.after_commit(&db.conn);
         }
         drop(db);
         result.map_err(StoreError::from)
@@ -355,9 +354,7 @@ impl Db {
 }
 
 /// Opens the database in WAL mode, checks it and creates the schema. Its commits never
-/// checkpoint (the [`checkpointer`] does), and a log restarted after a checkpoint is trimmed
-/// to half of `policy.soft_bytes`, so that the file's size tells how far the log has grown
-/// since.
+/// checkpoint themselves below `policy.hard_bytes` (the [`checkpointer`] does).
 fn open_checked(path: &Path, policy: CheckpointPolicy) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -371,8 +368,11 @@ fn open_checked(path: &Path, policy: CheckpointPolicy) -> rusqlite::Result<Conne
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     if !policy.in_commit {
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "journal_size_limit", (policy.soft_bytes / 2) as i64)?;
+        // A log restarted after a spike is trimmed back to the hard limit.
+        let limit = policy.hard_bytes.min(i64::MAX as u64) as i64;
+        conn.pragma_update(None, "journal_size_limit", limit)?;
+        // Replaces SQLite's automatic checkpoint (which is itself a WAL hook).
+        checkpointer::hook(&conn);
     }
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
