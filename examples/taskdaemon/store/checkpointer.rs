@@ -18,7 +18,11 @@
 //! second checkpoint at once rather than wait for it, so ours wait on that lock instead).
 //!
 //! A failed checkpoint loses nothing (the log keeps every frame); it is logged and counted in
-//! the storage's health, and the next one retries.
+//! the storage's health, and the next one retries. A checkpoint SQLite answers "busy" is not a
+//! failure: a `PASSIVE` checkpoint that reads the log's index while a commit rewrites it is
+//! told so (SQLite then wants the writer's lock, which the commit holds). The bulk copy goes on
+//! to its second step, which holds the database and so cannot meet a commit; a step that is
+//! still busy is counted and left to the next commit, which asks again.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -72,6 +76,8 @@ pub struct CheckpointHealth {
     pub runs: u64,
     /// Checkpoints that failed (the thread's or a commit's).
     pub failures: u64,
+    /// Checkpoints that copied nothing because SQLite was busy (retried at the next commit).
+    pub busy: u64,
     /// The last failure, until a checkpoint succeeds again.
     pub last_error: Option<String>,
     /// Checkpoints a commit ran itself, having found `hard_bytes` in the log.
@@ -128,7 +134,7 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn note(&self, outcome: Result<(), String>, by_commit: bool) {
+    fn note(&self, outcome: Result<Copied, String>, by_commit: bool) {
         let mut state = self.lock();
         let health = &mut state.health;
         if by_commit {
@@ -137,7 +143,13 @@ impl Shared {
             health.runs += 1;
         }
         match outcome {
-            Ok(()) => health.last_error = None,
+            Ok(Copied::All) => health.last_error = None,
+            Ok(Copied::Busy) => {
+                tracing::debug!(
+                    "a checkpoint of the state database was busy; the next commit asks again"
+                );
+                health.busy += 1;
+            }
             Err(err) => {
                 tracing::warn!(%err, "checkpoint of the state database failed; its log keeps every change");
                 health.failures += 1;
@@ -242,7 +254,9 @@ fn run(shared: &Shared, conn: &Connection, db: &Mutex<Db>) {
             let _checkpointing = shared.checkpointing();
             checkpoint(conn)
         };
-        let outcome = bulk.and_then(|()| {
+        // Busy in the bulk step (a commit was rewriting the log's index) is fine: the second
+        // step holds the database.
+        let outcome = bulk.and_then(|_| {
             let _db = db.lock().unwrap_or_else(PoisonError::into_inner);
             let _checkpointing = shared.checkpointing();
             checkpoint(conn)
@@ -251,19 +265,25 @@ fn run(shared: &Shared, conn: &Connection, db: &Mutex<Db>) {
     }
 }
 
+/// What a checkpoint that did not fail came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Copied {
+    /// Every frame it could reach was copied.
+    All,
+    /// SQLite answered busy: another checkpoint, or a commit rewriting the log's index.
+    Busy,
+}
+
 /// One `PASSIVE` checkpoint: copies what it can without waiting for anyone (everything, when
 /// the caller holds the database and the checkpoint lock).
-fn checkpoint(conn: &Connection) -> Result<(), String> {
+fn checkpoint(conn: &Connection) -> Result<Copied, String> {
     // Its row: busy, frames in the log, frames copied.
     let busy = conn
         .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             row.get::<_, i64>(0)
         })
         .map_err(|err| err.to_string())?;
-    if busy != 0 {
-        return Err("the checkpoint was refused: another one was running".to_string());
-    }
-    Ok(())
+    Ok(if busy == 0 { Copied::All } else { Copied::Busy })
 }
 
 #[cfg(test)]
@@ -300,6 +320,81 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.job(id).unwrap().unwrap().iterations, 3_000);
+    }
+
+    /// Set by [`wait_for_release`] once a checkpoint waits in it.
+    static WAITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    /// Tells [`wait_for_release`] to give up.
+    static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// A busy handler that keeps its checkpoint waiting (holding SQLite's checkpoint lock) until
+    /// the test releases it, for 10 s at most.
+    fn wait_for_release(calls: i32) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        WAITING.store(true, SeqCst);
+        if RELEASE.load(SeqCst) || calls > 2_000 {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        true
+    }
+
+    /// A checkpoint that finds another one under way (here another connection's `RESTART`,
+    /// waiting for a reader while it holds SQLite's checkpoint lock) copies nothing and is
+    /// counted as busy, not as a failure: nothing is wrong and the next commit asks again.
+    /// (Before, it was a failure in the health: the checkpoint thread's copy met a commit
+    /// rewriting the log's index under load and reported "failures: 1".)
+    #[test]
+    fn a_checkpoint_that_meets_another_one_is_busy_not_failed() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let policy = CheckpointPolicy {
+            soft_bytes: 32 << 10,
+            hard_bytes: 32 << 10,
+            in_commit: false,
+        };
+        let store = Store::open_with(dir.path(), policy).unwrap();
+        let id = store.submit("build").unwrap();
+        store.checkpoint(id, 1).unwrap();
+        let path = dir.path().join(crate::store::DB_FILE);
+        // A reader of the log's newest frames, which a RESTART checkpoint must wait for.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+            .unwrap();
+        let other = std::thread::spawn(move || {
+            let conn = Connection::open(&path).unwrap();
+            conn.busy_handler(Some(wait_for_release)).unwrap();
+            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !WAITING.load(SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other connection's RESTART checkpoint never waited for the reader"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // A commit that found the log at its hard limit.
+        let before = store.health().checkpoints;
+        LOG_FRAMES.with(|frames| frames.set(1_000));
+        store.checkpointer.after_commit(&store.db().conn);
+        RELEASE.store(true, SeqCst);
+        assert_eq!(other.join().unwrap(), 1, "the RESTART gave up (busy)");
+        drop(reader);
+        let health = store.health().checkpoints;
+        assert_eq!(
+            (
+                health.by_commits,
+                health.busy,
+                health.failures,
+                health.last_error.clone()
+            ),
+            (before.by_commits + 1, before.busy + 1, 0, None),
+            "{health:?}"
+        );
     }
 
     /// With the soft limit at the hard one, every commit that finds the log at the limit copies
