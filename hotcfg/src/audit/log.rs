@@ -289,6 +289,42 @@ mod tests {
         assert_eq!(verify_audit_log(&path).unwrap().len(), 5);
     }
 
+    /// Kills `len +=` into `*=` (or `-=`) in `write_record` (issue 22): the length a failed
+    /// append is cut back to must count every record appended since the log was opened, not
+    /// only what `open` found.
+    #[test]
+    fn a_failed_append_after_several_appends_is_cut_back_to_the_last_whole_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut log = AuditLog::open(&path).unwrap().sync(AuditSync::Os);
+        for generation in 1..=3 {
+            log.append(&event(generation)).unwrap();
+        }
+        let whole = std::fs::read(&path).unwrap();
+        // What a write that failed half-way and could not be cut back leaves behind.
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"generation\":4,\"ti")
+            .unwrap();
+        log.cut_pending = true;
+        log.append(&event(5)).unwrap();
+
+        let text = std::fs::read(&path).unwrap();
+        assert_eq!(
+            &text[..whole.len()],
+            whole,
+            "the three whole records are kept"
+        );
+        let generations: Vec<u64> = verify_audit_log(&path)
+            .unwrap()
+            .iter()
+            .map(|record| record.generation)
+            .collect();
+        assert_eq!(generations, [1, 2, 3, 5]);
+    }
+
     #[test]
     fn a_failed_append_that_could_not_be_cut_back_is_cut_before_the_next_one() {
         let dir = tempfile::tempdir().unwrap();

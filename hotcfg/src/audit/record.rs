@@ -274,6 +274,7 @@ impl AuditRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ProbationRevert, RevertReason};
 
     #[test]
     fn a_record_written_before_triggers_named_their_file_still_reads() {
@@ -350,6 +351,33 @@ mod tests {
         assert_eq!(
             remote.to_string(),
             "remote etcd app/config.toml revision 42 (watched)"
+        );
+    }
+
+    /// Kills the mutants deleting the `Trigger::Revert` or the `Trigger::Probation` arm of
+    /// `AuditTrigger::from` (issue 22): the record would name the kind but not the version.
+    #[test]
+    fn reverts_are_recorded_with_the_version_they_restore_and_why() {
+        let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let revert = AuditTrigger::from(&Trigger::Revert(RevertTarget::new(3, sha)));
+        assert_eq!(
+            (revert.generation, revert.sha256.as_deref()),
+            (Some(3), Some(sha))
+        );
+        assert_eq!(
+            revert.to_string(),
+            "revert to generation 3 (sha256 9f86d081884c)"
+        );
+
+        let probation = AuditTrigger::from(&Trigger::Probation(ProbationRevert {
+            reverted: 7,
+            restored: 6,
+            reason: RevertReason::Unhealthy("error rate 40%".to_string()),
+        }));
+        assert_eq!(probation.reverted, Some(7));
+        assert_eq!(
+            probation.to_string(),
+            "probation of generation 7: unhealthy: error rate 40%"
         );
     }
 }
