@@ -289,6 +289,47 @@ mod tests {
         assert_eq!(verify_audit_log(&path).unwrap().len(), 5);
     }
 
+    /// Kills the `None if at_start` guard of `split_tail` replaced by `false` (audit/tail.rs):
+    /// with one whole record before the torn one, the whole file is in the window and that
+    /// record is the last whole one (the mutant grows the window until it overflows).
+    #[test]
+    fn one_whole_record_then_a_torn_one_continues_the_chain_from_the_whole_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, text) = log_of(dir.path(), 1);
+        std::fs::write(&path, format!("{text}{{\"generation\":2,\"ti")).unwrap();
+        assert_eq!(reopen_and_append(&path).unwrap().dropped_bytes, 19);
+        let generations: Vec<u64> = verify_audit_log(&path)
+            .unwrap()
+            .iter()
+            .map(|record| record.generation)
+            .collect();
+        assert_eq!(generations, [1, 1, 9]);
+    }
+
+    /// Kills the same guard replaced by `true`: when the record before a torn line is longer
+    /// than the first read window (4 KiB), the window must grow to hold all of it; a partial
+    /// line taken for the last whole record breaks the chain at the next append.
+    #[test]
+    fn a_torn_line_after_a_record_longer_than_the_read_window_keeps_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = log_of(dir.path(), 1);
+        let mut long = event(2);
+        long.result = ReloadResult::Rejected {
+            reason: "x".repeat(20_000),
+            refused: Vec::new(),
+        };
+        AuditLog::open(&path).unwrap().append(&long).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}{{\"generation\":3,\"ti")).unwrap();
+        assert_eq!(reopen_and_append(&path).unwrap().dropped_bytes, 19);
+        let generations: Vec<u64> = verify_audit_log(&path)
+            .expect("the chain continues from the long record")
+            .iter()
+            .map(|record| record.generation)
+            .collect();
+        assert_eq!(generations, [1, 2, 2, 9]);
+    }
+
     /// Kills `len +=` into `*=` (or `-=`) in `write_record` (issue 22): the length a failed
     /// append is cut back to must count every record appended since the log was opened, not
     /// only what `open` found.
