@@ -127,6 +127,11 @@ fn commit_confirmed_through_the_http_api() {
     );
     let (code, reply) = post(&daemon, "/api/confirm", "{nonsense");
     assert_eq!(code, 400, "{reply}");
+    let said = reply["error"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with(r#"expected an empty body or {"generation": N}: "#),
+        "{said}"
+    );
     let (code, reply) = post(&daemon, "/api/confirm", "");
     assert_eq!((code, reply["confirmed"].clone()), (200, 2.into()));
     probation_becomes(&daemon, "passed");

@@ -412,6 +412,11 @@ fn every_endpoint_answers_json_with_a_status_code() {
         .contains("unknown loop type `nope`"));
     let bad = request(addr, "POST", "/api/submit", Some(TOKEN), "{\"kind\": 1}");
     assert_eq!(bad.status, 400, "{}", bad.text());
+    let said = bad.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        said.starts_with(r#"expected {"type": "LOOP TYPE"}: unknown field `kind`"#),
+        "{said}"
+    );
 
     let reload = request(addr, "POST", "/api/reload", Some(TOKEN), "");
     assert_eq!(reload.status, 200, "{}", reload.text());
@@ -845,5 +850,10 @@ fn the_daemon_reverts_to_a_chosen_generation_over_http() {
     );
     let bad = request(addr, "POST", "/api/revert", Some(TOKEN), r#"{"gen": 1}"#);
     assert_eq!(bad.status, 400, "{}", bad.text());
+    let said = bad.json()["error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        said.starts_with(r#"expected {"generation": N, "dry_run": false}: unknown field `gen`"#),
+        "{said}"
+    );
     assert_eq!(status(&daemon)["generation"], 3);
 }

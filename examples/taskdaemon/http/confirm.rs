@@ -13,7 +13,7 @@ use axum::Json;
 use hotcfg::ConfirmError;
 use serde_json::{json, Value};
 
-use super::{body_text, Api, ApiError};
+use super::{body_text, json_body, Api, ApiError};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,14 +28,9 @@ pub async fn post(
     let text = body_text(body)?;
     let asked = match text.trim() {
         "" => None,
-        text => Some(
-            serde_json::from_str::<Confirm>(text)
-                .map_err(|err| {
-                    let expected = "expected an empty body or {\"generation\": N}";
-                    ApiError::new(StatusCode::BAD_REQUEST, format!("{expected}: {err}"))
-                })?
-                .generation,
-        ),
+        text => {
+            Some(json_body::<Confirm>(text, r#"an empty body or {"generation": N}"#)?.generation)
+        }
     };
     let confirmed = match asked {
         Some(generation) => api.reloader.confirm_generation(generation),

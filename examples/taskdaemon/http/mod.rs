@@ -164,3 +164,14 @@ fn body_text(
     String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the body is not UTF-8"))
 }
+
+/// A JSON body of type `T`, or `400` with `expected` (the shape wanted, for the person reading
+/// the error) and serde's reason.
+fn json_body<T: serde::de::DeserializeOwned>(text: &str, expected: &str) -> Result<T, ApiError> {
+    serde_json::from_str(text).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("expected {expected}: {err}"),
+        )
+    })
+}

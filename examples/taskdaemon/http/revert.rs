@@ -17,7 +17,7 @@ use axum::Json;
 use hotcfg::RevertError;
 use serde_json::{json, Value};
 
-use super::{blocking, body_text, event_json, Api, ApiError};
+use super::{blocking, body_text, event_json, json_body, Api, ApiError};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,12 +32,7 @@ pub async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let text = body_text(body)?;
-    let request: Request = serde_json::from_str(&text).map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("expected {{\"generation\": N, \"dry_run\": false}}: {err}"),
-        )
-    })?;
+    let request: Request = json_body(&text, r#"{"generation": N, "dry_run": false}"#)?;
     let reloader = api.reloader.clone();
     let generation = request.generation;
     if request.dry_run {

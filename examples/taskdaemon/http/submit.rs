@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{body_text, Api, ApiError};
+use super::{body_text, json_body, Api, ApiError};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,12 +24,7 @@ pub async fn post(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let text = body_text(body)?;
-    let submit: Submit = serde_json::from_str(&text).map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("expected {{\"type\": \"LOOP TYPE\"}}: {err}"),
-        )
-    })?;
+    let submit: Submit = json_body(&text, r#"{"type": "LOOP TYPE"}"#)?;
     if !api.rate.allow() {
         metrics::counter!(super::metrics::SUBMITS, "result" => "rate_limited").increment(1);
         return Err(ApiError::new(
