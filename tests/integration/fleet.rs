@@ -24,6 +24,7 @@ mod catchup;
 mod notes;
 mod revert;
 mod secured;
+mod waves;
 
 /// The longest any single condition is waited for.
 const LIMIT: Duration = Duration::from_secs(15);
@@ -238,7 +239,6 @@ impl Node {
         policy: RestartPolicy,
         audit_log: Option<&std::path::Path>,
     ) -> Node {
-        let client = source.client().clone();
         let mut builder = Reloader::<NodeConfig>::builder(source.clone())
             .validator(validate)
             .policy(policy)
@@ -249,9 +249,15 @@ impl Node {
         let reloader = builder
             .build()
             .unwrap_or_else(|e| panic!("node {id} cannot start: {e}"));
+        Node::follow(&source, id, reloader)
+    }
+
+    /// A node on `reloader` (built on `source`), following `source`.
+    fn follow(source: &EtcdSource, id: &str, reloader: Reloader<NodeConfig>) -> Node {
+        let client = source.client().clone();
         let follower = EtcdFollower::start(
             &reloader,
-            &source,
+            source,
             FollowerOptions::new(id)
                 .lease_ttl(Duration::from_secs(5))
                 .backoff(Duration::from_millis(50), Duration::from_millis(500)),
@@ -344,6 +350,7 @@ fn push(etcd: &Etcd, file: PathBuf, expect_revision: Option<i64>) -> Op {
         reason: None,
         author: None,
         node: None,
+        waves: Default::default(),
     }
 }
 
@@ -408,6 +415,7 @@ fn a_pushed_hot_change_reaches_every_node_and_each_reports_it_applied() {
             reason: None,
             author: None,
             node: None,
+            waves: Default::default(),
         },
     );
     assert_eq!(code, EXIT_OK, "{out}");
@@ -564,6 +572,7 @@ fn a_restart_only_push_is_rejected_or_deferred_by_every_node_which_says_so() {
             reason: None,
             author: None,
             node: None,
+            waves: Default::default(),
         },
     );
     assert_eq!(code, EXIT_REJECTED, "{out}");

@@ -60,7 +60,8 @@ pub enum Command {
     /// the key is still at the revision planned against.
     #[cfg(feature = "etcd")]
     Push {
-        /// The configuration file to push.
+        /// The configuration file to push (not read with --resume or --abort).
+        #[arg(required_unless_present_any = ["resume", "abort"], default_value = "")]
         file: PathBuf,
         /// etcd endpoints, comma-separated (`127.0.0.1:2379,10.0.0.2:2379`).
         #[arg(long = "etcd", value_name = "ENDPOINTS")]
@@ -84,8 +85,11 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         author: Option<String>,
         /// Push FILE as this node's override (KEY/nodes/ID), layered over the shared value.
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", conflicts_with_all = ["waves", "resume", "abort"])]
         node: Option<String>,
+        /// A staged rollout: --waves, --wave-timeout, --resume, --abort.
+        #[command(flatten)]
+        waves: crate::cli::WaveArgs,
     },
     /// Every live node's result for an etcd key: revision, result, pending restart, error.
     #[cfg(feature = "etcd")]

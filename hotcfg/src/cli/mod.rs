@@ -64,6 +64,7 @@
 //! | 4 ([`EXIT_CONFLICT`]) | `push` refused: the key changed since the revision planned against; nothing written |
 //! | 5 ([`EXIT_ETCD`]) | etcd cannot be reached or refused the request; nothing written |
 //! | 6 ([`EXIT_NOT_CONVERGED`]) | `fleet-status`: some node has not applied the key's current revision or is not watching it, an expected node is missing (or no node reports) |
+//! | 7 ([`EXIT_HALTED`]) | `push --waves`/`--resume`/`--abort`: the staged rollout was halted or aborted; every node returns to the stable value |
 
 mod command;
 #[cfg(feature = "etcd")]
@@ -77,6 +78,8 @@ mod push;
 mod rollback;
 #[cfg(feature = "schemars")]
 mod schema;
+#[cfg(feature = "etcd")]
+mod waves;
 
 use std::fmt;
 use std::io::Write;
@@ -89,6 +92,8 @@ pub use fields::fields;
 #[cfg(feature = "etcd")]
 use fleet_status::fleet_status;
 use history::history;
+#[cfg(feature = "etcd")]
+pub use waves::WaveArgs;
 
 use crate::engine::Pipeline;
 use crate::hot_reload::HotConfig;
@@ -108,6 +113,9 @@ pub const EXIT_CONFLICT: u8 = 4;
 pub const EXIT_ETCD: u8 = 5;
 /// Exit code: `fleet-status` found a node that has not applied the key's current revision.
 pub const EXIT_NOT_CONVERGED: u8 = 6;
+/// Exit code: `push --waves` (or `--resume`, `--abort`) ended with the rollout halted or aborted:
+/// every node runs the stable value again.
+pub const EXIT_HALTED: u8 = 7;
 
 /// Runs [`Command`]s for configuration type `C`, with the same [`Pipeline`] (loading,
 /// validation, policy and scope dependencies) as the application's engine.
@@ -239,6 +247,7 @@ impl<C: HotConfig> Cli<C> {
                 reason,
                 author,
                 node,
+                waves,
             } => {
                 let mut change = match author {
                     Some(author) => crate::source::ChangeNote::new(author.clone()),
@@ -254,6 +263,7 @@ impl<C: HotConfig> Cli<C> {
                     dry_run: *dry_run,
                     change,
                     node: node.as_deref(),
+                    waves,
                 };
                 self.push(&request, out)
             }

@@ -14,7 +14,7 @@ impl PushError {
     pub fn exit_code(&self) -> u8 {
         match self {
             PushError::Invalid(_) | PushError::Usage(_) => EXIT_INVALID,
-            PushError::Conflict { .. } => EXIT_CONFLICT,
+            PushError::Conflict { .. } | PushError::Rollout(_) => EXIT_CONFLICT,
             PushError::Etcd(_) => EXIT_ETCD,
         }
     }
@@ -32,6 +32,8 @@ pub(super) struct PushRequest<'a> {
     pub(super) change: ChangeNote,
     /// The node whose override is pushed.
     pub(super) node: Option<&'a str>,
+    /// A staged rollout: start one, or act on the running one.
+    pub(super) waves: &'a super::WaveArgs,
 }
 
 impl<C: HotConfig> Cli<C> {
@@ -55,6 +57,15 @@ impl<C: HotConfig> Cli<C> {
                 return Ok(EXIT_ETCD);
             }
         };
+        if request.waves.acts_on_running() {
+            return super::waves::act_on_running(
+                request.waves,
+                &client,
+                key,
+                &request.change.author,
+                out,
+            );
+        }
         let file = request.file;
         let prepared = match request.node {
             None => PreparedPush::prepare(&self.pipeline, file, &client, key),
@@ -88,7 +99,10 @@ impl<C: HotConfig> Cli<C> {
             )?;
             return Ok(plan_code(&prepared));
         }
-        commit(&prepared, &client, request.file, out)
+        match &request.waves.waves {
+            Some(sizes) => super::waves::start(request.waves, sizes, &prepared, &client, out),
+            None => commit(&prepared, &client, request.file, out),
+        }
     }
 }
 

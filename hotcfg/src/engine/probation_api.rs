@@ -127,6 +127,11 @@ impl<C: HotConfig> Reloader<C> {
             .map_or(ProbationStatus::Idle, |cell| cell.status())
     }
 
+    /// Whether this reloader runs probation or commit-confirmed.
+    pub(crate) fn has_probation(&self) -> bool {
+        self.inner.probation.is_some()
+    }
+
     /// A receiver told of every change of [`probation_status`](Reloader::probation_status), for
     /// async code (`changed().await`, `wait_for`).
     pub fn probation_updates(&self) -> watch::Receiver<ProbationStatus> {

@@ -5,7 +5,9 @@
 //!   transaction as the value, so it belongs to the value exactly when both have the same mod
 //!   revision;
 //! - `K/nodes/<node id>`: a node's override, layered over the shared value; its note is
-//!   `K/nodes/<node id>/change`.
+//!   `K/nodes/<node id>/change`;
+//! - `K/rollout`: a staged rollout's state (JSON, see `rollout.rs`), and `K/rollout/candidate`
+//!   the value it rolls out.
 //!
 //! In a prefix, a key below another key (`K/...` beside `K`) is that key's, not a fragment.
 
@@ -30,6 +32,16 @@ pub(crate) fn overrides_prefix(key: &str) -> String {
 /// Where `node`'s override of `key` is kept.
 pub(crate) fn override_key(key: &str, node: &str) -> String {
     format!("{}{node}", overrides_prefix(key))
+}
+
+/// Where a staged rollout of `key` keeps its state.
+pub(crate) fn rollout_key(key: &str) -> String {
+    format!("{key}/rollout")
+}
+
+/// Where a staged rollout of `key` keeps the value it rolls out.
+pub(crate) fn candidate_key(key: &str) -> String {
+    format!("{key}/rollout/candidate")
 }
 
 /// The note in `entry` when it was written with the value at `revision`; `None` when there is

@@ -142,6 +142,9 @@ impl fmt::Display for FleetStatus {
                 .collect();
             writeln!(f, "overrides: {}", list.join(", "))?;
         }
+        if let Some(rollout) = &self.rollout {
+            writeln!(f, "{rollout}")?;
+        }
         write!(f, "{}", self.summary())
     }
 }

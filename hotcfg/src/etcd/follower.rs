@@ -279,6 +279,7 @@ impl EtcdFollower {
                 key: key.clone(),
                 ttl: options.lease_ttl,
                 backoff: (options.backoff_min, options.backoff_max),
+                generations: Default::default(),
             };
             // Subscribe now, so no event after start is missed.
             let events = reloader.events();

@@ -147,8 +147,11 @@ mod fleet_table;
 mod follow;
 mod follower;
 mod health;
+mod node_probation;
 mod push;
 mod reporter;
+mod rollout;
+mod rollout_run;
 mod source;
 mod status;
 
@@ -161,6 +164,10 @@ pub use health::{
     WatchHealth, WatchState, ETCD_REVISION, ETCD_WATCHING, ETCD_WATCH_FAILURES_TOTAL,
     ETCD_WATCH_STATE_SINCE_SECONDS,
 };
+pub use node_probation::NodeProbation;
 pub use push::{PreparedPush, PushError};
+pub use rollout::{
+    NodeOutcome, Rollout, RolloutOutcome, RolloutPhase, RolloutProgress, RolloutState, WaveSize,
+};
 pub use source::EtcdSource;
 pub use status::{Expected, FleetStatus, NodeResult, NodeStatus};

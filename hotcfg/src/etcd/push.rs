@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use super::beside;
-use super::client::{Entry, EtcdClient, EtcdError, Swap};
+use super::client::{Entry, EtcdClient, EtcdError};
+use super::rollout::{RolloutPhase, RolloutState};
 use super::source::EtcdSource;
 use crate::engine::Pipeline;
 use crate::hot_reload::HotConfig;
@@ -54,7 +55,10 @@ pub struct PreparedPush {
     pub note: Option<String>,
     /// The pushed file's identity.
     pub identity: SourceIdentity,
-    text: String,
+    pub(super) text: String,
+    /// The mod revision of a stopped rollout's state seen at planning (0: none), deleted with
+    /// the write.
+    rollout_revision: i64,
 }
 
 /// Why a push wrote nothing.
@@ -80,6 +84,9 @@ pub enum PushError {
     /// The command cannot be carried out as given (a prefix as key, a format mismatch).
     #[error("nothing pushed: {0}")]
     Usage(String),
+    /// A staged rollout of the key is in the way (one runs; or its state changed meanwhile).
+    #[error("push refused: {0}")]
+    Rollout(String),
 }
 
 /// The format of the value pushed to `key`: the file's, which the key's name must not contradict.
@@ -196,7 +203,11 @@ impl PreparedPush {
             note: None,
             identity: content.identity.clone(),
             text,
+            rollout_revision: 0,
         };
+        if node.is_none() {
+            push.rollout_revision = stopped_rollout(client, key)?;
+        }
         let current = client.get(&target).map_err(PushError::Etcd)?;
         if let Some(entry) = &current {
             push.revision = entry.mod_revision;
@@ -243,32 +254,54 @@ impl PreparedPush {
 
     /// Writes the value, and [`change`](PreparedPush::change) beside it, if the key is still at
     /// [`revision`](PreparedPush::revision) (one etcd transaction); returns the new revision.
+    /// For the key every node shares, the write also requires that no staged rollout started
+    /// since the plan, and deletes a stopped one's keys.
     pub fn commit(&self, client: &EtcdClient) -> Result<i64, PushError> {
-        let mut also = Vec::new();
+        let mut writes = vec![(self.key.clone(), Some(self.text.clone().into_bytes()))];
         if let Some(change) = &self.change {
             change
                 .check()
                 .map_err(|e| PushError::Usage(format!("the change note: {e}")))?;
             let json = serde_json::to_vec(change)
                 .map_err(|e| PushError::Usage(format!("the change note: {e}")))?;
-            also.push((beside::change_key(&self.key), json));
+            writes.push((beside::change_key(&self.key), Some(json)));
         }
-        match client
-            .put_if_revision_with(
-                &self.key,
-                self.text.clone().into_bytes(),
-                self.revision,
-                also,
-            )
-            .map_err(PushError::Etcd)?
-        {
-            Swap::Written(revision) => Ok(revision),
-            Swap::Conflict { current } => Err(PushError::Conflict {
+        let mut guard = vec![(self.key.clone(), self.revision)];
+        if self.node.is_none() {
+            guard.push((beside::rollout_key(&self.key), self.rollout_revision));
+            if self.rollout_revision > 0 {
+                writes.push((beside::rollout_key(&self.key), None));
+                writes.push((beside::candidate_key(&self.key), None));
+            }
+        }
+        match client.write_if(&guard, writes).map_err(PushError::Etcd)? {
+            Ok(revision) => Ok(revision),
+            Err(now) if now[0] != self.revision => Err(PushError::Conflict {
                 key: self.key.clone(),
                 planned: self.revision,
-                current,
+                current: now[0],
             }),
+            Err(_) => Err(PushError::Rollout(format!(
+                "a staged rollout of {} was started or changed since the plan; nothing was                  written",
+                self.key
+            ))),
         }
+    }
+}
+
+/// The mod revision of a stopped rollout of `key` (0: none); a running one refuses the push.
+fn stopped_rollout(client: &EtcdClient, key: &str) -> Result<i64, PushError> {
+    let Some(entry) = client
+        .get(&beside::rollout_key(key))
+        .map_err(PushError::Etcd)?
+    else {
+        return Ok(0);
+    };
+    match serde_json::from_slice::<RolloutState>(&entry.value) {
+        Ok(state) if state.phase == RolloutPhase::Running => {
+            Err(super::rollout_run::running_refusal(key, &state))
+        }
+        _ => Ok(entry.mod_revision),
     }
 }
 

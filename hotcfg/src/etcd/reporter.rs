@@ -13,9 +13,10 @@ use super::backoff::{sleep_or_stop, Backoff};
 use super::client::EtcdError;
 use super::follower::{trigger_revision, Shared};
 use super::health::WatchHealth;
+use super::node_probation::{Generations, NodeProbation};
 use super::source::EtcdSource;
 use super::status::{NodeResult, NodeStatus};
-use crate::{HotReload, ReloadEvent, Reloader};
+use crate::{HotReload, ProbationStatus, ReloadEvent, Reloader};
 
 pub(super) struct Reporter<C: HotReload> {
     pub(super) reloader: Reloader<C>,
@@ -25,12 +26,16 @@ pub(super) struct Reporter<C: HotReload> {
     pub(super) key: String,
     pub(super) ttl: Duration,
     pub(super) backoff: (Duration, Duration),
+    /// The revisions of recent generations, for the probation report.
+    pub(super) generations: Generations,
 }
 
-/// What a reporter session listens to: the engine's events, the watch's health, the stop signal.
+/// What a reporter session listens to: the engine's events, the watch's health, probation, the
+/// stop signal.
 type Channels<'a> = (
     &'a mut broadcast::Receiver<Arc<ReloadEvent>>,
     &'a mut watch::Receiver<WatchHealth>,
+    &'a mut watch::Receiver<ProbationStatus>,
     &'a mut watch::Receiver<bool>,
 );
 
@@ -49,8 +54,10 @@ where
     /// The report for `event`, or `None` when it has nothing to say about a revision (a read
     /// that could not reach etcd).
     fn status_of(&self, event: &ReloadEvent, health: &WatchHealth) -> Option<NodeStatus> {
+        self.generations.note(event);
         let mut status = NodeStatus::from_event(&self.node, event, self.pending());
         status.watch = Some(health.clone());
+        status.probation = self.probation();
         if let Some(failed) = event.result.read_error() {
             if failed.is_temporary() {
                 return None;
@@ -60,6 +67,14 @@ where
             status.revision = trigger_revision(&event.trigger).or(failed.revision);
         }
         Some(status)
+    }
+
+    /// Where probation stands, when the node runs it.
+    fn probation(&self) -> Option<NodeProbation> {
+        self.reloader.has_probation().then(|| {
+            let status = self.reloader.probation_status();
+            NodeProbation::of(&status, |g| self.generations.revision_of(g))
+        })
     }
 
     fn pending(&self) -> Vec<String> {
@@ -76,12 +91,15 @@ where
         mut stop: watch::Receiver<bool>,
     ) {
         let mut health = self.shared.health.subscribe();
-        let mut latest =
-            NodeStatus::from_event(&self.node, &self.reloader.last_event(), self.pending());
+        let mut probation = self.reloader.probation_updates();
+        let last = self.reloader.last_event();
+        self.generations.note(&last);
+        let mut latest = NodeStatus::from_event(&self.node, &last, self.pending());
+        latest.probation = self.probation();
         let mut backoff = Backoff::new(self.backoff);
         loop {
             latest.watch = Some(health.borrow_and_update().clone());
-            let channels = (&mut events, &mut health, &mut stop);
+            let channels = (&mut events, &mut health, &mut probation, &mut stop);
             match self.session(&mut latest, channels, &mut backoff).await {
                 Ok(()) => return,
                 Err(err) => {
@@ -100,7 +118,7 @@ where
     async fn session(
         &self,
         latest: &mut NodeStatus,
-        (events, health, stop): Channels<'_>,
+        (events, health, probation, stop): Channels<'_>,
         backoff: &mut Backoff,
     ) -> Result<(), EtcdError> {
         let client = self.source.client();
@@ -109,6 +127,7 @@ where
         let revision = self.write(latest, lease.id).await?;
         backoff.reset();
         let mut own = self.watch_own_key(revision, lease.epoch).await?;
+        let mut probation_open = self.reloader.has_probation();
         let mut tick = tokio::time::interval(self.ttl / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -133,6 +152,12 @@ where
                         *latest = status;
                         self.write_if_new(latest, &mut written, lease.id).await?;
                     }
+                }
+                changed = probation.changed(), if probation_open => {
+                    // Without probation (or once the engine is gone) nothing more comes.
+                    probation_open = changed.is_ok();
+                    latest.probation = self.probation();
+                    self.write_if_new(latest, &mut written, lease.id).await?;
                 }
                 changed = health.changed() => {
                     if changed.is_err() {

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::beside;
 use super::client::{Entry, EtcdClient, EtcdError, Listing, Swap};
+use super::rollout::RolloutState;
 use crate::source::{hex, sha256_hex, SourceErrorKind};
 use crate::{Format, Layer, Source, SourceContent, SourceError, SourceIdentity};
 
@@ -113,9 +114,32 @@ impl EtcdSource {
     /// assert_eq!(source.override_key().as_deref(), Some("apps/billing/config.toml/nodes/billing-2"));
     /// # Ok::<(), hotcfg::etcd::EtcdError>(())
     /// ```
-    pub fn node_override(mut self, node: impl Into<String>) -> Self {
+    pub fn node_override(self, node: impl Into<String>) -> Self {
+        self.for_node(node)
+    }
+
+    /// This source reads for the node `node`: its override (as
+    /// [`node_override`](EtcdSource::node_override)), and its admission to a staged rollout
+    /// ([`Rollout`](super::Rollout)): while a rollout runs and admits the node, the source reads
+    /// the candidate (`<key>/rollout/candidate`) in place of the key's value. For a key, not a
+    /// prefix.
+    ///
+    /// ```
+    /// use hotcfg::etcd::{EtcdClient, EtcdSource};
+    ///
+    /// let client = EtcdClient::new(["127.0.0.1:2379"])?;
+    /// let source = EtcdSource::new(client, "apps/billing/config.toml").for_node("billing-2");
+    /// assert_eq!(source.node(), Some("billing-2"));
+    /// # Ok::<(), hotcfg::etcd::EtcdError>(())
+    /// ```
+    pub fn for_node(mut self, node: impl Into<String>) -> Self {
         self.node = Some(node.into());
         self
+    }
+
+    /// The node this source reads for, if named.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
     }
 
     /// The key of this node's override, when the source layers one.
@@ -178,7 +202,12 @@ impl EtcdSource {
             return self.exclude.iter().any(|p| key.starts_with(p.as_str()));
         }
         match self.override_key() {
-            Some(own) => key != self.key && key != own,
+            Some(own) => {
+                key != self.key
+                    && key != own
+                    && key != beside::rollout_key(&self.key)
+                    && key != beside::candidate_key(&self.key)
+            }
             None => false,
         }
     }
@@ -211,12 +240,15 @@ impl EtcdSource {
     }
 
     /// One key with its note, and this node's override with its note, as of one revision. The
-    /// identity carries the note of the newer of the two layers.
+    /// identity carries the note of the newer of the two layers. A running rollout that admits
+    /// this node replaces the key's value with its candidate (and note).
     async fn read_key(&self) -> Result<SourceContent, SourceError> {
         let mut keys = vec![self.key.clone(), beside::change_key(&self.key)];
         if let Some(own) = self.override_key() {
             keys.push(beside::change_key(&own));
             keys.push(own);
+            keys.push(beside::rollout_key(&self.key));
+            keys.push(beside::candidate_key(&self.key));
         }
         let (found, revision) = self
             .client
@@ -228,6 +260,11 @@ impl EtcdSource {
             return Err(self.not_found(revision));
         };
         let (own_note, own) = (found.next().flatten(), found.next().flatten());
+        let (value, value_note) =
+            match self.admitted_candidate(found.next().flatten(), found.next().flatten()) {
+                Some((candidate, note)) => (candidate, note),
+                None => (value, value_note),
+            };
         let note = match &own {
             Some(own) if own.mod_revision > value.mod_revision => {
                 beside::note_of(own_note.as_ref(), own.mod_revision)
@@ -240,6 +277,24 @@ impl EtcdSource {
             .map_err(|err| err.at_revision(revision))?;
         content.identity.change = note;
         Ok(content)
+    }
+
+    /// The candidate (with its note, as written with it) when `rollout` runs and admits this
+    /// node; `None` otherwise: the stable value stands.
+    fn admitted_candidate(
+        &self,
+        rollout: Option<Entry>,
+        candidate: Option<Entry>,
+    ) -> Option<(Entry, Option<Entry>)> {
+        let node = self.node.as_deref()?;
+        let state: RolloutState = serde_json::from_slice(&rollout?.value).ok()?;
+        let candidate = candidate.filter(|_| state.admits(node))?;
+        let note = state.change.map(|change| Entry {
+            key: beside::change_key(&candidate.key),
+            value: serde_json::to_vec(&change).unwrap_or_default(),
+            mod_revision: candidate.mod_revision,
+        });
+        Some((candidate, note))
     }
 
     /// The content of entries read elsewhere (by a push planning against them: the key's value,
@@ -262,6 +317,9 @@ impl EtcdSource {
         if entries.is_empty() {
             return Err(self.not_found(listing.revision));
         }
+        // One layer read from another key than this one (a rollout's candidate) is hashed with
+        // its key, so the same bytes read from the key later are a new identity.
+        let keyed = entries.first().is_some_and(|e| e.key != self.key);
         let mut layers = Vec::with_capacity(entries.len());
         let mut hasher = Sha256::new();
         let mut revision = 0;
@@ -276,7 +334,7 @@ impl EtcdSource {
             hasher.update(layer.text.as_bytes());
             layers.push(layer);
         }
-        let sha256 = if self.prefix || layers.len() > 1 {
+        let sha256 = if self.prefix || layers.len() > 1 || keyed {
             hex(&hasher.finalize())
         } else {
             sha256_hex(layers[0].text.as_bytes())
@@ -451,6 +509,33 @@ mod tests {
         let inside = EtcdSource::prefix(client(), "app/").exclude("app/status/");
         assert!(inside.is_excluded("app/status/n1"));
         assert!(!inside.is_excluded("app/config.toml"));
+    }
+
+    #[test]
+    fn an_admitted_node_reads_the_candidate_hashed_with_its_key_and_others_the_stable_value() {
+        let source = EtcdSource::new(client(), "k").for_node("n1");
+        let state = RolloutState::new("r", 5, "sha", vec![vec!["n1".into()], vec!["n2".into()]]);
+        let rollout = entry("k/rollout", &serde_json::to_string(&state).unwrap(), 9);
+        let candidate = entry("k/rollout/candidate", "a = 2", 9);
+        let (read, _) = source
+            .admitted_candidate(Some(rollout.clone()), Some(candidate.clone()))
+            .expect("n1 is admitted");
+        assert_eq!(read.key, "k/rollout/candidate");
+        let other = EtcdSource::new(client(), "k").for_node("n2");
+        assert_eq!(
+            other.admitted_candidate(Some(rollout), Some(candidate)),
+            None
+        );
+        // The same bytes read from the candidate and from the key are two identities, so the
+        // node records the switch to the key (as unchanged) when the rollout completes.
+        let as_candidate = source.content_of(vec![read]).unwrap().identity.sha256;
+        let as_key = source
+            .content_of(vec![entry("k", "a = 2", 10)])
+            .unwrap()
+            .identity
+            .sha256;
+        assert_ne!(as_candidate, as_key);
+        assert_eq!(as_key, sha256_hex(b"a = 2"));
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::beside;
 use super::client::{EtcdClient, EtcdError};
 use super::health::WatchHealth;
+use super::node_probation::NodeProbation;
+use super::rollout::RolloutProgress;
 use crate::source::ChangeNote;
 use crate::{ReloadEvent, ReloadResult};
 
@@ -100,6 +102,9 @@ pub struct NodeStatus {
     /// other means than `push`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change: Option<ChangeNote>,
+    /// Where the node's probation stands (`None`: the node runs no probation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probation: Option<NodeProbation>,
 }
 
 impl NodeStatus {
@@ -140,6 +145,7 @@ impl NodeStatus {
                 .map_or(0, |d| d.as_secs()),
             watch: None,
             change: event.source.as_ref().and_then(|s| s.change.clone()),
+            probation: None,
         }
     }
 
@@ -158,6 +164,7 @@ impl NodeStatus {
             && self.sha256 == other.sha256
             && self.watch == other.watch
             && self.change == other.change
+            && self.probation == other.probation
     }
 }
 
@@ -217,7 +224,7 @@ impl Expected {
 /// let node = |name: &str, revision, result, error: Option<&str>| NodeStatus {
 ///     node: name.into(), revision: Some(revision), result, error: error.map(Into::into),
 ///     pending_restart: vec![], warnings: vec![], generation: 2, sha256: None,
-///     trigger: "remote".into(), reported_at: 0, watch: None, change: None,
+///     trigger: "remote".into(), reported_at: 0, watch: None, change: None, probation: None,
 /// };
 /// let fleet = FleetStatus {
 ///     key: "app/config".into(),
@@ -230,6 +237,7 @@ impl Expected {
 ///     expected: Expected::default(),
 ///     change: None,
 ///     overrides: vec![],
+///     rollout: None,
 /// };
 /// assert!(!fleet.converged());
 /// let table = fleet.to_string();
@@ -273,6 +281,9 @@ pub struct FleetStatus {
     /// The nodes with an override of the key (`<key>/nodes/<node id>`) and its mod revision.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub overrides: Vec<(String, i64)>,
+    /// A staged rollout of the key (running, halted or aborted) and how far it got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutProgress>,
 }
 
 impl FleetStatus {
@@ -285,7 +296,7 @@ impl FleetStatus {
     ) -> Result<FleetStatus, EtcdError> {
         let is_prefix = key.ends_with('/');
         let listing = client.list(status_prefix)?;
-        let (mut change, mut overrides) = (None, Vec::new());
+        let (mut change, mut overrides, mut rollout) = (None, Vec::new(), None);
         let key_revision = if is_prefix {
             client
                 .list(key)?
@@ -302,9 +313,10 @@ impl FleetStatus {
             }
             let listing = client.list(&beside::overrides_prefix(key))?;
             overrides = beside::overrides(key, &listing.entries);
+            rollout = RolloutProgress::read(client, key)?;
             revision
         };
-        let nodes = listing
+        let nodes: Vec<NodeStatus> = listing
             .entries
             .into_iter()
             .map(|entry| {
@@ -327,10 +339,12 @@ impl FleetStatus {
                         reported_at: 0,
                         watch: None,
                         change: None,
+                        probation: None,
                     }
                 })
             })
             .collect();
+        let rollout = rollout.map(|r| r.judged(&nodes));
         Ok(FleetStatus {
             key: key.to_string(),
             key_revision,
@@ -339,6 +353,7 @@ impl FleetStatus {
             expected: Expected::default(),
             change,
             overrides,
+            rollout,
         })
     }
 

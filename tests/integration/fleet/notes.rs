@@ -29,6 +29,7 @@ fn push_op(
         reason: reason.map(str::to_string),
         author: author.map(str::to_string),
         node: node.map(str::to_string),
+        waves: Default::default(),
     }
 }
 

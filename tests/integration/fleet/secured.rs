@@ -102,6 +102,7 @@ fn push_op(etcd: &Etcd, file: PathBuf, access: EtcdAccess) -> Op {
         reason: None,
         author: None,
         node: None,
+        waves: Default::default(),
     }
 }
 

@@ -138,6 +138,66 @@ impl EtcdClient {
         })
     }
 
+    /// The values of `keys` as of one store revision (`None` for an absent key), and that
+    /// revision.
+    pub(crate) fn get_all(&self, keys: &[String]) -> Result<(Vec<Option<Entry>>, i64), EtcdError> {
+        let this = self.clone();
+        let keys = keys.to_vec();
+        self.block_on(async move { this.get_each(&keys).await })
+    }
+
+    /// One transaction: when every key of `expect` is at its mod revision (0: absent), applies
+    /// `writes` (`Some(value)` puts, `None` deletes) and returns `Ok(revision)`; else writes
+    /// nothing and returns `Err` with each expected key's mod revision now (0: absent), in order.
+    pub(crate) fn write_if(
+        &self,
+        expect: &[(String, i64)],
+        writes: Vec<(String, Option<Vec<u8>>)>,
+    ) -> Result<Result<i64, Vec<i64>>, EtcdError> {
+        let this = self.clone();
+        let expect = expect.to_vec();
+        self.block_on(async move {
+            let compares: Vec<Compare> = expect
+                .iter()
+                .map(|(k, r)| Compare::mod_revision(k.clone(), CompareOp::Equal, *r))
+                .collect();
+            let ops: Vec<TxnOp> = writes
+                .into_iter()
+                .map(|(k, v)| match v {
+                    Some(v) => TxnOp::put(k, v, None),
+                    None => TxnOp::delete(k, None),
+                })
+                .collect();
+            let reads: Vec<TxnOp> = expect
+                .iter()
+                .map(|(k, _)| TxnOp::get(k.clone(), None))
+                .collect();
+            let txn = Txn::new().when(compares).and_then(ops).or_else(reads);
+            let operation = format!(
+                "write if {}",
+                expect.first().map_or("", |(k, _)| k.as_str())
+            );
+            let limit = this.inner.options.max_response;
+            let response = this
+                .call(&operation, move |client| async move {
+                    kv_client(&client, limit).txn(txn).await
+                })
+                .await?;
+            if response.succeeded() {
+                return Ok(Ok(response.header().map_or(0, |h| h.revision())));
+            }
+            let current = response
+                .op_responses()
+                .into_iter()
+                .map(|op| match op {
+                    TxnOpResponse::Get(get) => get.kvs().first().map_or(0, |kv| kv.mod_revision()),
+                    _ => 0,
+                })
+                .collect();
+            Ok(Err(current))
+        })
+    }
+
     /// Deletes `key`; returns the revision of the deletion (the store revision when nothing was
     /// deleted).
     pub fn delete(&self, key: &str) -> Result<i64, EtcdError> {
