@@ -414,3 +414,6 @@ fn touch(path: &Path) -> std::io::Result<()> {
     let file = std::fs::OpenOptions::new().write(true).open(path)?;
     file.set_modified(std::time::SystemTime::now())
 }
+
+#[cfg(test)]
+mod tests;
