@@ -169,6 +169,11 @@ fn a_read_failing_for_now_is_reported_once_then_retried_until_it_loads() {
             "looking again while it cannot read"
         );
     }
+    // Kills `+=` into `*=` in `look_again` (issue 22): each quiet look again is a retry.
+    assert_eq!(
+        w.stats.retries, 4,
+        "one retry before the report, three after"
+    );
     // Descriptors are back: the dry run reads the edit, the reload applies it.
     w.look();
     assert_eq!(triggers.lock().unwrap().len(), 2);
@@ -218,6 +223,8 @@ fn identical_bytes_never_trigger() {
     w.look();
     w.look();
     assert_eq!(*triggers.lock().unwrap(), vec![file.clone()]);
+    // Kills `+=` into `*=` on `checks` in `consider` and on `triggers` in `reloaded` (issue 22).
+    assert_eq!((w.stats.checks, w.stats.triggers), (4, 1));
 }
 
 #[test]
@@ -250,4 +257,20 @@ fn newly_watched_files_the_engine_already_knows_do_not_trigger() {
     w.look();
     assert!(triggers.lock().unwrap().is_empty());
     assert_eq!(w.at_trigger.len(), 1, "their content is adopted");
+    // Kills `+=` into `*=` on `skipped` there (issue 22).
+    assert_eq!(w.stats.skipped, 1);
+}
+
+/// Kills `&&` into `||` in `consider`'s `look == Look::Unchanged && only_new` (issue 22): a
+/// newly watched file holding what the engine has not loaded is reloaded, not adopted.
+#[test]
+fn newly_watched_files_the_engine_has_not_loaded_trigger() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a.toml");
+    std::fs::write(&file, "x = 1").unwrap();
+    let (mut w, triggers) = worker(&file, vec![Look::Reload], 3);
+    w.at_trigger.clear();
+    w.look();
+    assert_eq!(*triggers.lock().unwrap(), vec![file.clone()]);
+    assert_eq!(w.stats.skipped, 0);
 }
