@@ -311,9 +311,10 @@ fn etcd_source(settings: &EtcdSettings) -> Result<hotcfg::etcd::EtcdSource, Stri
         .map_err(|e| e.to_string())?;
     let source = hotcfg::etcd::EtcdSource::for_key(client, settings.key.clone())
         .format(hotcfg::Format::Toml);
-    // A node named on the command line layers its own override (KEY/nodes/ID) when there is one.
+    // A node named on the command line layers its own override (KEY/nodes/ID) when there is one,
+    // and takes part in staged rollouts (push --waves).
     Ok(match &settings.node_id {
-        Some(node) => source.node_override(node.clone()),
+        Some(node) => source.for_node(node.clone()),
         None => source,
     })
 }

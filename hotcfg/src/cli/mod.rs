@@ -50,6 +50,14 @@
 //!   same transaction and reach every node's audit record and `fleet-status`. With `--node ID`,
 //!   FILE is that node's override (`KEY/nodes/ID`), checked merged over the shared value. See
 //!   [`PreparedPush`](crate::etcd::PreparedPush) for the same in two steps.
+//! - `push FILE --etcd ENDPOINTS --key KEY --waves 1,25%,100% [--wave-timeout 60s]` rolls FILE
+//!   out in waves over the nodes reporting now ([`WaveArgs`], [`Rollout`](crate::etcd::Rollout));
+//!   it prints each wave, then a table (node, wave, result, reason) and exits 0 when the last
+//!   wave passed, [`EXIT_HALTED`] when a node refused the candidate, reverted it in probation or
+//!   did not report it in time (every node then returns to the stable value). `push --resume`
+//!   and `push --abort` (no FILE) continue or stop a rollout whose pusher went away; while one
+//!   runs, a plain push is refused. The nodes must name themselves
+//!   ([`EtcdSource::for_node`](crate::etcd::EtcdSource::for_node), the daemon's `--node-id`).
 //! - `fleet-status --etcd ENDPOINTS --key KEY [--status-prefix P] [--expect NODES | --expect-count N]
 //!   [--json]` prints a table of the live nodes: revision, result, watch state, pending restart,
 //!   error; with `--expect`, expected nodes without a report are listed as missing.

@@ -1,64 +1,7 @@
 //! Staged rollouts: a candidate value reaches the fleet wave by wave, each wave checked before the
 //! next, instead of every node at once.
 //!
-//! ## Design
-//!
-//! A rollout of the key `K` is two keys beside it, written by the pusher ([`Rollout`]) and read by
-//! every node:
-//!
-//! - `K/rollout/candidate`: the value rolled out. Its mod revision (the *candidate revision*)
-//!   names it: a node that runs it reports that revision.
-//! - `K/rollout`: the state, JSON ([`RolloutState`]): an id, the *stable revision* (the mod
-//!   revision of `K` the rollout was planned against), the candidate's SHA-256, the waves (node
-//!   ids, fixed at start from the nodes reporting under the status prefix), the current wave, the
-//!   phase (`running`, `halted`, `aborted`), who and why ([`ChangeNote`]), and after a halt why
-//!   and each node's outcome.
-//!
-//! A node takes part when its source names it ([`EtcdSource::for_node`](super::EtcdSource::for_node)):
-//! it reads `K`, its override and both rollout keys in one transaction of reads, and runs the
-//! candidate **iff** the rollout is running and the node is in the current wave or an earlier one
-//! (it is *admitted*); otherwise it runs `K` (the stable value). Its override still layers on
-//! top. Its follower watches every key that starts with `K`, so any write of the rollout state
-//! makes it read again: admitted, it takes the candidate; no longer admitted, it returns to the
-//! stable value. A node that re-reads the same bytes records nothing (no new generation).
-//!
-//! The pusher ([`Rollout::start`], `push --waves 1,25%,100%`):
-//!
-//! 1. checks and plans the file as any push, then creates both keys in one transaction that
-//!    requires `K` still at the stable revision and no running rollout: of two pushers, one
-//!    starts, the other is refused; the first wave is admitted by that write;
-//! 2. waits for every node of the wave to report the candidate revision applied (or unchanged)
-//!    and, on a node with probation, its probation passed for that revision;
-//! 3. any refusal (a NACK: the node's validation or a handler refused the candidate), a probation
-//!    revert, or no such report within the wave timeout **halts** the rollout: it writes the
-//!    phase `halted` with each node's outcome, so every admitted node returns to the stable
-//!    value, and `push` exits non-zero with a table (node, wave, result, reason);
-//! 4. otherwise it admits the next wave (a write of the state, guarded by its mod revision);
-//! 5. after the last wave, one transaction (guarded by the stable revision and the state's mod
-//!    revision) writes the candidate as `K`'s value with its note and deletes both rollout keys.
-//!    Every node then reads `K`: the same content as the candidate it runs, so the reload finds it
-//!    unchanged (reported as `unchanged` at `K`'s new revision; no handler runs).
-//!
-//! ## Guarantees
-//!
-//! - **What each node runs.** At every moment a node runs the stable value, or the candidate if
-//!   it is admitted and the rollout running, each layered with its override; never a third value.
-//!   Nodes move when they see the write (etcd's order); between the write and their reload they
-//!   run what they ran before, as for any change.
-//! - **The pusher dies mid-rollout.** The state stays in etcd: admitted nodes keep the candidate,
-//!   the others the stable value, until another pusher acts. `push --resume` (by anyone)
-//!   continues from the current wave (its timeout starts again); `push --abort` writes the phase
-//!   `aborted`, returning admitted nodes to the stable value. While a rollout runs, a plain push
-//!   of `K` is refused, naming both options; a plain push after a halted or aborted rollout
-//!   replaces it (and deletes its keys in the same transaction).
-//! - **etcd restarts.** Nothing of a rollout is held in memory only: nodes reconnect and read
-//!   the keys again; a pusher waiting on a wave retries its reads until the wave times out.
-//! - **A node's own failures.** A node that cannot read etcd keeps what it runs; the pusher
-//!   counts it as waiting, so a wave cannot pass without it.
-//! - **Membership.** The node set is fixed at start: a node that starts later runs the stable
-//!   value until the rollout is done; a node that stops during its wave halts the rollout by
-//!   timeout. A node whose source does not name it does not take part (it stays on the stable
-//!   value and its wave times out): name every node.
+//! The design and its guarantees are in the `etcd` module's documentation (Staged rollouts).
 
 use std::fmt;
 
@@ -247,29 +190,25 @@ impl fmt::Display for RolloutProgress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = &self.state;
         let total: usize = state.waves.iter().map(Vec::len).sum();
-        write!(
-            f,
-            "rollout {} {}: {}",
-            state.id,
-            state.phase,
-            state.progress()
-        )?;
-        match state.phase {
-            RolloutPhase::Running => write!(
+        match (state.phase, &state.stopped) {
+            (RolloutPhase::Running, _) => write!(
                 f,
-                ", {} of {total} node(s) admitted to the candidate (revision {}): {} done, {} \
-                 waiting, {} failed",
+                "rollout {} running: {}, {} of {total} node(s) admitted to the candidate \
+                 (revision {}): {} done, {} waiting, {} failed",
+                state.id,
+                state.progress(),
                 state.admitted().len(),
                 self.candidate_revision,
                 self.done.len(),
                 self.waiting.len(),
                 self.failed.len()
             )?,
-            _ => write!(
+            (phase, stopped) => write!(
                 f,
-                "; every node runs the stable revision {}: {}",
+                "rollout {} {}; every node runs the stable revision {}",
+                state.id,
+                stopped.clone().unwrap_or_else(|| phase.to_string()),
                 state.stable_revision,
-                state.stopped.as_deref().unwrap_or("stopped")
             )?,
         }
         if let Some(change) = &state.change {

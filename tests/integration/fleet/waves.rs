@@ -91,6 +91,19 @@ fn wait_workers(nodes: &[Node], expected: &[u32]) {
     });
 }
 
+/// `push --resume` of the rollout of [`KEY`].
+fn resume(etcd: &Etcd) -> (u8, String) {
+    let args = WaveArgs {
+        resume: true,
+        wave_timeout: Some(WAVE_TIMEOUT),
+        ..Default::default()
+    };
+    run(
+        &cli(RestartPolicy::Reject),
+        push_waves(etcd, PathBuf::new(), args),
+    )
+}
+
 /// The row of `node` in a rollout's per-node table.
 fn row<'a>(out: &'a str, node: &str) -> &'a str {
     out.lines()
@@ -205,7 +218,13 @@ fn a_node_whose_validation_refuses_the_candidate_halts_the_rollout_and_its_wave_
         super::fleet_status_op(&etcd, Default::default(), false),
     );
     assert!(
-        table.contains(" halted: wave 2 of 3; every node runs the stable revision"),
+        table.contains(" halted at wave 2 of 3: node-3 failed: invalid configuration: "),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "; every node runs the stable revision {stable}; by alice"
+        )),
         "{table}"
     );
     let file = sandbox.write("three.toml", &text("0.0.0.0:7000", 3));
@@ -322,16 +341,20 @@ fn a_rollout_whose_pusher_died_is_resumed_by_another_push_and_a_plain_push_is_re
         table.contains("1 done, 0 waiting, 0 failed; by alice"),
         "{table}"
     );
-
-    let resume = WaveArgs {
-        resume: true,
-        wave_timeout: Some(WAVE_TIMEOUT),
-        ..Default::default()
-    };
-    let (code, out) = run(
+    let (_, json) = run(
         &cli(RestartPolicy::Reject),
-        push_waves(&etcd, PathBuf::new(), resume),
+        super::fleet_status_op(&etcd, Default::default(), true),
     );
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["rollout"]["state"]["phase"], "running", "{json}");
+    assert_eq!(
+        json["rollout"]["done"],
+        serde_json::json!(["node-1"]),
+        "{json}"
+    );
+    assert_eq!(json["converged"], false, "{json}");
+
+    let (code, out) = resume(&etcd);
     assert_eq!(code, EXIT_OK, "{out}");
     assert!(out.contains("resuming rollout"), "{out}");
     wait_workers(&nodes, &[4, 4, 4, 4, 4]);
@@ -369,4 +392,28 @@ fn a_rollout_whose_pusher_died_is_aborted_by_another_push_and_its_nodes_return_t
     );
     assert_ne!(code, EXIT_OK, "{out}");
     assert!(out.contains("is aborted (aborted by alice)"), "{out}");
+}
+
+#[test]
+fn a_rollout_survives_an_etcd_restart_and_is_resumed_after_it() {
+    let mut etcd = Etcd::start();
+    let sandbox = Sandbox::new();
+    let (nodes, _) = five_nodes(&etcd, |_, b| b);
+    let candidate = started_then_abandoned(&etcd, &nodes, &sandbox);
+
+    // The state is in etcd only: after a restart, node-1 still runs the candidate, the others
+    // the stable value, and the rollout resumes.
+    etcd.stop();
+    let port = etcd.client_port;
+    etcd.run_on(port);
+    for node in &nodes {
+        eventually(&format!("{} to watch again", node.id), || {
+            holds(node.follower.stats().connected, node.follower.stats())
+        });
+    }
+    assert_eq!(workers(&nodes), [4, 2, 2, 2, 2]);
+    nodes[0].wait_status(NodeResult::Applied, candidate);
+    let (code, out) = resume(&etcd);
+    assert_eq!(code, EXIT_OK, "{out}");
+    wait_workers(&nodes, &[4, 4, 4, 4, 4]);
 }
