@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::engine::ProbationRevert;
+use crate::engine::{LastKnownGoodStart, ProbationRevert};
 use crate::{Change, ConfigError, Diff, SourceError, SourceIdentity};
 
 /// What started a reload.
@@ -28,11 +28,15 @@ pub enum Trigger {
     /// Probation reverted a change automatically: which generation, back to which, and why
     /// (see [`ReloaderBuilder::probation`](crate::ReloaderBuilder::probation)).
     Probation(ProbationRevert),
+    /// The source could not be reached at start, and the engine started from the last version
+    /// an earlier run applied, kept beside its audit log: stale until a read of the source
+    /// answers (see [`ReloaderBuilder::last_known_good`](crate::ReloaderBuilder::last_known_good)).
+    LastKnownGood(LastKnownGoodStart),
 }
 
 impl Trigger {
     /// The name used in the audit log: `startup`, `file`, `signal`, `manual`, `remote`,
-    /// `revert`, `probation`.
+    /// `revert`, `probation`, `last-known-good`.
     pub fn kind(&self) -> &'static str {
         match self {
             Trigger::Startup => "startup",
@@ -42,6 +46,7 @@ impl Trigger {
             Trigger::Remote(_) => "remote",
             Trigger::Revert(_) => "revert",
             Trigger::Probation(_) => "probation",
+            Trigger::LastKnownGood(_) => "last-known-good",
         }
     }
 }
@@ -53,6 +58,7 @@ impl fmt::Display for Trigger {
             Trigger::Remote(change) => write!(f, "remote {change}"),
             Trigger::Revert(target) => write!(f, "revert {target}"),
             Trigger::Probation(revert) => write!(f, "probation {revert}"),
+            Trigger::LastKnownGood(start) => write!(f, "last-known-good {start}"),
             other => f.write_str(other.kind()),
         }
     }

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::load::Format;
-use crate::source::{Source, SourceContent, SourceError};
+use crate::source::{Source, SourceContent, SourceError, SourceErrorKind};
 
 /// Configuration text held in memory: for tests, benchmarks, and programs that fetch their
 /// configuration themselves. Clones share the text; [`set`](MemorySource::set) changes what the
@@ -30,6 +30,8 @@ pub struct MemorySource {
     name: String,
     format: Format,
     text: Arc<Mutex<String>>,
+    /// Set by `fail_reads`: every read fails so, until the next `set`.
+    failure: Arc<Mutex<Option<SourceError>>>,
 }
 
 impl MemorySource {
@@ -39,12 +41,22 @@ impl MemorySource {
             name: name.into(),
             format,
             text: Arc::new(Mutex::new(text.into())),
+            failure: Arc::default(),
         }
     }
 
-    /// Replaces the text every clone reads from now on.
+    /// Replaces the text every clone reads from now on (and ends [`fail_reads`](MemorySource::fail_reads)).
     pub fn set(&self, text: impl Into<String>) {
         *self.text.lock().unwrap_or_else(PoisonError::into_inner) = text.into();
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Makes every read fail with an error of `kind` saying `problem`, until the next
+    /// [`set`](MemorySource::set): a store that is down ([`SourceErrorKind::Unavailable`]), a
+    /// key that is gone.
+    pub fn fail_reads(&self, kind: SourceErrorKind, problem: impl Into<String>) {
+        let error = SourceError::new(&self.name, kind, problem);
+        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
     }
 
     /// The text now.
@@ -58,6 +70,9 @@ impl MemorySource {
 
 impl Source for MemorySource {
     fn read(&self) -> Result<SourceContent, SourceError> {
+        if let Some(error) = &*self.failure.lock().unwrap_or_else(PoisonError::into_inner) {
+            return Err(error.clone());
+        }
         Ok(SourceContent::single(&self.name, self.format, self.text()))
     }
 
@@ -78,7 +93,7 @@ impl Source for MemorySource {
             }
             _ => Err(SourceError::new(
                 &self.name,
-                crate::source::SourceErrorKind::Unsupported,
+                SourceErrorKind::Unsupported,
                 format!(
                     "cannot restore {} layer(s) into one {} text",
                     content.layers.len(),

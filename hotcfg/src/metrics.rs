@@ -31,6 +31,16 @@ pub const REVERT_FAILURES_TOTAL: &str = "hotcfg_revert_failures_total";
 /// Gauge: source contents quarantined (reverted, not applied again until they change).
 pub const QUARANTINED_VERSIONS: &str = "hotcfg_quarantined_versions";
 
+/// Gauge: 1 while the engine runs a version it started from because the source could not be
+/// reached ([`ReloaderBuilder::last_known_good`](crate::ReloaderBuilder::last_known_good)), until
+/// a read of the source answers; else 0.
+pub const CONFIG_STALE: &str = "hotcfg_config_stale";
+
+/// Sets whether the engine runs a stale version.
+pub(crate) fn stale(stale: bool) {
+    metrics::gauge!(CONFIG_STALE).set(if stale { 1.0 } else { 0.0 });
+}
+
 /// Counts one probation revert: done, or failed (the change stays live).
 pub(crate) fn reverted(reason: &'static str, done: bool) {
     let name = if done {

@@ -21,6 +21,8 @@ use hotcfg::{HotReload, Pipeline, ReloadResult, Reloader, RestartPolicy, Violati
 use hotcfg_tests::{Rendezvous, Sandbox};
 
 mod catchup;
+mod lkg;
+mod lkg_engine;
 mod notes;
 mod revert;
 mod secured;

@@ -22,6 +22,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod last_known_good;
 mod log;
 mod record;
 mod snapshots;
@@ -29,6 +30,7 @@ mod tail;
 mod trail;
 mod verify;
 
+pub use last_known_good::{last_known_good, KeptVersion, LastKnownGoodError};
 pub use log::{AuditLog, AuditSync};
 pub use record::{AuditChange, AuditRecord, AuditRecovery, AuditTrigger};
 pub use snapshots::{

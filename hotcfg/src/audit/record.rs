@@ -60,8 +60,8 @@ pub struct AuditRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct AuditTrigger {
-    /// `startup`, `file`, `signal`, `manual`, `remote`, `revert` or `probation` (`open` on a
-    /// `recovered` record).
+    /// `startup`, `file`, `signal`, `manual`, `remote`, `revert`, `probation` or
+    /// `last-known-good` (`open` on a `recovered` record).
     pub kind: String,
     /// `file`: the file that changed (the configuration, or a file it refers to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,16 +78,18 @@ pub struct AuditTrigger {
     /// `remote`: `watched` (the watch delivered a change) or `read` (a fresh read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
-    /// `revert`: the generation whose content is restored.
+    /// `revert`: the generation whose content is restored; `last-known-good`: the generation of
+    /// an earlier run whose content the engine started from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
-    /// `revert`: the SHA-256 of the content restored.
+    /// `revert`, `last-known-good`: the SHA-256 of the content restored or started from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// `probation`: the generation reverted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverted: Option<u64>,
-    /// `probation`: why (`unhealthy: ...`, `not confirmed within 30s`, ...).
+    /// `probation`: why (`unhealthy: ...`, `not confirmed within 30s`, ...); `last-known-good`:
+    /// why the source could not be read at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -124,6 +126,11 @@ impl From<&Trigger> for AuditTrigger {
             Trigger::Probation(revert) => {
                 audit.reverted = Some(revert.reverted);
                 audit.reason = Some(revert.reason.to_string());
+            }
+            Trigger::LastKnownGood(start) => {
+                audit.generation = Some(start.generation);
+                audit.sha256 = Some(start.sha256.clone());
+                audit.reason = Some(start.unreachable.clone());
             }
             _ => {}
         }

@@ -61,6 +61,16 @@ pub enum BuildError {
         /// The I/O error.
         error: std::io::Error,
     },
+    /// The source cannot be reached, and no last-known-good version can replace it
+    /// ([`ReloaderBuilder::last_known_good`]): `why` says which (none recorded, a snapshot
+    /// missing or corrupt, naming its file, another key's versions only, refused now).
+    #[error("{read}; no last-known-good version to start from: {why}")]
+    NoLastKnownGood {
+        /// The read that failed.
+        read: crate::source::SourceError,
+        /// Why no last-known-good version could be used.
+        why: Box<crate::audit::LastKnownGoodError>,
+    },
     /// Handlers or scope dependencies are set up wrongly.
     #[error("{0}")]
     Setup(String),
@@ -77,14 +87,16 @@ pub enum BuildError {
 
 /// Sets up a [`Reloader`]: source, [`Pipeline`], handlers, recording.
 pub struct ReloaderBuilder<C: HotReload> {
-    source: Box<dyn Source>,
+    pub(super) source: Box<dyn Source>,
     pipeline: Pipeline<C>,
     handlers: Handlers<C>,
     history_len: usize,
-    audit_path: Option<PathBuf>,
+    pub(super) audit_path: Option<PathBuf>,
     audit_sync: AuditSync,
     audit_failure: AuditFailure,
-    snapshots_kept: usize,
+    pub(super) snapshots_kept: usize,
+    /// Set by `last_known_good` (`last_known_good.rs`).
+    pub(super) last_known_good: bool,
     subscribers: Vec<Box<dyn ReloadSubscriber>>,
     max_referenced_bytes: u64,
     /// The runtime async handlers run on: given, or captured by `build()`.
@@ -118,6 +130,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
             audit_sync: AuditSync::default(),
             audit_failure: AuditFailure::default(),
             snapshots_kept: DEFAULT_SNAPSHOTS_KEPT,
+            last_known_good: false,
             subscribers: Vec::new(),
             max_referenced_bytes: DEFAULT_MAX_BYTES,
             runtime: None,
@@ -351,13 +364,26 @@ impl<C: HotConfig> ReloaderBuilder<C> {
     /// [`build`](ReloaderBuilder::build) on this thread.
     fn build_here(self) -> Result<Reloader<C>, BuildError> {
         self.check_scopes()?;
+        self.check_last_known_good()?;
         self.capture_runtime()?;
         let audit = self.open_audit()?;
         let started = Instant::now();
         let timestamp = SystemTime::now();
-        let content = self.source.read().map_err(ConfigError::from)?;
+        let (content, stale) = self.first_content()?;
         let content_key = self.pipeline.content_key(&content);
-        let config = self.pipeline.load(&content)?;
+        let config = match self.pipeline.load(&content) {
+            Ok(config) => config,
+            Err(err) => {
+                return Err(match stale {
+                    Some(stale) => stale.refused(err),
+                    None => err.into(),
+                })
+            }
+        };
+        let stale = stale.map(|s| s.start);
+        if self.last_known_good {
+            crate::metrics::stale(stale.is_some());
+        }
         let referenced = Referenced {
             base: self.source.base_dir(),
             max_bytes: self.max_referenced_bytes,
@@ -370,7 +396,9 @@ impl<C: HotConfig> ReloaderBuilder<C> {
         let event = ReloadEvent {
             generation: 1,
             timestamp,
-            trigger: Trigger::Startup,
+            trigger: stale
+                .clone()
+                .map_or(Trigger::Startup, Trigger::LastKnownGood),
             source: Some(identity.clone()),
             changes: Diff::empty(),
             result: ReloadResult::Applied {
@@ -427,6 +455,7 @@ impl<C: HotConfig> ReloaderBuilder<C> {
                 requested: AtomicU64::new(0),
                 state: Mutex::new(state),
                 probation,
+                stale: Mutex::new(stale),
             }),
         };
         super::probation_thread::start(&reloader, runtime);

@@ -12,10 +12,13 @@
 //! - `probation` (types), `probation_cell` (state), `probation_thread` (the checker),
 //!   `probation_revert` (start, quarantine, revert), `probation_api` (public calls): safety after
 //!   the commit.
+//! - `last_known_good`: a start from the last version applied when the source cannot be reached,
+//!   stale until it answers.
 
 mod awaiting;
 mod builder;
 pub(crate) mod decide;
+mod last_known_good;
 mod pipeline;
 mod probation;
 mod probation_api;
@@ -37,6 +40,7 @@ use tokio::sync::broadcast;
 
 pub(crate) use awaiting::off_runtime;
 pub use builder::{BuildError, ReloaderBuilder, DEFAULT_HISTORY_LEN};
+pub use last_known_good::LastKnownGoodStart;
 pub use pipeline::Pipeline;
 pub use probation::{
     AsyncHealthCheck, ConfirmError, Health, HealthCheck, ProbationRevert, ProbationStatus, Probe,
@@ -129,6 +133,8 @@ struct Inner<C: HotReload> {
     state: Mutex<State>,
     /// Set up with `probation` or `confirm_within`: the change on probation, the quarantine.
     probation: Option<Arc<ProbationCell<C>>>,
+    /// Started from a last-known-good version, and no read of the source answered since.
+    stale: Mutex<Option<LastKnownGoodStart>>,
 }
 
 /// What the engine knows between attempts; only the attempt holding the lock changes it.

@@ -152,6 +152,7 @@ impl<C: HotConfig> Reloader<C> {
         let inner = &self.inner;
         let live = inner.handle.snapshot();
         let generation = live.generation();
+        let read_source = given.is_none();
         let content = match given.map_or_else(|| inner.source.read(), Ok) {
             Ok(content) => content,
             Err(err) => {
@@ -159,6 +160,8 @@ impl<C: HotConfig> Reloader<C> {
                 return Attempt::failed(generation, None, ConfigError::from(err));
             }
         };
+        // The first read after a last-known-good start ends staleness: worth recording.
+        let was_stale = read_source && self.source_answered();
         let identity = Some(content.identity.clone());
         // The bytes' hash, with the environment overlay's variables when there is one.
         let sha256 = inner.pipeline.content_key(&content);
@@ -181,7 +184,7 @@ impl<C: HotConfig> Reloader<C> {
         {
             tracing::debug!("same content as the live configuration");
             // Events name the source's own hash (without the environment's variables).
-            let record = if self.reported_live(&content.identity.sha256) {
+            let record = if !was_stale && self.reported_live(&content.identity.sha256) {
                 Record::Not
             } else {
                 Record::After

@@ -33,6 +33,10 @@ impl FleetStatus {
         if not_following > 0 {
             text += &format!("; {not_following} not watching the key");
         }
+        let stale = self.nodes.iter().filter(|n| n.stale).count();
+        if stale > 0 {
+            text += &format!("; {stale} stale");
+        }
         let missing = self.missing().len();
         if missing > 0 {
             text += &format!("; {missing} missing");
@@ -57,6 +61,9 @@ fn row(n: &NodeStatus) -> [String; 6] {
         n.pending_restart.join(",")
     };
     let mut errors = Vec::new();
+    if n.stale {
+        errors.push("stale: started from its last-known-good version, key not read since".into());
+    }
     if let Some(error) = &n.error {
         let mut lines = error.lines();
         let first = lines.next().unwrap_or("").to_string();

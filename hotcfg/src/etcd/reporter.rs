@@ -54,8 +54,7 @@ where
     /// The report for `event`, or `None` when it has nothing to say about a revision (a read
     /// that could not reach etcd).
     fn status_of(&self, event: &ReloadEvent, health: &WatchHealth) -> Option<NodeStatus> {
-        self.generations.note(event);
-        let mut status = NodeStatus::from_event(&self.node, event, self.pending());
+        let mut status = self.report_of(event);
         status.watch = Some(health.clone());
         status.probation = self.probation();
         if let Some(failed) = event.result.read_error() {
@@ -77,6 +76,14 @@ where
         })
     }
 
+    /// The report of `event` (noted for probation's revisions), stale while the engine is.
+    fn report_of(&self, event: &ReloadEvent) -> NodeStatus {
+        self.generations.note(event);
+        let mut status = NodeStatus::from_event(&self.node, event, self.pending());
+        status.stale = self.reloader.stale().is_some();
+        status
+    }
+
     fn pending(&self) -> Vec<String> {
         self.reloader
             .pending_restart()
@@ -92,9 +99,7 @@ where
     ) {
         let mut health = self.shared.health.subscribe();
         let mut probation = self.reloader.probation_updates();
-        let last = self.reloader.last_event();
-        self.generations.note(&last);
-        let mut latest = NodeStatus::from_event(&self.node, &last, self.pending());
+        let mut latest = self.report_of(&self.reloader.last_event());
         latest.probation = self.probation();
         let mut backoff = Backoff::new(self.backoff);
         loop {

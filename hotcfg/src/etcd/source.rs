@@ -423,6 +423,18 @@ impl Source for EtcdSource {
         self.identity_path()
     }
 
+    /// A prefix reads any key under it but the excluded ones; a key reads itself and, with an
+    /// override, this node's override only.
+    fn reads_layer(&self, layer: &str) -> bool {
+        let Some(key) = layer.strip_prefix("etcd:") else {
+            return false;
+        };
+        match self.prefix {
+            true => key.starts_with(self.key.as_str()) && !self.is_excluded(key),
+            false => key == self.key || self.override_key().as_deref() == Some(key),
+        }
+    }
+
     /// Writes the version back to the key with a compare-and-swap on the revision the engine has
     /// live (as a push does): refused, writing nothing, when another writer changed the key
     /// since, and for a prefix (many keys, not one write).

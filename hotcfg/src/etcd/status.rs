@@ -105,6 +105,11 @@ pub struct NodeStatus {
     /// Where the node's probation stands (`None`: the node runs no probation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probation: Option<NodeProbation>,
+    /// The node runs a version it started from because etcd could not be reached at start (its
+    /// last-known-good version, [`ReloaderBuilder::last_known_good`](crate::ReloaderBuilder::last_known_good)),
+    /// and has not read the key since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
 }
 
 impl NodeStatus {
@@ -146,6 +151,7 @@ impl NodeStatus {
             watch: None,
             change: event.source.as_ref().and_then(|s| s.change.clone()),
             probation: None,
+            stale: false,
         }
     }
 
@@ -165,6 +171,7 @@ impl NodeStatus {
             && self.watch == other.watch
             && self.change == other.change
             && self.probation == other.probation
+            && self.stale == other.stale
     }
 }
 
@@ -225,6 +232,7 @@ impl Expected {
 ///     node: name.into(), revision: Some(revision), result, error: error.map(Into::into),
 ///     pending_restart: vec![], warnings: vec![], generation: 2, sha256: None,
 ///     trigger: "remote".into(), reported_at: 0, watch: None, change: None, probation: None,
+///     stale: false,
 /// };
 /// let fleet = FleetStatus {
 ///     key: "app/config".into(),
@@ -340,6 +348,7 @@ impl FleetStatus {
                         watch: None,
                         change: None,
                         probation: None,
+                        stale: false,
                     }
                 })
             })

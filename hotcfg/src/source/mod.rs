@@ -145,6 +145,16 @@ pub trait Source: fmt::Debug + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether this source, as set up now, reads a layer named `layer` (a file, a key): a version
+    /// kept from an earlier run is started from
+    /// ([`ReloaderBuilder::last_known_good`](crate::ReloaderBuilder::last_known_good)) only when
+    /// it reads all of its layers. The default: every layer (the version's source name already
+    /// matched); an etcd key with a node's override reads the key and that node's override only.
+    fn reads_layer(&self, layer: &str) -> bool {
+        let _ = layer;
+        true
+    }
+
     /// Makes `content`, an earlier version read back from its snapshot, the source's current
     /// content, so that the source stays the truth after a revert
     /// ([`Reloader::revert_to`](crate::Reloader::revert_to)): the next read returns it. `live`
