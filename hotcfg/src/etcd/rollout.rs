@@ -384,6 +384,7 @@ mod tests {
                 until_ms: None,
                 reason: Some("unhealthy: 5xx".into()),
             }),
+            stale: false,
         }
     }
 

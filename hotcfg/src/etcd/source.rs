@@ -423,15 +423,19 @@ impl Source for EtcdSource {
         self.identity_path()
     }
 
-    /// A prefix reads any key under it but the excluded ones; a key reads itself and, with an
-    /// override, this node's override only.
+    /// A prefix reads any key under it but the excluded ones; a key reads itself, a rollout's
+    /// candidate in its place, and, with an override, this node's override only.
     fn reads_layer(&self, layer: &str) -> bool {
         let Some(key) = layer.strip_prefix("etcd:") else {
             return false;
         };
         match self.prefix {
             true => key.starts_with(self.key.as_str()) && !self.is_excluded(key),
-            false => key == self.key || self.override_key().as_deref() == Some(key),
+            false => {
+                key == self.key
+                    || key == beside::candidate_key(&self.key)
+                    || self.override_key().as_deref() == Some(key)
+            }
         }
     }
 
@@ -548,6 +552,22 @@ mod tests {
             .sha256;
         assert_ne!(as_candidate, as_key);
         assert_eq!(as_key, sha256_hex(b"a = 2"));
+    }
+
+    #[test]
+    fn a_kept_version_is_this_sources_when_it_reads_every_layer() {
+        let key = EtcdSource::new(client(), "k").node_override("n1");
+        for layer in ["etcd:k", "etcd:k/nodes/n1", "etcd:k/rollout/candidate"] {
+            assert!(key.reads_layer(layer), "{layer}");
+        }
+        for layer in ["etcd:k/nodes/n2", "etcd:other", "k", "etcd:k/change"] {
+            assert!(!key.reads_layer(layer), "{layer}");
+        }
+        assert!(!EtcdSource::new(client(), "k").reads_layer("etcd:k/nodes/n1"));
+        let prefix = EtcdSource::prefix(client(), "p/").exclude("p/private/");
+        assert!(prefix.reads_layer("etcd:p/a.toml"));
+        assert!(!prefix.reads_layer("etcd:p/private/x"));
+        assert!(!prefix.reads_layer("etcd:q/a.toml"));
     }
 
     #[test]
