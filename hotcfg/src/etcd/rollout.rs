@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::beside;
-use super::client::{EtcdClient, EtcdError};
+use super::client::{Entry, EtcdClient, EtcdError};
 use super::status::NodeStatus;
 use crate::source::ChangeNote;
 
@@ -313,6 +313,23 @@ impl WaveSize {
         }
         Ok(waves)
     }
+}
+
+/// The candidate (with its note, as written with it) when `rollout` runs and admits `node`;
+/// `None` otherwise: the stable value stands.
+pub(super) fn admitted_candidate(
+    node: &str,
+    rollout: Option<Entry>,
+    candidate: Option<Entry>,
+) -> Option<(Entry, Option<Entry>)> {
+    let state: RolloutState = serde_json::from_slice(&rollout?.value).ok()?;
+    let candidate = candidate.filter(|_| state.admits(node))?;
+    let note = state.change.map(|change| Entry {
+        key: beside::change_key(&candidate.key),
+        value: serde_json::to_vec(&change).unwrap_or_default(),
+        mod_revision: candidate.mod_revision,
+    });
+    Some((candidate, note))
 }
 
 /// A node's verdict on a candidate, from its report.

@@ -97,6 +97,11 @@ impl Rollout {
                 push.key
             )));
         }
+        if let Some(change) = &push.change {
+            change
+                .check()
+                .map_err(|e| PushError::Usage(format!("the change note: {e}")))?;
+        }
         let status_prefix = super::source::default_status_prefix(&key, false);
         let existing = client
             .get(&beside::rollout_key(&key))
@@ -118,33 +123,8 @@ impl Rollout {
         let id = format!("{}-{}", &sha[..8], unix_seconds());
         let mut state = RolloutState::new(id, push.revision, sha, waves);
         state.change = push.change.clone();
-        let guard = [
-            (key.clone(), push.revision),
-            (
-                beside::rollout_key(&key),
-                existing.map_or(0, |e| e.mod_revision),
-            ),
-        ];
-        let writes = vec![
-            (beside::rollout_key(&key), Some(encode(&state)?)),
-            (beside::candidate_key(&key), Some(candidate.clone())),
-        ];
-        let revision = match client.write_if(&guard, writes).map_err(PushError::Etcd)? {
-            Ok(revision) => revision,
-            Err(now) if now[0] != push.revision => {
-                return Err(PushError::Conflict {
-                    key,
-                    planned: push.revision,
-                    current: now[0],
-                })
-            }
-            Err(_) => {
-                return Err(PushError::Rollout(format!(
-                    "another staged rollout of {key} was started or stopped meanwhile; nothing \
-                     was written"
-                )))
-            }
-        };
+        let rollout_revision = existing.map_or(0, |e| e.mod_revision);
+        let revision = create(client, push, &state, &candidate, rollout_revision)?;
         Ok(Rollout {
             client: client.clone(),
             key,
@@ -369,6 +349,38 @@ impl Rollout {
              or {} was written by other means); nothing was written",
             self.state.id, self.key, self.key
         ))
+    }
+}
+
+/// Creates the rollout's keys if `push.key` is still at the revision planned against and its
+/// rollout state at `rollout_revision` (0: none); returns the revision of the write.
+fn create(
+    client: &EtcdClient,
+    push: &PreparedPush,
+    state: &RolloutState,
+    candidate: &[u8],
+    rollout_revision: i64,
+) -> Result<i64, PushError> {
+    let key = &push.key;
+    let guard = [
+        (key.clone(), push.revision),
+        (beside::rollout_key(key), rollout_revision),
+    ];
+    let writes = vec![
+        (beside::rollout_key(key), Some(encode(state)?)),
+        (beside::candidate_key(key), Some(candidate.to_vec())),
+    ];
+    match client.write_if(&guard, writes).map_err(PushError::Etcd)? {
+        Ok(revision) => Ok(revision),
+        Err(now) if now[0] != push.revision => Err(PushError::Conflict {
+            key: key.clone(),
+            planned: push.revision,
+            current: now[0],
+        }),
+        Err(_) => Err(PushError::Rollout(format!(
+            "another staged rollout of {key} was started or stopped meanwhile; nothing was \
+             written"
+        ))),
     }
 }
 

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::beside;
 use super::client::{Entry, EtcdClient, EtcdError, Listing, Swap};
-use super::rollout::RolloutState;
+use super::rollout::admitted_candidate;
 use crate::source::{hex, sha256_hex, SourceErrorKind};
 use crate::{Format, Layer, Source, SourceContent, SourceError, SourceIdentity};
 
@@ -260,11 +260,12 @@ impl EtcdSource {
             return Err(self.not_found(revision));
         };
         let (own_note, own) = (found.next().flatten(), found.next().flatten());
-        let (value, value_note) =
-            match self.admitted_candidate(found.next().flatten(), found.next().flatten()) {
-                Some((candidate, note)) => (candidate, note),
-                None => (value, value_note),
-            };
+        let (rollout, candidate) = (found.next().flatten(), found.next().flatten());
+        let admitted = self
+            .node
+            .as_deref()
+            .and_then(|node| admitted_candidate(node, rollout, candidate));
+        let (value, value_note) = admitted.unwrap_or((value, value_note));
         let note = match &own {
             Some(own) if own.mod_revision > value.mod_revision => {
                 beside::note_of(own_note.as_ref(), own.mod_revision)
@@ -277,24 +278,6 @@ impl EtcdSource {
             .map_err(|err| err.at_revision(revision))?;
         content.identity.change = note;
         Ok(content)
-    }
-
-    /// The candidate (with its note, as written with it) when `rollout` runs and admits this
-    /// node; `None` otherwise: the stable value stands.
-    fn admitted_candidate(
-        &self,
-        rollout: Option<Entry>,
-        candidate: Option<Entry>,
-    ) -> Option<(Entry, Option<Entry>)> {
-        let node = self.node.as_deref()?;
-        let state: RolloutState = serde_json::from_slice(&rollout?.value).ok()?;
-        let candidate = candidate.filter(|_| state.admits(node))?;
-        let note = state.change.map(|change| Entry {
-            key: beside::change_key(&candidate.key),
-            value: serde_json::to_vec(&change).unwrap_or_default(),
-            mod_revision: candidate.mod_revision,
-        });
-        Some((candidate, note))
     }
 
     /// The content of entries read elsewhere (by a push planning against them: the key's value,
@@ -482,7 +465,7 @@ impl Source for EtcdSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::Entry;
+    use crate::etcd::{Entry, RolloutState};
 
     fn entry(key: &str, value: &str, mod_revision: i64) -> Entry {
         Entry {
@@ -533,13 +516,11 @@ mod tests {
         let state = RolloutState::new("r", 5, "sha", vec![vec!["n1".into()], vec!["n2".into()]]);
         let rollout = entry("k/rollout", &serde_json::to_string(&state).unwrap(), 9);
         let candidate = entry("k/rollout/candidate", "a = 2", 9);
-        let (read, _) = source
-            .admitted_candidate(Some(rollout.clone()), Some(candidate.clone()))
+        let (read, _) = admitted_candidate("n1", Some(rollout.clone()), Some(candidate.clone()))
             .expect("n1 is admitted");
         assert_eq!(read.key, "k/rollout/candidate");
-        let other = EtcdSource::new(client(), "k").for_node("n2");
         assert_eq!(
-            other.admitted_candidate(Some(rollout), Some(candidate)),
+            admitted_candidate("n2", Some(rollout), Some(candidate)),
             None
         );
         // The same bytes read from the candidate and from the key are two identities, so the
