@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use hotcfg::{ReloadEvent, ReloadResult};
+use hotcfg::{ReloadEvent, ReloadResult, Trigger};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-/// Checks that the `returned` events missing from `broadcast` were rightly left unrecorded: only
-/// a reload finding the bytes the last recorded event reported live (issue 14) is not recorded
-/// again, and it answers `unchanged`. Attempts run one at a time, so their start times order
-/// them. Returns the last recorded event, for the next step.
+/// Checks that the `returned` events missing from `broadcast` were rightly left unrecorded: a
+/// reload finding the bytes the last recorded event reported live (issue 14), which answers
+/// `unchanged`; and a refusal of quarantined bytes the last recorded event already named (the
+/// probation revert, or the same refusal: issue 17). Attempts run one at a time, so their start
+/// times order them. Returns the last recorded event, for the next step.
 pub(super) fn check_unrecorded(
     mut last_recorded: Arc<ReloadEvent>,
     broadcast: &[Arc<ReloadEvent>],
@@ -30,11 +31,12 @@ pub(super) fn check_unrecorded(
             last_recorded = Arc::clone(event);
             continue;
         }
+        let live_already = event.result == ReloadResult::Unchanged
+            && last_recorded.result.is_ok()
+            && sha(event).is_some()
+            && sha(event) == sha(&last_recorded);
         prop_assert!(
-            event.result == ReloadResult::Unchanged
-                && last_recorded.result.is_ok()
-                && sha(event).is_some()
-                && sha(event) == sha(&last_recorded),
+            live_already || quarantine_said(event, &last_recorded),
             "{}: a returned event was not recorded: {} (the last recorded one: {})",
             at,
             event,
@@ -42,6 +44,26 @@ pub(super) fn check_unrecorded(
         );
     }
     Ok(last_recorded)
+}
+
+/// Whether `event` refuses quarantined content.
+pub(super) fn says_quarantined(event: &ReloadEvent) -> bool {
+    matches!(&event.result, ReloadResult::Rejected { reason, .. } if reason.contains("is quarantined"))
+}
+
+/// Whether `event` refuses quarantined content that `last` already named: `last` reverted it,
+/// or refused it with the same words.
+fn quarantine_said(event: &ReloadEvent, last: &ReloadEvent) -> bool {
+    let ReloadResult::Rejected { reason, .. } = &event.result else {
+        return false;
+    };
+    says_quarantined(event)
+        && match &last.trigger {
+            Trigger::Probation(revert) => {
+                reason.contains(&format!("generation {} was reverted", revert.reverted))
+            }
+            _ => last.result == event.result,
+        }
 }
 
 /// The generations of the distinct events among `events` that applied something, in order.

@@ -1,9 +1,8 @@
-//! The operations a run is made of, and the model of what the engine should hold after each.
+//! The operations a run is made of.
 
-use hotcfg::RestartPolicy;
 use proptest::prelude::*;
 
-use super::system::{Model, FAIL, PANIC, VETO};
+use super::system::{FAIL, PANIC, VETO};
 
 #[derive(Clone, Debug)]
 pub(super) enum Op {
@@ -19,6 +18,18 @@ pub(super) enum Op {
     Manual,
     /// Several valid edits while three threads trigger reloads.
     Burst(Vec<(u32, u32)>),
+    /// A valid hot edit that the probation health check judges unhealthy: applied, then
+    /// reverted automatically to the last trusted version as a new generation, its text
+    /// quarantined (issue 17).
+    Sick { a: u32 },
+    /// `revert_to` a generation picked among those so far (`pick` modulo the live generation,
+    /// plus one): that version again, or the refusal the library defines (issue 17).
+    Revert { pick: u64 },
+    /// `plan_revert` of a generation picked the same way: its dry run, nothing changed.
+    PlanRevert { pick: u64 },
+    /// Today's validation refuses, from now on, the value of `a` of a generation picked the
+    /// same way (so that reverting to it is refused).
+    Forbid { pick: u64 },
 }
 
 pub(super) fn op() -> impl Strategy<Value = Op> {
@@ -30,61 +41,28 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
         3 => (small.clone(), prop_oneof![Just(VETO), Just(FAIL), Just(PANIC)])
             .prop_map(|(a, b)| Op::Handler { a, b }),
         1 => Just(Op::Manual),
-        2 => proptest::collection::vec((small.clone(), small), 2..6).prop_map(Op::Burst),
+        2 => proptest::collection::vec((small.clone(), small.clone()), 2..6).prop_map(Op::Burst),
+        2 => small.clone().prop_map(|a| Op::Sick { a }),
+        3 => any::<u64>().prop_map(|pick| Op::Revert { pick }),
+        1 => any::<u64>().prop_map(|pick| Op::PlanRevert { pick }),
+        1 => any::<u64>().prop_map(|pick| Op::Forbid { pick }),
     ]
 }
 
-/// What the engine should hold.
-#[derive(Clone, Debug)]
-pub(super) struct Expected {
-    pub(super) live: Model,
-    pub(super) generation: u64,
-    /// The text the live state reflects (the engine compares hashes of it).
-    pub(super) last_text: String,
-    pub(super) pending: bool,
-}
-
-impl Expected {
-    /// The result of reloading `text` (`None`: does not parse or validate), updating the model.
-    pub(super) fn reload(
-        &mut self,
-        text: &str,
-        parsed: Option<Model>,
-        policy: RestartPolicy,
-    ) -> &'static str {
-        if text == self.last_text {
-            return "unchanged";
+impl Op {
+    /// The operation's name, for the tally of outcomes.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Op::Valid { .. } => "valid",
+            Op::Invalid(_) => "invalid",
+            Op::RestartOnly { .. } => "restart-only",
+            Op::Handler { .. } => "handler",
+            Op::Manual => "manual",
+            Op::Burst(_) => "burst",
+            Op::Sick { .. } => "sick",
+            Op::Revert { .. } => "revert",
+            Op::PlanRevert { .. } => "plan_revert",
+            Op::Forbid { .. } => "forbid",
         }
-        let Some(candidate) = parsed else {
-            return "failed";
-        };
-        let restart = candidate.listen != self.live.listen;
-        if restart && policy == RestartPolicy::Reject {
-            return "rejected";
-        }
-        let effective = Model {
-            listen: self.live.listen,
-            ..candidate.clone()
-        };
-        if candidate == self.live {
-            self.last_text = text.to_string();
-            self.pending = false;
-            return "unchanged";
-        }
-        if effective == self.live {
-            self.last_text = text.to_string();
-            self.pending = true;
-            return "applied";
-        }
-        match effective.b {
-            VETO => return "rejected",
-            FAIL | PANIC => return "failed",
-            _ => {}
-        }
-        self.live = effective;
-        self.generation += 1;
-        self.last_text = text.to_string();
-        self.pending = restart;
-        "applied"
     }
 }

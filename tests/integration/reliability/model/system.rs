@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hotcfg::{ApplyContext, BoxError, HotReload, ScopeHandler};
+use hotcfg::{ApplyContext, BoxError, Health, HotReload, Probe, ScopeHandler, Violations};
 use hotcfg_tests::ReaderProgress;
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +27,48 @@ pub(super) const FAIL: u32 = 1001;
 pub(super) const PANIC: u32 = 1002;
 /// `a` values at or above this break the validator.
 pub(super) const INVALID_A: u32 = 500;
+/// A `b` value that passes everything but the probation health check (issue 17).
+pub(super) const SICK: u32 = 900;
+/// No `a` value is forbidden yet (see [`Validation`]).
+const NONE_FORBIDDEN: u32 = u32::MAX;
 
 pub(super) fn render(m: &Model) -> String {
     format!("listen = {}\na = {}\nb = {}\n", m.listen, m.a, m.b)
+}
+
+/// Today's validation: `a` below [`INVALID_A`], and not the value a run forbade since (a rule
+/// tightened while the engine runs, so that an earlier version can fail it).
+#[derive(Clone)]
+pub(super) struct Validation {
+    forbidden: Arc<AtomicU32>,
+}
+
+impl Validation {
+    pub(super) fn new() -> Self {
+        Validation {
+            forbidden: Arc::new(AtomicU32::new(NONE_FORBIDDEN)),
+        }
+    }
+
+    /// From now on, `a == value` is refused.
+    pub(super) fn forbid(&self, value: u32) {
+        self.forbidden.store(value, Ordering::SeqCst);
+    }
+
+    /// The validator the engine runs.
+    pub(super) fn check(&self, m: &Model, v: &mut Violations) {
+        v.check(m.a < INVALID_A, "a", "too large");
+        let forbidden = self.forbidden.load(Ordering::SeqCst);
+        v.check(m.a != forbidden, "a", format!("{forbidden} is forbidden"));
+    }
+}
+
+/// The probation health check: a version whose `b` is [`SICK`] is unhealthy.
+pub(super) fn health(probe: &Probe<Model>) -> Health {
+    match probe.new.b {
+        SICK => Health::unhealthy("sick"),
+        _ => Health::Healthy,
+    }
 }
 
 /// A scope's subsystem: the value it runs with, and every version it applied by generation
