@@ -42,8 +42,8 @@ pub(super) fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(a, b)| Op::Handler { a, b }),
         1 => Just(Op::Manual),
         2 => proptest::collection::vec((small.clone(), small.clone()), 2..6).prop_map(Op::Burst),
-        2 => small.clone().prop_map(|a| Op::Sick { a }),
-        3 => any::<u64>().prop_map(|pick| Op::Revert { pick }),
+        3 => small.clone().prop_map(|a| Op::Sick { a }),
+        4 => any::<u64>().prop_map(|pick| Op::Revert { pick }),
         1 => any::<u64>().prop_map(|pick| Op::PlanRevert { pick }),
         1 => any::<u64>().prop_map(|pick| Op::Forbid { pick }),
     ]
