@@ -20,13 +20,15 @@ type Stepped = (Vec<Arc<ReloadEvent>>, String);
 impl Run {
     /// A valid edit the health check judges unhealthy: applied, then reverted as the next
     /// generation to the version live before (every step waits for probation to end, so that
-    /// one is trusted), its text quarantined. A text quarantined already is refused.
+    /// one is trusted), its text quarantined: the same bytes written again are refused. A text
+    /// quarantined already is refused at once.
     pub(super) fn sick(&mut self, a: u32, at: &str) -> Result<Stepped, TestCaseError> {
         let (text, parsed) = typed(LISTEN, a, SICK);
-        self.write(&text, parsed.clone());
         let trusted = self.expected.generation;
         let quarantined = self.expected.quarantined.contains(&text);
-        let want = self.expected.reload_sick(&text, parsed.unwrap());
+        let parsed = parsed.unwrap();
+        self.write(&text, Some(parsed.clone()));
+        let want = self.expected.reload_sick(&text, parsed.clone());
         let event = self.reloader.reload_now();
         prop_assert_eq!(event.result.kind(), want, "{}: {}", at, event);
         prop_assert!(
@@ -36,27 +38,37 @@ impl Run {
             event
         );
         let status = self.probation_settled(at)?;
-        if self.expected.generation == trusted + 2 {
-            let reverted = matches!(&status, ProbationStatus::Reverted { revert, live }
-                if (revert.reverted, revert.restored, *live) == (trusted + 1, trusted, trusted + 2));
-            prop_assert!(
-                reverted,
-                "{}: generation {} is not reverted to {}: {:?}",
-                at,
-                trusted + 1,
-                trusted,
-                status
-            );
-            let sha = sha256_hex(text.as_bytes());
-            let listed = self.reloader.quarantined().iter().any(|q| q.sha256 == sha);
-            prop_assert!(listed, "{}: {} is not quarantined", at, sha);
+        if self.expected.generation != trusted + 2 {
+            let outcome = match quarantined {
+                true => "refused (quarantined)".to_string(),
+                false => event.result.kind().to_string(),
+            };
+            return Ok((vec![event], outcome));
         }
-        let outcome = match self.expected.generation == trusted + 2 {
-            true => "reverted".to_string(),
-            false if quarantined => "refused (quarantined)".to_string(),
-            false => event.result.kind().to_string(),
-        };
-        Ok((vec![event], outcome))
+        let reverted = matches!(&status, ProbationStatus::Reverted { revert, live }
+            if (revert.reverted, revert.restored, *live) == (trusted + 1, trusted, trusted + 2));
+        prop_assert!(
+            reverted,
+            "{}: generation {} is not reverted to {}: {:?}",
+            at,
+            trusted + 1,
+            trusted,
+            status
+        );
+        let sha = sha256_hex(text.as_bytes());
+        let listed = self.reloader.quarantined().iter().any(|q| q.sha256 == sha);
+        prop_assert!(listed, "{}: {} is not quarantined", at, sha);
+        // The same bytes written again are refused.
+        self.write(&text, Some(parsed.clone()));
+        let again = self.reloader.reload_now();
+        prop_assert_eq!(
+            self.expected.reload(&text, Some(parsed)),
+            "rejected",
+            "{}",
+            at
+        );
+        prop_assert!(says_quarantined(&again), "{}: written again: {}", at, again);
+        Ok((vec![event, again], "reverted".to_string()))
     }
 
     /// `revert_to` a generation: its version again (the file holding its text), or refused as
