@@ -417,3 +417,66 @@ fn a_rollout_survives_an_etcd_restart_and_is_resumed_after_it() {
     assert_eq!(code, EXIT_OK, "{out}");
     wait_workers(&nodes, &[4, 4, 4, 4, 4]);
 }
+
+#[test]
+fn a_rollout_that_cannot_start_writes_nothing_and_says_why() {
+    let etcd = Etcd::start();
+    let sandbox = Sandbox::new();
+    let client = admin(&etcd);
+    let pipeline = Pipeline::<NodeConfig>::new().validator(validate);
+    let file = sandbox.write("new.toml", &text("0.0.0.0:7000", 4));
+    let sizes = WaveSize::parse_list("1,100%").unwrap();
+    let rollout_key = format!("{KEY}/rollout");
+    let refusal = |push: &PreparedPush, sizes: &[WaveSize]| {
+        let err = Rollout::start(push, &client, sizes, WAVE_TIMEOUT).unwrap_err();
+        assert_eq!(client.get(&rollout_key).unwrap(), None, "nothing written");
+        err.to_string()
+    };
+
+    // An absent key has no stable value to return to.
+    let push = PreparedPush::prepare(&pipeline, &file, &client, KEY).unwrap();
+    assert!(refusal(&push, &sizes).contains("push it without --waves"));
+    // No node reports: nothing to roll out to.
+    client.put(KEY, text("0.0.0.0:7000", 2)).unwrap();
+    let push = PreparedPush::prepare(&pipeline, &file, &client, KEY).unwrap();
+    assert!(refusal(&push, &sizes).contains("no node reports under the status prefix"));
+
+    let (nodes, _) = five_nodes(&etcd, |_, b| b);
+    let push = PreparedPush::prepare(&pipeline, &file, &client, KEY).unwrap();
+    // Waves that leave nodes out; a note push would refuse.
+    let short = WaveSize::parse_list("1,50%").unwrap();
+    assert!(refusal(&push, &short).contains("reaches 3 of 5 nodes: end the waves with 100%"));
+    let forged = push.clone().with_change(hotcfg::ChangeNote::new("a\nb"));
+    assert!(refusal(&forged, &sizes).contains("the change note"));
+    // Planned against a revision that is gone: refused as a conflict.
+    client.put(KEY, text("0.0.0.0:7000", 3)).unwrap();
+    let err = refusal(&push, &sizes);
+    assert!(err.contains("changed since revision"), "{err}");
+    // --waves that do not parse.
+    let (code, out) = run(
+        &cli(RestartPolicy::Reject),
+        push_waves(&etcd, file.clone(), waves("1,0%")),
+    );
+    assert_eq!(code, hotcfg::cli::EXIT_INVALID, "{out}");
+    assert!(
+        out.contains("nothing pushed: --waves: `0%` is not a wave size"),
+        "{out}"
+    );
+
+    // One rollout at a time: a second pusher is refused, naming the running one.
+    let push = PreparedPush::prepare(&pipeline, &file, &client, KEY).unwrap();
+    let first = Rollout::start(&push, &client, &sizes, WAVE_TIMEOUT).unwrap();
+    let err = Rollout::start(&push, &client, &sizes, WAVE_TIMEOUT).unwrap_err();
+    assert!(err.to_string().contains(&first.state().id), "{err}");
+    assert!(
+        err.to_string().contains("`push --resume` continues it"),
+        "{err}"
+    );
+    let stored = client
+        .get(&rollout_key)
+        .unwrap()
+        .expect("the first rollout");
+    let stored: hotcfg::etcd::RolloutState = serde_json::from_slice(&stored.value).unwrap();
+    assert_eq!(&stored, first.state(), "the refused start wrote nothing");
+    drop(nodes);
+}
