@@ -9,6 +9,13 @@ impl FleetStatus {
     /// The table's rows: one per report, then one per missing node.
     fn rows(&self) -> Vec<[String; 6]> {
         let mut rows: Vec<[String; 6]> = self.nodes.iter().map(row).collect();
+        // The candidate of a rollout has a revision of its own: say which it is.
+        let candidate = self.rollout.as_ref().map(|r| r.candidate_revision);
+        for (row, node) in rows.iter_mut().zip(&self.nodes) {
+            if candidate.is_some_and(|c| c > 0 && node.revision == Some(c)) {
+                row[1] += " (candidate)";
+            }
+        }
         for id in self.missing() {
             rows.push([
                 id.to_string(),

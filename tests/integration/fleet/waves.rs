@@ -315,7 +315,7 @@ fn a_rollout_whose_pusher_died_is_resumed_by_another_push_and_a_plain_push_is_re
     let etcd = Etcd::start();
     let sandbox = Sandbox::new();
     let (nodes, _) = five_nodes(&etcd, |_, b| b);
-    started_then_abandoned(&etcd, &nodes, &sandbox);
+    let candidate = started_then_abandoned(&etcd, &nodes, &sandbox);
 
     let file = sandbox.write("other.toml", &text("0.0.0.0:7000", 3));
     let (code, out) = run(&cli(RestartPolicy::Reject), super::push(&etcd, file, None));
@@ -339,6 +339,11 @@ fn a_rollout_whose_pusher_died_is_resumed_by_another_push_and_a_plain_push_is_re
     );
     assert!(
         table.contains("1 done, 0 waiting, 0 failed; by alice"),
+        "{table}"
+    );
+    let node1 = row(&table, "node-1");
+    assert!(
+        node1.contains(&format!("{candidate} (candidate)  applied")),
         "{table}"
     );
     let (_, json) = run(
