@@ -218,6 +218,11 @@ pub async fn start(settings: &Settings) -> Result<Running, String> {
         builder = builder
             .audit_log(audit)
             .audit_failure(settings.audit_failure);
+        // A fleet node that starts while etcd is down runs the last version it applied, stale
+        // until the follower reads the key.
+        if etcd_source.is_some() {
+            builder = builder.last_known_good();
+        }
     }
     let builder = crate::probation::setup(builder, &settings.probation);
     let reloader = builder

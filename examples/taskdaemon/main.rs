@@ -16,7 +16,8 @@
 //! ```text
 //! taskdaemon --etcd 127.0.0.1:2379 --key taskdaemon/config [--node-id ID]   # follow a key
 //!   (a secured etcd: --etcd-ca FILE [--etcd-cert FILE --etcd-key FILE] [--etcd-user NAME
-//!   --etcd-password-file FILE], on this and on the commands below)
+//!   --etcd-password-file FILE], on this and on the commands below; with --audit-log, a node
+//!   that starts while etcd is down runs the last version it applied, stale until etcd answers)
 //! taskdaemon push FILE --etcd 127.0.0.1:2379 --key taskdaemon/config [--dry-run] [--expect-revision REV]
 //! taskdaemon fleet-status --etcd 127.0.0.1:2379 --key taskdaemon/config [--json]
 //! ```
@@ -50,7 +51,8 @@ struct Options {
     /// Configuration file (written from the embedded default when missing).
     #[arg(long, value_name = "PATH", default_value = "taskdaemon.toml")]
     config: PathBuf,
-    /// Append every reload attempt to this JSON Lines audit log.
+    /// Append every reload attempt to this JSON Lines audit log (with --etcd, it also lets the
+    /// daemon start from its last-known-good version when etcd is down at start).
     #[arg(long = "audit-log", value_name = "PATH")]
     audit_log: Option<PathBuf>,
     /// What a failed audit-log write (a full disk) means: `fail-closed` rolls the reload back

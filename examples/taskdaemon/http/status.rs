@@ -89,5 +89,7 @@ pub fn status_json(api: &Api) -> Value {
         "loops": loops,
         "parked": parked,
         "probation": crate::probation::status_json(&api.reloader),
+        // Started from the last-known-good version (etcd down at start) and not read since.
+        "stale": api.reloader.stale().map(|start| start.to_string()),
     })
 }

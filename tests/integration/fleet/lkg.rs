@@ -285,3 +285,58 @@ fn snapshot_of_last_record(log: &Path) -> PathBuf {
     let id = record.snapshot.expect("the record names a snapshot");
     hotcfg::audit::snapshot_dir(log).join(id)
 }
+
+#[test]
+fn the_task_daemon_with_an_audit_log_starts_from_last_known_good_during_an_outage() {
+    use std::process::{Command, Stdio};
+
+    let mut etcd = Etcd::start();
+    let sandbox = Sandbox::new();
+    let key = "taskdaemon/config";
+    let first = admin(&etcd).put(key, crate::daemon::config(3, 10)).unwrap();
+    let endpoint = etcd.endpoint();
+    let start = || {
+        let mut daemon = super::Running(
+            Command::new(crate::daemon::binary())
+                .args(["--etcd", &endpoint, "--key", key, "--node-id", "td-lkg"])
+                .args(["--audit-log", "audit.jsonl"])
+                .current_dir(sandbox.dir())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start taskdaemon"),
+        );
+        let addr = daemon.listening();
+        (daemon, addr)
+    };
+    let status =
+        |addr: &str| hotcfg_tests::daemon::Client::with_token(addr, "t0ps3cret").call("status");
+    let (daemon, addr) = start();
+    eventually("the daemon to apply the key", || {
+        let last = records(&sandbox.path("audit.jsonl")).pop();
+        match &last {
+            Some(r) if r.source.as_ref().and_then(|s| s.revision) == Some(first) => Ok(()),
+            _ => Err(format!("last record: {last:?}")),
+        }
+    });
+    assert_eq!(status(&addr)["stale"], serde_json::Value::Null);
+    drop(daemon);
+
+    // etcd down: the daemon starts from its last-known-good version and says it is stale.
+    etcd.stop();
+    let (_daemon, addr) = start();
+    let stale = status(&addr);
+    let said = stale["stale"].as_str().unwrap_or_else(|| panic!("{stale}"));
+    assert!(said.starts_with("generation 1 of an earlier run"), "{said}");
+    assert_eq!(stale["queue_capacity"], 10, "{stale}");
+
+    // etcd returns: the follower reads the key, and the daemon is no longer stale.
+    etcd.run_on(etcd.client_port);
+    eventually("the daemon to read etcd again", || {
+        let now = status(&addr);
+        match now["stale"].is_null() {
+            true => Ok(()),
+            false => Err(format!("status: {now}")),
+        }
+    });
+}
