@@ -91,6 +91,11 @@ impl<C: HotConfig> Cli<C> {
             }
         }
         if request.dry_run {
+            if let Some(sizes) = &request.waves.waves {
+                if let Some(code) = super::waves::show_plan(sizes, &client, key, out)? {
+                    return Ok(code);
+                }
+            }
             writeln!(
                 out,
                 "dry run: nothing written (push with --expect-revision {} to write exactly \

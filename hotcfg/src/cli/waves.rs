@@ -96,6 +96,37 @@ pub(super) fn start(
     }
 }
 
+/// `push --waves SIZES --dry-run`: the waves a rollout would make now; `Some(code)` when they
+/// cannot be made.
+pub(super) fn show_plan(
+    sizes: &str,
+    client: &EtcdClient,
+    key: &str,
+    out: &mut dyn Write,
+) -> std::io::Result<Option<u8>> {
+    let waves = WaveSize::parse_list(sizes)
+        .map_err(PushError::Usage)
+        .and_then(|sizes| Rollout::plan(client, key, &sizes));
+    match waves {
+        Ok(waves) => {
+            for (i, wave) in waves.iter().enumerate() {
+                writeln!(
+                    out,
+                    "wave {} of {}: {}",
+                    i + 1,
+                    waves.len(),
+                    wave.join(", ")
+                )?;
+            }
+            Ok(None)
+        }
+        Err(err) => {
+            writeln!(out, "{err}")?;
+            Ok(Some(err.exit_code()))
+        }
+    }
+}
+
 /// `push --resume` or `push --abort` of the running rollout of `key`.
 pub(super) fn act_on_running(
     args: &WaveArgs,

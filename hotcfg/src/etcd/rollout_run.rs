@@ -111,13 +111,7 @@ impl Rollout {
                 return Err(running_refusal(&key, &state));
             }
         }
-        let mut nodes: Vec<String> = reports(client, &status_prefix)
-            .map_err(PushError::Etcd)?
-            .into_iter()
-            .map(|r| r.node)
-            .collect();
-        nodes.sort();
-        let waves = WaveSize::plan(sizes, &nodes).map_err(PushError::Usage)?;
+        let waves = Self::plan(client, &key, sizes)?;
         let candidate = push.text.clone().into_bytes();
         let sha = sha256_hex(&candidate);
         let id = format!("{}-{}", &sha[..8], unix_seconds());
@@ -135,6 +129,23 @@ impl Rollout {
             candidate,
             wave_timeout,
         })
+    }
+
+    /// The waves a rollout of `key` in `sizes` would make now: the nodes reporting under the
+    /// key's default status prefix, in id order (what `push --waves --dry-run` shows).
+    pub fn plan(
+        client: &EtcdClient,
+        key: &str,
+        sizes: &[WaveSize],
+    ) -> Result<Vec<Vec<String>>, PushError> {
+        let prefix = super::source::default_status_prefix(key, false);
+        let mut nodes: Vec<String> = reports(client, &prefix)
+            .map_err(PushError::Etcd)?
+            .into_iter()
+            .map(|r| r.node)
+            .collect();
+        nodes.sort();
+        WaveSize::plan(sizes, &nodes).map_err(PushError::Usage)
     }
 
     /// The running rollout of `key` (to resume or abort it), each wave given `wave_timeout`.

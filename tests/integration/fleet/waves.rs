@@ -118,6 +118,16 @@ fn a_three_wave_rollout_reaches_every_node_once_then_becomes_the_keys_value() {
     let (nodes, stable) = five_nodes(&etcd, |_, b| b);
     let file = sandbox.write("new.toml", &text("0.0.0.0:7000", 4));
 
+    // A dry run shows the waves and writes nothing.
+    let mut dry = push_waves(&etcd, file.clone(), waves("1,25%,100%"));
+    if let Op::Push { dry_run, .. } = &mut dry {
+        *dry_run = true;
+    }
+    let (code, out) = run(&cli(RestartPolicy::Reject), dry);
+    assert_eq!(code, EXIT_OK, "{out}");
+    assert!(out.contains("wave 1 of 3: node-1\nwave 2 of 3: node-2\nwave 3 of 3: node-3, node-4, node-5\ndry run: nothing written"), "{out}");
+    assert_eq!(admin(&etcd).get(&format!("{KEY}/rollout")).unwrap(), None);
+
     let (code, out) = run(
         &cli(RestartPolicy::Reject),
         push_waves(&etcd, file, waves("1,25%,100%")),
