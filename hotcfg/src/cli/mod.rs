@@ -54,7 +54,8 @@
 //!   out in waves over the nodes reporting now ([`WaveArgs`], [`Rollout`](crate::etcd::Rollout));
 //!   it prints each wave, then a table (node, wave, result, reason) and exits 0 when the last
 //!   wave passed, [`EXIT_HALTED`] when a node refused the candidate, reverted it in probation or
-//!   did not report it in time (every node then returns to the stable value). `push --resume`
+//!   did not report it in time (every node then returns to the stable value); with `--dry-run` it
+//!   prints the waves it would make and writes nothing. `push --resume`
 //!   and `push --abort` (no FILE) continue or stop a rollout whose pusher went away; while one
 //!   runs, a plain push is refused. The nodes must name themselves
 //!   ([`EtcdSource::for_node`](crate::etcd::EtcdSource::for_node), the daemon's `--node-id`).
