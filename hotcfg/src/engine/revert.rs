@@ -11,7 +11,7 @@ use crate::audit::{read_records, Restorable, SnapshotError};
 use crate::event::{ReloadEvent, ReloadResult, RevertTarget, Trigger};
 use crate::hot_reload::HotConfig;
 use crate::plan::{Decision, Plan, PlanOptions};
-use crate::source::SourceError;
+use crate::source::{ChangeNote, SourceError};
 
 /// Why [`Reloader::revert_to`] did not make an earlier version live.
 #[derive(Debug, thiserror::Error)]
@@ -148,8 +148,12 @@ impl<C: HotConfig> Reloader<C> {
         let source = self.inner.source.as_ref();
         let live = self.inner.handle.snapshot();
         let before = source.read().ok();
+        // Who reverted, and to what, travel with the version (a store that keeps notes writes it).
+        let mut restoring = content;
+        let reason = format!("revert to generation {generation}");
+        restoring.identity.change = Some(ChangeNote::by_current_user().reason(reason));
         source
-            .restore(&content, live.source())
+            .restore(&restoring, live.source())
             .map_err(|error| RevertError::Restore { generation, error })?;
         let event = self.attempt_restored(&mut state, trigger);
         if event.result.is_ok() {

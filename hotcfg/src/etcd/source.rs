@@ -423,8 +423,9 @@ impl Source for EtcdSource {
     }
 
     /// Writes the version back to the key with a compare-and-swap on the revision the engine has
-    /// live (as a push does): refused, writing nothing, when another writer changed the key
-    /// since, and for a prefix (many keys, not one write).
+    /// live (as a push does), with its [`ChangeNote`](crate::ChangeNote) (a revert's: who, and
+    /// `revert to generation N`) beside it in the same transaction: refused, writing nothing,
+    /// when another writer changed the key since, and for a prefix (many keys, not one write).
     fn restore(
         &self,
         content: &SourceContent,
@@ -448,9 +449,15 @@ impl Source for EtcdSource {
             }
         };
         let expected = live.and_then(|identity| identity.revision).unwrap_or(0);
+        // Who restored it and why, beside the value in the same transaction, as a push writes it.
+        let note = content.identity.change.iter().filter_map(|note| {
+            let json = serde_json::to_vec(note).ok()?;
+            Some((beside::change_key(&self.key), json))
+        });
+        let text = layer.text.clone().into_bytes();
         match self
             .client
-            .put_if_revision(&self.key, layer.text.as_bytes(), expected)
+            .put_if_revision_with(&self.key, text, expected, note.collect())
         {
             Ok(Swap::Written(_)) => Ok(()),
             Ok(Swap::Conflict { current }) => Err(refuse(format!(

@@ -34,6 +34,16 @@ fn a_revert_on_an_etcd_key_is_a_compare_and_swap_of_the_old_value() {
         Some(entry.mod_revision),
         "the node read the value it wrote"
     );
+    // Who reverted, and to what, is written beside the value in the same transaction.
+    let note = admin.get(&format!("{KEY}/change")).unwrap().unwrap();
+    assert_eq!(note.mod_revision, entry.mod_revision);
+    let change = event.source.as_ref().unwrap().change.clone();
+    let change = change.expect("the revert's note travels with the version read");
+    assert_eq!(change.reason.as_deref(), Some("revert to generation 1"));
+    assert_eq!(
+        change,
+        hotcfg::ChangeNote::by_current_user().reason("revert to generation 1")
+    );
 
     // Another writer since the live revision: the swap is refused, nothing written.
     admin.put(KEY, text("0.0.0.0:7000", 5)).unwrap();
