@@ -183,6 +183,10 @@ fn a_read_failing_for_now_is_reported_once_then_retried_until_it_loads() {
         2,
         "loaded: nothing more to do"
     );
+    // Kills `settle` replaced by `()` (issue 22): once loaded, the read failure is over and
+    // the retry budget full again.
+    assert!(!w.read_failed_for_now, "settled");
+    assert_eq!(w.debouncer.attempts(), 0);
 }
 
 #[test]
