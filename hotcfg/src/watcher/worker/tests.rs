@@ -278,3 +278,21 @@ fn newly_watched_files_the_engine_has_not_loaded_trigger() {
     assert_eq!(*triggers.lock().unwrap(), vec![file.clone()]);
     assert_eq!(w.stats.skipped, 0);
 }
+
+/// Kills `+` into `-` in `next_wake` (issue 22): an idle watcher sleeps until its next refresh,
+/// it does not wake at once and spin.
+#[test]
+fn an_idle_watcher_sleeps_until_its_next_refresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a.toml");
+    std::fs::write(&file, "x = 1").unwrap();
+    let (w, _) = worker(&file, vec![], 3);
+    let before = Instant::now();
+    let wake = w.next_wake();
+    assert!(
+        wake >= before + REFRESH_EVERY,
+        "wakes {:?} early",
+        before + REFRESH_EVERY - wake
+    );
+    assert!(wake <= Instant::now() + REFRESH_EVERY);
+}
