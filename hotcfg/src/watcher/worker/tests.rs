@@ -296,3 +296,52 @@ fn an_idle_watcher_sleeps_until_its_next_refresh() {
     );
     assert!(wake <= Instant::now() + REFRESH_EVERY);
 }
+
+/// The engine side of the watcher on a real [`Reloader`]. Kills the mutants of
+/// `impl Engine for Reloader` the integration tests leave (issue 22): `generation` returning 0
+/// or 1, `watched_files` returning nothing, and `look`'s guards replaced by `true` or `false`
+/// (a validation error is reported at once, not retried as a torn write; a parse error is).
+#[cfg(feature = "derive")]
+#[test]
+fn a_reloader_tells_the_watcher_its_files_its_generation_and_what_a_look_finds() {
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, crate::HotReload)]
+    struct Cfg {
+        #[reload(scope = "main")]
+        value: u32,
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a.toml");
+    std::fs::write(&file, "value = 1").unwrap();
+    let reloader = Reloader::<Cfg>::builder(crate::FileSource::new(&file))
+        .validator(|cfg: &Cfg, violations| violations.check(cfg.value < 10, "value", "under 10"))
+        .on_apply("main", |_| Ok(()))
+        .build()
+        .unwrap();
+    let engine: &dyn Engine = &reloader;
+    let first = reloader.handle().generation();
+    assert_eq!(engine.watched_files(), [file.clone()]);
+    assert_eq!(engine.look(), Look::Unchanged);
+
+    std::fs::write(&file, "value = 2").unwrap();
+    assert_eq!(engine.look(), Look::Reload);
+    assert_eq!(engine.trigger(file.clone()), Triggered::Done);
+    std::fs::write(&file, "value = 3").unwrap();
+    assert_eq!(engine.trigger(file.clone()), Triggered::Done);
+    assert_eq!(
+        engine.generation(),
+        first + 2,
+        "two reloads after the first load"
+    );
+
+    std::fs::write(&file, "value = 99").unwrap();
+    assert_eq!(
+        engine.look(),
+        Look::Reload,
+        "a validation error is reported at once"
+    );
+    std::fs::write(&file, "value =").unwrap();
+    assert!(
+        matches!(engine.look(), Look::Incomplete(_)),
+        "a parse error may be a write in progress"
+    );
+}
