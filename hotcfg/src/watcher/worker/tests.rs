@@ -319,7 +319,7 @@ fn a_reloader_tells_the_watcher_its_files_its_generation_and_what_a_look_finds()
         .unwrap();
     let engine: &dyn Engine = &reloader;
     let first = reloader.handle().generation();
-    assert_eq!(engine.watched_files(), [file.clone()]);
+    assert_eq!(engine.watched_files(), std::slice::from_ref(&file));
     assert_eq!(engine.look(), Look::Unchanged);
 
     std::fs::write(&file, "value = 2").unwrap();
