@@ -103,6 +103,9 @@ impl Run {
         let want: Vec<u64> = (before + 1..=before + applied.len() as u64).collect();
         prop_assert_eq!(&applied, &want, "{}: generations of applied reloads", at);
         expected.generation = before + applied.len() as u64;
+        if !applied.is_empty() {
+            expected.awaiting = Some(expected.generation);
+        }
         // Each of those generations keeps the snapshot of the edit it read.
         for event in returned.iter().filter(|e| applied.contains(&e.generation)) {
             let sha = event.source.as_ref().map(|s| s.sha256.as_str());

@@ -23,6 +23,21 @@ pub(super) struct Expected {
     /// commit of a read source (the startup, a reload, a `revert_to`), not probation's reverts
     /// (they restore a version without reading the source).
     pub(super) kept: BTreeMap<u64, (String, Model)>,
+    /// Commit-confirmed: the generation awaiting confirmation.
+    pub(super) awaiting: Option<u64>,
+    /// The last probation that ended was a revert: of which generation, and the live one then.
+    pub(super) reverted: Option<(u64, u64)>,
+}
+
+/// What `confirm()` answers.
+#[derive(Debug, PartialEq)]
+pub(super) enum Confirmed {
+    /// This generation was awaiting confirmation.
+    Yes(u64),
+    /// Too late: probation reverted this generation; the other one is live.
+    TooLate { reverted: u64, live: u64 },
+    /// Nothing awaits confirmation; this generation is live.
+    NothingPending(u64),
 }
 
 impl Expected {
@@ -36,6 +51,8 @@ impl Expected {
             forbidden: None,
             quarantined: BTreeSet::new(),
             kept: BTreeMap::from([(1, (render(initial), initial.clone()))]),
+            awaiting: None,
+            reverted: None,
         }
     }
 
@@ -84,6 +101,7 @@ impl Expected {
         self.generation += 1;
         self.kept
             .insert(self.generation, (text.to_string(), candidate));
+        self.awaiting = Some(self.generation);
         self.last_text = text.to_string();
         self.pending = restart;
         "applied"
@@ -101,8 +119,23 @@ impl Expected {
             self.last_text = trusted.last_text;
             self.pending = trusted.pending;
             self.generation += 1;
+            self.awaiting = None;
+            self.reverted = Some((trusted.generation + 1, self.generation));
         }
         result
+    }
+
+    /// What `confirm()` answers (commit-confirmed), updating the model: a change confirmed (and
+    /// healthy: the check judges at once) passes its probation.
+    pub(super) fn confirm(&mut self) -> Confirmed {
+        if let Some(generation) = self.awaiting.take() {
+            self.reverted = None;
+            return Confirmed::Yes(generation);
+        }
+        match self.reverted {
+            Some((reverted, live)) => Confirmed::TooLate { reverted, live },
+            None => Confirmed::NothingPending(self.generation),
+        }
     }
 
     /// The generation `pick` names: 1 to the live one.

@@ -7,20 +7,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hotcfg::{FileSource, ProbationStatus, ReloadEvent, Reloader, RestartPolicy};
+use hotcfg::{ConfirmError, FileSource, ProbationStatus, ReloadEvent, Reloader, RestartPolicy};
 use hotcfg_tests::{ReaderProgress, Sandbox};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tokio::sync::broadcast;
 
 use super::checks::check_unrecorded;
-use super::expected::Expected;
+use super::expected::{Confirmed, Expected};
 use super::ops::Op;
 use super::readers::Readers;
 use super::system::{health, render, Model, Subsystem, Validation, LISTEN};
 
 /// Snapshots kept: more than a run commits distinct texts, so none is pruned.
 const SNAPSHOTS_KEPT: usize = 1000;
+/// Commit-confirmed (on half the runs): a deadline no step comes near, so every change the test
+/// confirms at once stays.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(120);
 /// The longest probation may take to end once a step is done.
 const PROBATION_SETTLES: Duration = Duration::from_secs(30);
 
@@ -31,6 +34,8 @@ pub(super) struct Run {
     pub(super) audit: PathBuf,
     pub(super) reloader: Reloader<Model>,
     pub(super) validation: Validation,
+    /// Commit-confirmed is on: each step confirms (and checks the answer) before probation ends.
+    confirm: bool,
     pub(super) expected: Expected,
     /// The file's text and what it deserializes to (`None`: it does not).
     pub(super) current: (String, Option<Model>),
@@ -49,11 +54,13 @@ pub(super) struct Run {
 
 impl Run {
     /// The engine on a file in `sandbox`, with probation judging each change at once (a zero
-    /// window: a healthy change is trusted before the next step) and an audit log keeping
-    /// snapshots; its `a` handler waits on `progress` while a version is applied.
+    /// window: a healthy change is trusted before the next step), commit-confirmed if `confirm`,
+    /// and an audit log keeping snapshots; its `a` handler waits on `progress` while a version
+    /// is applied.
     pub(super) fn start(
         sandbox: &Sandbox,
         policy: RestartPolicy,
+        confirm: bool,
         progress: &ReaderProgress,
         broken: &Arc<Mutex<Vec<String>>>,
     ) -> Run {
@@ -68,7 +75,7 @@ impl Run {
         let tentative = Arc::new(Mutex::new(BTreeMap::new()));
         let validation = Validation::new();
         let validator = validation.clone();
-        let reloader = Reloader::<Model>::builder(FileSource::new(&path))
+        let mut builder = Reloader::<Model>::builder(FileSource::new(&path))
             .validator(move |m: &Model, v: &mut hotcfg::Violations| validator.check(m, v))
             .policy(policy)
             .handler(
@@ -93,9 +100,11 @@ impl Run {
             .probation(Duration::ZERO, health)
             .probation_interval(Duration::from_millis(1))
             .audit_log(&audit)
-            .snapshots_kept(SNAPSHOTS_KEPT)
-            .build()
-            .unwrap();
+            .snapshots_kept(SNAPSHOTS_KEPT);
+        if confirm {
+            builder = builder.confirm_within(CONFIRM_WITHIN);
+        }
+        let reloader = builder.build().unwrap();
         Run {
             events: reloader.events(),
             // The startup event: what the first unrecorded `unchanged` must match.
@@ -107,6 +116,7 @@ impl Run {
             audit,
             reloader,
             validation,
+            confirm,
             attempts: 0,
             sub_a,
             sub_b,
@@ -143,8 +153,15 @@ impl Run {
         Ok(returned)
     }
 
-    /// Waits for probation to end (a change committed by the step is judged at once).
-    pub(super) fn probation_settled(&self, at: &str) -> Result<ProbationStatus, TestCaseError> {
+    /// Confirms the step's change (commit-confirmed), then waits for probation to end (a change
+    /// committed by the step is judged at once).
+    pub(super) fn probation_settled(&mut self, at: &str) -> Result<ProbationStatus, TestCaseError> {
+        self.confirm_change(at)?;
+        self.probation_ended(at)
+    }
+
+    /// Waits for probation to end.
+    pub(super) fn probation_ended(&self, at: &str) -> Result<ProbationStatus, TestCaseError> {
         let status = self.reloader.wait_probation(PROBATION_SETTLES);
         prop_assert!(
             !matches!(status, ProbationStatus::OnProbation { .. }),
@@ -154,6 +171,31 @@ impl Run {
             status
         );
         Ok(status)
+    }
+
+    /// Commit-confirmed: `confirm()` answers as the model says.
+    pub(super) fn confirm_change(&mut self, at: &str) -> Result<(), TestCaseError> {
+        if !self.confirm {
+            return Ok(());
+        }
+        let got = match self.reloader.confirm() {
+            Ok(generation) => Confirmed::Yes(generation),
+            Err(ConfirmError::AlreadyReverted { revert, live }) => Confirmed::TooLate {
+                reverted: revert.reverted,
+                live,
+            },
+            Err(ConfirmError::NothingPending { live }) => Confirmed::NothingPending(live),
+            Err(other) => return Err(TestCaseError::fail(format!("{at}: confirm: {other}"))),
+        };
+        let want = self.expected.confirm();
+        let outcome = match &want {
+            Confirmed::Yes(_) => "confirm: yes",
+            Confirmed::TooLate { .. } => "confirm: too late",
+            Confirmed::NothingPending(_) => "confirm: nothing pending",
+        };
+        self.outcomes.push(outcome.to_string());
+        prop_assert_eq!(got, want, "{}: confirm", at);
+        Ok(())
     }
 
     /// Once `op` settled: the live version, the subsystems, the pending restarts and the file

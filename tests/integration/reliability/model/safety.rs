@@ -37,7 +37,9 @@ impl Run {
             at,
             event
         );
-        let status = self.probation_settled(at)?;
+        // Judged before it is confirmed: an unhealthy change reverts, confirmed or not.
+        let status = self.probation_ended(at)?;
+        self.confirm_change(at)?;
         if self.expected.generation != trusted + 2 {
             let outcome = match quarantined {
                 true => "refused (quarantined)".to_string(),
