@@ -196,10 +196,15 @@ impl Rollout {
 
     /// Waits for every node of the current wave to pass, at most the wave timeout; `Ok(Err)`
     /// says why the wave fails (the first refusal or revert seen, or who was still waiting).
+    /// Another pusher's write of the state meanwhile (an abort, a resume) ends the wait with
+    /// [`PushError::Rollout`].
     pub fn wait_wave(&self) -> Result<Result<(), String>, PushError> {
         let deadline = Instant::now() + self.wave_timeout;
         let wave = &self.state.waves[self.state.wave];
         loop {
+            if self.state_moved() {
+                return Err(self.changed_meanwhile());
+            }
             // An unreadable etcd counts as waiting: the wave times out if it does not return.
             let reports = reports(&self.client, &self.status_prefix).unwrap_or_default();
             let mut waiting = Vec::new();
@@ -351,6 +356,15 @@ impl Rollout {
                 Ok(())
             }
             Err(_) => Err(self.changed_meanwhile()),
+        }
+    }
+
+    /// Whether the state's key is no longer as this pusher last wrote it (an unreadable etcd
+    /// says nothing).
+    fn state_moved(&self) -> bool {
+        match self.client.get(&beside::rollout_key(&self.key)) {
+            Ok(entry) => entry.is_none_or(|e| e.mod_revision != self.state_revision),
+            Err(_) => false,
         }
     }
 

@@ -495,3 +495,34 @@ fn a_rollout_that_cannot_start_writes_nothing_and_says_why() {
     assert_eq!(&stored, first.state(), "the refused start wrote nothing");
     drop(nodes);
 }
+
+#[test]
+fn a_pusher_whose_rollout_another_aborts_stops_waiting_at_once() {
+    let etcd = Etcd::start();
+    let sandbox = Sandbox::new();
+    let (nodes, _) = five_nodes(&etcd, |_, b| b);
+    nodes[0].follower.pause(); // wave 1 cannot pass: the pusher waits
+    let file = sandbox.write("new.toml", &text("0.0.0.0:7000", 4));
+    let pipeline = Pipeline::<NodeConfig>::new().validator(validate);
+    let client = admin(&etcd);
+    let push = PreparedPush::prepare(&pipeline, &file, &client, KEY).unwrap();
+    let sizes = WaveSize::parse_list("1,100%").unwrap();
+    let long = Duration::from_secs(60);
+    let mut rollout = Rollout::start(&push, &client, &sizes, long).unwrap();
+    let pusher = std::thread::spawn(move || rollout.run(&mut |_| {}));
+
+    let abort = WaveArgs {
+        abort: true,
+        ..Default::default()
+    };
+    let (code, out) = run(
+        &cli(RestartPolicy::Reject),
+        push_waves(&etcd, PathBuf::new(), abort),
+    );
+    assert_eq!(code, EXIT_HALTED, "{out}");
+    eventually("the first pusher to stop waiting", || {
+        holds(pusher.is_finished(), "still waiting")
+    });
+    let err = pusher.join().unwrap().unwrap_err();
+    assert!(err.to_string().contains("changed meanwhile"), "{err}");
+}
