@@ -91,10 +91,17 @@ fn wait_workers(nodes: &[Node], expected: &[u32]) {
     });
 }
 
-/// `push --resume` of the rollout of [`KEY`].
-fn resume(etcd: &Etcd) -> (u8, String) {
+/// What `push` does to the running rollout.
+enum Act {
+    Resume,
+    Abort,
+}
+
+/// `push --resume` or `push --abort` of the rollout of [`KEY`].
+fn on_running(etcd: &Etcd, act: Act) -> (u8, String) {
     let args = WaveArgs {
-        resume: true,
+        resume: matches!(act, Act::Resume),
+        abort: matches!(act, Act::Abort),
         wave_timeout: Some(WAVE_TIMEOUT),
         ..Default::default()
     };
@@ -369,7 +376,7 @@ fn a_rollout_whose_pusher_died_is_resumed_by_another_push_and_a_plain_push_is_re
     );
     assert_eq!(json["converged"], false, "{json}");
 
-    let (code, out) = resume(&etcd);
+    let (code, out) = on_running(&etcd, Act::Resume);
     assert_eq!(code, EXIT_OK, "{out}");
     assert!(out.contains("resuming rollout"), "{out}");
     wait_workers(&nodes, &[4, 4, 4, 4, 4]);
@@ -383,28 +390,14 @@ fn a_rollout_whose_pusher_died_is_aborted_by_another_push_and_its_nodes_return_t
     let (nodes, stable) = five_nodes(&etcd, |_, b| b);
     started_then_abandoned(&etcd, &nodes, &sandbox);
 
-    let abort = WaveArgs {
-        abort: true,
-        ..Default::default()
-    };
-    let (code, out) = run(
-        &cli(RestartPolicy::Reject),
-        push_waves(&etcd, PathBuf::new(), abort),
-    );
+    let (code, out) = on_running(&etcd, Act::Abort);
     assert_eq!(code, EXIT_HALTED, "{out}");
     assert!(out.contains("aborted by alice"), "{out}");
     wait_workers(&nodes, &[2, 2, 2, 2, 2]);
     nodes[0].wait_status(NodeResult::Applied, stable);
     assert_eq!(generations(&nodes)[1..], [1, 1, 1, 1]);
     // Nothing left to resume.
-    let resume = WaveArgs {
-        resume: true,
-        ..Default::default()
-    };
-    let (code, out) = run(
-        &cli(RestartPolicy::Reject),
-        push_waves(&etcd, PathBuf::new(), resume),
-    );
+    let (code, out) = on_running(&etcd, Act::Resume);
     assert_ne!(code, EXIT_OK, "{out}");
     assert!(out.contains("is aborted (aborted by alice)"), "{out}");
 }
@@ -428,7 +421,7 @@ fn a_rollout_survives_an_etcd_restart_and_is_resumed_after_it() {
     }
     assert_eq!(workers(&nodes), [4, 2, 2, 2, 2]);
     nodes[0].wait_status(NodeResult::Applied, candidate);
-    let (code, out) = resume(&etcd);
+    let (code, out) = on_running(&etcd, Act::Resume);
     assert_eq!(code, EXIT_OK, "{out}");
     wait_workers(&nodes, &[4, 4, 4, 4, 4]);
 }
@@ -511,14 +504,7 @@ fn a_pusher_whose_rollout_another_aborts_stops_waiting_at_once() {
     let mut rollout = Rollout::start(&push, &client, &sizes, long).unwrap();
     let pusher = std::thread::spawn(move || rollout.run(&mut |_| {}));
 
-    let abort = WaveArgs {
-        abort: true,
-        ..Default::default()
-    };
-    let (code, out) = run(
-        &cli(RestartPolicy::Reject),
-        push_waves(&etcd, PathBuf::new(), abort),
-    );
+    let (code, out) = on_running(&etcd, Act::Abort);
     assert_eq!(code, EXIT_HALTED, "{out}");
     eventually("the first pusher to stop waiting", || {
         holds(pusher.is_finished(), "still waiting")
