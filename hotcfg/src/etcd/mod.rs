@@ -56,6 +56,19 @@
 //!   delivered and handled a response (or stayed up for the cap). A reload asked for while etcd
 //!   is down (SIGHUP, an admin command) fails and is recorded as such; the live configuration
 //!   stays.
+//! - **Starting while etcd is down.** By default a node that cannot read its key at start does
+//!   not start. With [`ReloaderBuilder::last_known_good`](crate::ReloaderBuilder::last_known_good)
+//!   (and an audit log) it starts from the newest version its audit log says it applied for this
+//!   key (its own override included, not another node's; a rollout's candidate it ran counts),
+//!   that probation never reverted, whose snapshot verifies; today's validation still judges it.
+//!   It is *stale* ([`Reloader::stale`](crate::Reloader::stale), [`NodeStatus::stale`], the
+//!   `hotcfg_config_stale` gauge, `stale: ...` in `fleet-status`, never counted as converged:
+//!   its report names no revision) until the follower's first read answers, which applies the
+//!   key's value or finds it unchanged (recorded either way). Only an unreachable etcd allows it:
+//!   a key that does not exist or a refused login still fails. Without a usable version the
+//!   start fails with the read's error and why none could be used (none recorded, another key's
+//!   only, a snapshot missing or corrupt, naming the file, another node's override, refused
+//!   now).
 //! - **What a node reports while its watch is down.** Every status report carries the watch's
 //!   [`WatchHealth`]: `watching`, `reconnecting` since when with the last error (etcd
 //!   unreachable, a refused watch, a response too large), or `paused`; so do the metrics
@@ -107,7 +120,9 @@
 //! so it is in every node's audit record (`"source": {..., "change": {"author", "reason"}}`), in
 //! its [`NodeStatus::change`], and `fleet-status` shows the key's current one in its first line.
 //! An author or reason longer than 1 KiB or holding control characters is refused by `push`, and
-//! ignored by nodes.
+//! ignored by nodes. A revert ([`Reloader::revert_to`](crate::Reloader::revert_to)) writes the
+//! old value back with its own note (the current user, `revert to generation N`) in the same
+//! compare-and-swap.
 //!
 //! ## Per-node overrides
 //!
