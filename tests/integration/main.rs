@@ -20,6 +20,7 @@ mod lists;
 mod locations;
 mod plan_prepare;
 mod probation;
+mod probation_restart;
 mod props;
 mod readme;
 mod reliability;

@@ -81,7 +81,8 @@ impl<C: HotConfig> Reloader<C> {
                 live: &live,
                 effective,
                 effective_diff,
-                pending: state.pending.clone(),
+                // What waits for a restart is the restored version's, not the reverted change's.
+                pending: on.target.pending.clone(),
                 identity: identity.clone(),
                 content: None,
                 changes: &changes,
