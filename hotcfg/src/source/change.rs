@@ -58,7 +58,7 @@ impl ChangeNote {
     }
 
     /// Refuses an empty author, and an author or reason that is longer than
-    /// [`MAX_NOTE_BYTES`] or holds control characters (a line break would forge table rows).
+    /// 1 KiB or holds control characters (a line break would forge table rows).
     pub fn check(&self) -> Result<(), String> {
         if self.author.trim().is_empty() {
             return Err("the author is empty".into());
