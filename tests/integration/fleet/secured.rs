@@ -308,13 +308,21 @@ fn the_task_daemon_follows_a_tls_etcd_with_its_flags_and_refuses_an_unreadable_c
     daemon.listening();
     let status_key = format!("{key}/status/td-tls");
     let admin = admin(&etcd);
-    super::eventually("td-tls to report applied over TLS", || {
+    // Converged means applied at the revision and watching (fleet-status never counts a node
+    // whose watch is not up yet, which a loaded machine can show right after the first report).
+    super::eventually("td-tls to report applied over TLS, watching", || {
         let status: Option<hotcfg::etcd::NodeStatus> = admin
             .get(&status_key)
             .unwrap()
             .map(|e| serde_json::from_slice(&e.value).unwrap());
         match status {
-            Some(s) if s.result == NodeResult::Applied && s.revision == Some(revision) => Ok(s),
+            Some(s)
+                if s.result == NodeResult::Applied
+                    && s.revision == Some(revision)
+                    && s.watch.as_ref().is_some_and(|w| w.is_watching()) =>
+            {
+                Ok(s)
+            }
             other => Err(format!("last report: {other:?}")),
         }
     });
