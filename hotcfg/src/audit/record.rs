@@ -387,4 +387,21 @@ mod tests {
             "probation of generation 7: unhealthy: error rate 40%"
         );
     }
+
+    /// Kills the `Trigger::LastKnownGood` arm of `AuditTrigger::from` deleted (issue 22): the
+    /// record names the version started from and why the store was not used.
+    #[test]
+    fn a_last_known_good_start_is_recorded_with_its_version_and_why() {
+        let start = crate::engine::LastKnownGoodStart {
+            generation: 5,
+            applied_at: "2026-11-30T06:00:00Z".to_string(),
+            sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".to_string(),
+            unreachable: "etcd unreachable".to_string(),
+        };
+        let trigger = AuditTrigger::from(&Trigger::LastKnownGood(start));
+        assert_eq!(
+            trigger.to_string(),
+            "last-known-good to generation 5 (sha256 9f86d081884c): etcd unreachable"
+        );
+    }
 }
