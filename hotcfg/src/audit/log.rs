@@ -338,6 +338,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let mut log = AuditLog::open(&path).unwrap().sync(AuditSync::Os);
+        // Kills `sync_mode` returning the default (only a doc test read it).
+        assert_eq!(log.sync_mode(), AuditSync::Os);
         for generation in 1..=3 {
             log.append(&event(generation)).unwrap();
         }
