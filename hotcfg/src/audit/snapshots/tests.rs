@@ -272,3 +272,15 @@ fn read_records_skips_blank_lines_and_names_a_bad_one() {
     let err = read_records(&dir.path().join("none.jsonl")).unwrap_err();
     assert!(matches!(err, SnapshotError::Log { .. }), "{err}");
 }
+
+/// Kills the guard `existing == bytes` of `write` replaced by `true` (or `==` into `!=`): a
+/// damaged snapshot of content applied again is written again, not merely touched.
+#[test]
+fn a_damaged_snapshot_is_written_again_when_its_content_is_applied_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = Snapshots::beside(&dir.path().join("audit.jsonl"));
+    let id = snapshots.write(&content("one")).unwrap();
+    std::fs::write(snapshots.path_of(&id), "damaged").unwrap();
+    assert_eq!(snapshots.write(&content("one")).unwrap(), id);
+    assert_eq!(snapshots.read(1, &id).unwrap(), content("one"));
+}
