@@ -27,6 +27,7 @@ mod notes;
 mod revert;
 mod secured;
 mod waves;
+mod waves_killed;
 
 /// The longest any single condition is waited for.
 const LIMIT: Duration = Duration::from_secs(15);

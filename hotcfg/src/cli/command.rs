@@ -61,7 +61,16 @@ pub enum Command {
     #[cfg(feature = "etcd")]
     Push {
         /// The configuration file to push (not read with --resume or --abort).
-        #[arg(required_unless_present_any = ["resume", "abort"], default_value = "")]
+        // Empty when not given: clap's own `PathBuf` parser refuses an empty value, default
+        // included, which made `push --resume` and `push --abort` fail to parse.
+        #[arg(
+            required_unless_present_any = ["resume", "abort"],
+            default_value = "",
+            value_parser = clap::builder::TypedValueParser::map(
+                clap::builder::OsStringValueParser::new(),
+                PathBuf::from
+            )
+        )]
         file: PathBuf,
         /// etcd endpoints, comma-separated (`127.0.0.1:2379,10.0.0.2:2379`).
         #[arg(long = "etcd", value_name = "ENDPOINTS")]
@@ -116,4 +125,48 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[cfg(all(test, feature = "etcd"))]
+mod tests {
+    use clap::Parser;
+
+    use super::Command;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        let base = ["app", "push", "--etcd", "127.0.0.1:2379", "--key", "k"];
+        let all = base.iter().chain(args);
+        Args::try_parse_from(all)
+            .map(|a| a.command)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Found by running `taskdaemon push --resume` as a process: clap refused the empty default
+    /// of FILE ("a value is required for '[FILE]'"), so a rollout could not be resumed or
+    /// aborted from the command line.
+    #[test]
+    fn push_resume_and_abort_need_no_file_and_a_push_needs_one() {
+        for act in ["--resume", "--abort"] {
+            let command = parse(&[act]).unwrap_or_else(|e| panic!("{act}: {e}"));
+            let Command::Push { file, .. } = command else {
+                panic!("{act}: not a push");
+            };
+            assert!(file.as_os_str().is_empty(), "{act}: {file:?}");
+        }
+        let Command::Push { file, .. } = parse(&["new.toml"]).unwrap() else {
+            panic!("not a push");
+        };
+        assert_eq!(file, std::path::Path::new("new.toml"));
+        let refused = parse(&[]).expect_err("a plain push needs FILE");
+        assert!(
+            refused.contains("<FILE>") || refused.contains("[FILE]"),
+            "{refused}"
+        );
+    }
 }
