@@ -291,20 +291,30 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    /// Progress checkpoints (a page of log each, no fsync) as fast as one thread can commit:
-    /// the log never grows past the hard limit and one commit's pages, and the database holds
-    /// everything once reopened.
-    #[test]
-    fn the_log_stays_bounded_however_fast_commits_come() {
+    /// A store in a new directory checkpointing at `soft_kib` and `hard_kib`, with one job: the
+    /// directory (kept alive), the store, the job's id and the path of the database's log.
+    fn store_with(
+        soft_kib: u64,
+        hard_kib: u64,
+    ) -> (tempfile::TempDir, Store, u64, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let policy = CheckpointPolicy {
-            soft_bytes: 64 << 10,
-            hard_bytes: 256 << 10,
+            soft_bytes: soft_kib << 10,
+            hard_bytes: hard_kib << 10,
             in_commit: false,
         };
         let store = Store::open_with(dir.path(), policy).unwrap();
         let id = store.submit("build").unwrap();
         let wal = dir.path().join(format!("{}-wal", crate::store::DB_FILE));
+        (dir, store, id, wal)
+    }
+
+    /// Progress checkpoints (a page of log each, no fsync) as fast as one thread can commit:
+    /// the log never grows past the hard limit and one commit's pages, and the database holds
+    /// everything once reopened.
+    #[test]
+    fn the_log_stays_bounded_however_fast_commits_come() {
+        let (dir, store, id, wal) = store_with(64, 256);
         let mut largest = 0;
         for iteration in 1..=3_000 {
             store.checkpoint(id, iteration).unwrap();
@@ -312,7 +322,7 @@ mod tests {
         }
         let health = store.health().checkpoints;
         assert!(
-            largest <= policy.hard_bytes + (16 << 10),
+            largest <= (256 << 10) + (16 << 10),
             "the log reached {largest} bytes; {health:?}"
         );
         assert!(health.runs > 0, "{health:?}");
@@ -347,14 +357,7 @@ mod tests {
     #[test]
     fn a_checkpoint_that_meets_another_one_is_busy_not_failed() {
         use std::sync::atomic::Ordering::SeqCst;
-        let dir = tempfile::tempdir().unwrap();
-        let policy = CheckpointPolicy {
-            soft_bytes: 32 << 10,
-            hard_bytes: 32 << 10,
-            in_commit: false,
-        };
-        let store = Store::open_with(dir.path(), policy).unwrap();
-        let id = store.submit("build").unwrap();
+        let (dir, store, id, _) = store_with(32, 32);
         store.checkpoint(id, 1).unwrap();
         let path = dir.path().join(crate::store::DB_FILE);
         // A reader of the log's newest frames, which a RESTART checkpoint must wait for.
@@ -401,15 +404,7 @@ mod tests {
     /// it itself (the thread is never asked), and the next commit starts the log again.
     #[test]
     fn a_commit_that_finds_the_log_at_its_hard_limit_checkpoints_it_itself() {
-        let dir = tempfile::tempdir().unwrap();
-        let policy = CheckpointPolicy {
-            soft_bytes: 32 << 10,
-            hard_bytes: 32 << 10,
-            in_commit: false,
-        };
-        let store = Store::open_with(dir.path(), policy).unwrap();
-        let id = store.submit("build").unwrap();
-        let wal = dir.path().join(format!("{}-wal", crate::store::DB_FILE));
+        let (_dir, store, id, wal) = store_with(32, 32);
         for iteration in 1..=100 {
             store.checkpoint(id, iteration).unwrap();
             let size = std::fs::metadata(&wal).unwrap().len();
