@@ -906,6 +906,31 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Starts the task daemon as node `node` of the fleet on `key` at `endpoint`, with `extra`
+    /// flags, in `dir`; returns it once it listens, and its address.
+    fn taskdaemon(
+        endpoint: &str,
+        key: &str,
+        node: &str,
+        extra: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>,
+        dir: &std::path::Path,
+    ) -> (Running, String) {
+        let mut daemon = Running(
+            Command::new(crate::daemon::binary())
+                .args(["--etcd", endpoint, "--key", key, "--node-id", node])
+                .args(extra)
+                .current_dir(dir)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start taskdaemon"),
+        );
+        let addr = daemon.listening();
+        (daemon, addr)
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -928,16 +953,7 @@ fn the_task_daemon_runs_from_etcd_takes_pushes_and_leaves_the_status_view_when_s
     let binary = crate::daemon::binary();
     let endpoint = etcd.endpoint();
 
-    let mut daemon = Running(
-        Command::new(binary)
-            .args(["--etcd", &endpoint, "--key", key, "--node-id", "td-1"])
-            .current_dir(sandbox.dir())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start taskdaemon"),
-    );
-    let addr = daemon.listening();
+    let (mut daemon, addr) = Running::taskdaemon(&endpoint, key, "td-1", [""; 0], sandbox.dir());
 
     let status_key = format!("{key}/status/td-1");
     let report = |result: NodeResult, revision: i64| {

@@ -288,26 +288,14 @@ fn snapshot_of_last_record(log: &Path) -> PathBuf {
 
 #[test]
 fn the_task_daemon_with_an_audit_log_starts_from_last_known_good_during_an_outage() {
-    use std::process::{Command, Stdio};
-
     let mut etcd = Etcd::start();
     let sandbox = Sandbox::new();
     let key = "taskdaemon/config";
     let first = admin(&etcd).put(key, crate::daemon::config(3, 10)).unwrap();
     let endpoint = etcd.endpoint();
     let start = || {
-        let mut daemon = super::Running(
-            Command::new(crate::daemon::binary())
-                .args(["--etcd", &endpoint, "--key", key, "--node-id", "td-lkg"])
-                .args(["--audit-log", "audit.jsonl"])
-                .current_dir(sandbox.dir())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start taskdaemon"),
-        );
-        let addr = daemon.listening();
-        (daemon, addr)
+        let audit = ["--audit-log", "audit.jsonl"];
+        super::Running::taskdaemon(&endpoint, key, "td-lkg", audit, sandbox.dir())
     };
     let status =
         |addr: &str| hotcfg_tests::daemon::Client::with_token(addr, "t0ps3cret").call("status");

@@ -257,7 +257,7 @@ fn with_authentication_on_the_right_password_works_and_a_wrong_one_is_refused_cl
 
 #[test]
 fn the_task_daemon_follows_a_tls_etcd_with_its_flags_and_refuses_an_unreadable_ca_file() {
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     let sandbox = Sandbox::new();
     let pki = make_pki(&sandbox, "fleet");
@@ -295,17 +295,8 @@ fn the_task_daemon_follows_a_tls_etcd_with_its_flags_and_refuses_an_unreadable_c
         "{stderr}"
     );
 
-    let mut daemon = super::Running(
-        Command::new(binary)
-            .args(["--etcd", &endpoint, "--key", key, "--node-id", "td-tls"])
-            .args(&tls_flags)
-            .current_dir(sandbox.dir())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start taskdaemon"),
-    );
-    daemon.listening();
+    let (_daemon, _) =
+        super::Running::taskdaemon(&endpoint, key, "td-tls", &tls_flags, sandbox.dir());
     let status_key = format!("{key}/status/td-tls");
     let admin = admin(&etcd);
     // Converged means applied at the revision and watching (fleet-status never counts a node

@@ -17,18 +17,8 @@ const KEY: &str = "taskdaemon/config";
 fn daemon(etcd: &Etcd, sandbox: &Sandbox, id: &str) -> Running {
     let dir = sandbox.path(id);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut daemon = Running(
-        Command::new(crate::daemon::binary())
-            .args(["--etcd", &etcd.endpoint(), "--key", KEY, "--node-id", id])
-            .args(["--probation-secs", "2"])
-            .current_dir(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start taskdaemon"),
-    );
-    daemon.listening();
-    daemon
+    let endpoint = etcd.endpoint();
+    Running::taskdaemon(&endpoint, KEY, id, ["--probation-secs", "2"], &dir).0
 }
 
 /// `taskdaemon push ARGS` against [`KEY`], its output captured.
