@@ -19,18 +19,21 @@ fn push_op(
     author: Option<&str>,
     node: Option<&str>,
 ) -> Op {
-    Op::Push {
-        file,
-        etcd: etcd.endpoint(),
-        access: Default::default(),
-        key: KEY.to_string(),
-        expect_revision: None,
-        dry_run: false,
-        reason: reason.map(str::to_string),
-        author: author.map(str::to_string),
-        node: node.map(str::to_string),
-        waves: Default::default(),
+    let mut op = super::push(etcd, file, None);
+    if let Op::Push {
+        reason: r,
+        author: a,
+        node: n,
+        ..
+    } = &mut op
+    {
+        (*r, *a, *n) = (
+            reason.map(str::to_string),
+            author.map(str::to_string),
+            node.map(str::to_string),
+        );
     }
+    op
 }
 
 fn fleet_status(etcd: &Etcd, json: bool) -> (u8, String) {

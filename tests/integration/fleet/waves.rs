@@ -50,18 +50,19 @@ fn five_nodes(
 
 /// `push FILE --waves SIZES` (or, without a file, `--resume`/`--abort` as `waves` says).
 fn push_waves(etcd: &Etcd, file: PathBuf, waves: WaveArgs) -> Op {
-    Op::Push {
-        file,
-        etcd: etcd.endpoint(),
-        access: Default::default(),
-        key: KEY.to_string(),
-        expect_revision: None,
-        dry_run: false,
-        reason: Some("more workers".into()),
-        author: Some("alice".into()),
-        node: None,
-        waves,
+    let mut op = super::push(etcd, file, None);
+    if let Op::Push {
+        reason,
+        author,
+        waves: slot,
+        ..
+    } = &mut op
+    {
+        *reason = Some("more workers".into());
+        *author = Some("alice".into());
+        *slot = waves;
     }
+    op
 }
 
 fn waves(sizes: &str) -> WaveArgs {
