@@ -205,3 +205,6 @@ fn reverted_by_probation(records: &[AuditRecord]) -> BTreeSet<String> {
     }
     reverted
 }
+
+#[cfg(test)]
+mod tests;

@@ -416,4 +416,4 @@ fn touch(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

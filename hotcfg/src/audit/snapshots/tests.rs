@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::{Diff, ReloadEvent, ReloadResult, Trigger};
 
-fn content(text: &str) -> SourceContent {
+pub(in crate::audit) fn content(text: &str) -> SourceContent {
     SourceContent {
         layers: vec![
             Layer {
@@ -30,7 +30,11 @@ fn content(text: &str) -> SourceContent {
 }
 
 /// A record of `generation` with `result`, naming `snapshot`.
-fn record(generation: u64, result: &str, snapshot: Option<&str>) -> AuditRecord {
+pub(in crate::audit) fn record(
+    generation: u64,
+    result: &str,
+    snapshot: Option<&str>,
+) -> AuditRecord {
     let event = ReloadEvent {
         generation,
         timestamp: SystemTime::UNIX_EPOCH,
@@ -46,7 +50,7 @@ fn record(generation: u64, result: &str, snapshot: Option<&str>) -> AuditRecord 
     record
 }
 
-fn write_log(path: &Path, records: &[AuditRecord]) {
+pub(in crate::audit) fn write_log(path: &Path, records: &[AuditRecord]) {
     let lines: Vec<String> = records
         .iter()
         .map(|r| serde_json::to_string(r).unwrap())
