@@ -354,3 +354,6 @@ fn status_of<C>(state: &CellState<C>) -> ProbationStatus {
         None => state.ended.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;
