@@ -363,3 +363,6 @@ impl<C> Clone for Checker<C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

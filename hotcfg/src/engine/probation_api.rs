@@ -190,3 +190,6 @@ impl<C: HotConfig> Reloader<C> {
             .is_some_and(|cell| cell.release(Some(sha256)) > 0)
     }
 }
+
+#[cfg(all(test, feature = "derive"))]
+mod tests;
