@@ -2,92 +2,15 @@
 
 use super::*;
 
-/// An engine that records triggers and answers looks and triggers from a script.
-struct FakeEngine {
-    files: Vec<PathBuf>,
-    looks: Arc<Mutex<Vec<Look>>>,
-    triggers: Arc<Mutex<Vec<PathBuf>>>,
-    outcomes: Arc<Mutex<Vec<Triggered>>>,
-    /// Run during every dry run: a writer at work meanwhile.
-    during_look: Option<Box<dyn Fn() + Send>>,
-}
+mod fakes;
+mod native_events;
+mod steps;
 
-impl Engine for FakeEngine {
-    fn watched_files(&self) -> Vec<PathBuf> {
-        self.files.clone()
-    }
-    fn generation(&self) -> u64 {
-        1
-    }
-    fn look(&self) -> Look {
-        if let Some(write) = &self.during_look {
-            write();
-        }
-        let mut looks = self.looks.lock().unwrap();
-        if looks.is_empty() {
-            Look::Reload
-        } else {
-            looks.remove(0)
-        }
-    }
-    fn trigger(&self, file: PathBuf) -> Triggered {
-        self.triggers.lock().unwrap().push(file);
-        let mut outcomes = self.outcomes.lock().unwrap();
-        if outcomes.is_empty() {
-            Triggered::Done
-        } else {
-            outcomes.remove(0)
-        }
-    }
-}
-
-type Triggers = Arc<Mutex<Vec<PathBuf>>>;
-
-fn fake(file: &std::path::Path, looks: Vec<Look>) -> (FakeEngine, Triggers) {
-    let triggers = Arc::new(Mutex::new(Vec::new()));
-    let engine = FakeEngine {
-        files: vec![file.to_path_buf()],
-        looks: Arc::new(Mutex::new(looks)),
-        triggers: Arc::clone(&triggers),
-        outcomes: Arc::default(),
-        during_look: None,
-    };
-    (engine, triggers)
-}
-
-fn worker(file: &std::path::Path, looks: Vec<Look>, retries: u32) -> (Worker, Triggers) {
-    let (engine, triggers) = fake(file, looks);
-    (worker_for(engine, retries), triggers)
-}
-
-fn worker_for(engine: FakeEngine, retries: u32) -> Worker {
-    let files = engine.files.clone();
-    let timing = Timing {
-        window: Duration::ZERO,
-        max_delay: Duration::ZERO,
-        retry_delay: Duration::ZERO,
-        retries,
-    };
-    Worker {
-        engine: Box::new(engine),
-        debouncer: Debouncer::new(SystemClock, timing),
-        timing,
-        active: Active::Poll(PollBackend::new(Duration::from_secs(3600), &files)),
-        at_trigger: fingerprint(&files),
-        files,
-        generation: 1,
-        fallback_interval: Duration::from_secs(1),
-        shared: Arc::default(),
-        stats: WatchStats::default(),
-        read_failed_for_now: false,
-    }
-}
+use fakes::*;
 
 #[test]
 fn a_write_during_the_dry_run_is_looked_at_again_before_reloading() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("a.toml");
-    std::fs::write(&file, "x = 1").unwrap();
+    let (_tmp, file) = config_file();
     let (mut engine, triggers) = fake(&file, vec![]);
     let writer = file.clone();
     let step = Arc::new(Mutex::new(2));
@@ -111,9 +34,7 @@ fn a_write_during_the_dry_run_is_looked_at_again_before_reloading() {
 fn new_metadata_during_the_dry_run_is_looked_at_again_before_reloading() {
     // Same bytes before and after the dry run, but the file was written meanwhile (its
     // modification time moved): a writer may be at work, as in a truncate-then-rewrite.
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("a.toml");
-    std::fs::write(&file, "x = 1").unwrap();
+    let (_tmp, file) = config_file();
     let (mut engine, triggers) = fake(&file, vec![]);
     let writer = file.clone();
     engine.during_look = Some(Box::new(move || {
@@ -131,6 +52,21 @@ fn new_metadata_during_the_dry_run_is_looked_at_again_before_reloading() {
     assert_eq!(w.stats.retries, 1);
 }
 
+/// A worker whose engine's dry runs answer `looks` and whose reloads fail to read `failures`
+/// times, on a file edited since the last reload.
+fn edited_while_reads_fail(
+    file: &std::path::Path,
+    looks: Vec<Look>,
+    failures: usize,
+    retries: u32,
+) -> (Worker, Triggers) {
+    let (engine, triggers) = fake(file, looks);
+    *engine.outcomes.lock().unwrap() = vec![Triggered::ReadFailedForNow; failures];
+    let w = worker_for(engine, retries);
+    std::fs::write(file, "x = 2").unwrap();
+    (w, triggers)
+}
+
 fn out_of_descriptors() -> Look {
     Look::Unavailable(format!(
         "cannot read configuration: a.toml: {}",
@@ -140,14 +76,9 @@ fn out_of_descriptors() -> Look {
 
 #[test]
 fn a_read_failing_for_now_is_reported_once_then_retried_until_it_loads() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("a.toml");
-    std::fs::write(&file, "x = 1").unwrap();
+    let (_tmp, file) = config_file();
     let looks = (0..5).map(|_| out_of_descriptors()).collect();
-    let (engine, triggers) = fake(&file, looks);
-    *engine.outcomes.lock().unwrap() = vec![Triggered::ReadFailedForNow];
-    let mut w = worker_for(engine, 1);
-    std::fs::write(&file, "x = 2").unwrap();
+    let (mut w, triggers) = edited_while_reads_fail(&file, looks, 1, 1);
     w.look();
     assert!(triggers.lock().unwrap().is_empty(), "a retry first");
     w.look();
@@ -192,13 +123,8 @@ fn a_read_failing_for_now_is_reported_once_then_retried_until_it_loads() {
 #[test]
 fn a_reload_whose_read_fails_for_now_leaves_the_edit_to_be_loaded() {
     // The watcher read the files, the engine could not a moment later.
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("a.toml");
-    std::fs::write(&file, "x = 1").unwrap();
-    let (engine, triggers) = fake(&file, vec![]);
-    *engine.outcomes.lock().unwrap() = vec![Triggered::ReadFailedForNow];
-    let mut w = worker_for(engine, 3);
-    std::fs::write(&file, "x = 2").unwrap();
+    let (_tmp, file) = config_file();
+    let (mut w, triggers) = edited_while_reads_fail(&file, vec![], 1, 3);
     w.look();
     assert_eq!(triggers.lock().unwrap().len(), 1);
     assert!(w.debouncer.is_pending(), "a look is scheduled");
@@ -212,11 +138,30 @@ fn a_reload_whose_read_fails_for_now_leaves_the_edit_to_be_loaded() {
     assert_eq!(triggers.lock().unwrap().len(), 2);
 }
 
+/// Kills `!` deleted in `reloaded` (issue 22): the operator is told that the files cannot be
+/// read for now at the first failed reload, and not again at each further one.
+#[test]
+fn a_read_failing_for_now_is_warned_about_at_the_first_failed_reload_only() {
+    let (_tmp, file) = config_file();
+    let (mut w, triggers) = edited_while_reads_fail(&file, vec![], 2, 3);
+    let (warnings, _guard) = warnings();
+    let told = || {
+        let warnings = warnings.lock().unwrap();
+        warnings
+            .iter()
+            .filter(|m| m.contains("cannot be read for now"))
+            .count()
+    };
+    w.look();
+    assert_eq!(told(), 1, "told at the first failed reload");
+    w.look();
+    assert_eq!(triggers.lock().unwrap().len(), 2, "a second failed reload");
+    assert_eq!(told(), 1, "not told again");
+}
+
 #[test]
 fn identical_bytes_never_trigger() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("a.toml");
-    std::fs::write(&file, "x = 1").unwrap();
+    let (_tmp, file) = config_file();
     let (mut w, triggers) = worker(&file, vec![], 3);
     w.look();
     std::fs::write(&file, "x = 1").unwrap();
@@ -233,9 +178,7 @@ fn identical_bytes_never_trigger() {
 
 #[test]
 fn incomplete_content_is_retried_then_reported() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("a.toml");
-    std::fs::write(&file, "x = 1").unwrap();
+    let (_tmp, file) = config_file();
     let torn = || Look::Incomplete("cannot parse".into());
     let (mut w, triggers) = worker(&file, vec![torn(), torn(), torn()], 2);
     std::fs::write(&file, "x =").unwrap();
@@ -253,9 +196,7 @@ fn incomplete_content_is_retried_then_reported() {
 
 #[test]
 fn newly_watched_files_the_engine_already_knows_do_not_trigger() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("a.toml");
-    std::fs::write(&file, "x = 1").unwrap();
+    let (_tmp, file) = config_file();
     let (mut w, triggers) = worker(&file, vec![Look::Unchanged], 3);
     w.at_trigger.clear();
     w.look();
@@ -269,9 +210,7 @@ fn newly_watched_files_the_engine_already_knows_do_not_trigger() {
 /// newly watched file holding what the engine has not loaded is reloaded, not adopted.
 #[test]
 fn newly_watched_files_the_engine_has_not_loaded_trigger() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("a.toml");
-    std::fs::write(&file, "x = 1").unwrap();
+    let (_tmp, file) = config_file();
     let (mut w, triggers) = worker(&file, vec![Look::Reload], 3);
     w.at_trigger.clear();
     w.look();
@@ -283,9 +222,7 @@ fn newly_watched_files_the_engine_has_not_loaded_trigger() {
 /// it does not wake at once and spin.
 #[test]
 fn an_idle_watcher_sleeps_until_its_next_refresh() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("a.toml");
-    std::fs::write(&file, "x = 1").unwrap();
+    let (_tmp, file) = config_file();
     let (w, _) = worker(&file, vec![], 3);
     let before = Instant::now();
     let wake = w.next_wake();
