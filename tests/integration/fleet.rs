@@ -22,7 +22,6 @@ use hotcfg_tests::{Rendezvous, Sandbox};
 
 mod catchup;
 mod lkg;
-mod lkg_engine;
 mod notes;
 mod revert;
 mod secured;

@@ -16,6 +16,7 @@ mod hostile;
 mod http;
 #[cfg(feature = "schemars")]
 mod json_schema;
+mod last_known_good;
 mod lists;
 mod locations;
 mod plan_prepare;
@@ -24,6 +25,7 @@ mod probation_restart;
 mod props;
 mod readme;
 mod reliability;
+mod reloader_api;
 mod revert;
 mod rollback;
 mod secrets;

@@ -20,6 +20,8 @@ use hotcfg_tests::wait_until;
 use hotcfg_tests::Sandbox;
 use serde::{Deserialize, Serialize};
 
+mod plain;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
 struct Config {
     #[reload(restart)]

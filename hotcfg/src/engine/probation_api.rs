@@ -127,7 +127,8 @@ impl<C: HotConfig> Reloader<C> {
             .map_or(ProbationStatus::Idle, |cell| cell.status())
     }
 
-    /// Whether this reloader runs probation or commit-confirmed.
+    /// Whether this reloader runs probation or commit-confirmed (an etcd node reports it).
+    #[cfg(feature = "etcd")]
     pub(crate) fn has_probation(&self) -> bool {
         self.inner.probation.is_some()
     }

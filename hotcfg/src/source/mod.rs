@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::load::Format;
 
-pub use change::{ChangeNote, MAX_NOTE_BYTES};
+pub use change::ChangeNote;
+#[cfg(feature = "etcd")]
+pub(crate) use change::MAX_NOTE_BYTES;
 pub use error::{SourceError, SourceErrorKind};
 pub use file::FileSource;
 pub(crate) use read::{hash_file, read_bytes, ReadFailure};

@@ -1,7 +1,8 @@
 //! Issue 18: what "last known good" means, on the engine alone (a `MemorySource` that fails as
 //! an unreachable store does): a version probation reverted is not good, in its run or after;
 //! today's validation still judges the version; the option needs an audit log and snapshots;
-//! the stale gauge.
+//! the stale gauge. (Not under `fleet`: nothing here needs etcd, and the mutation tests of
+//! `engine/last_known_good.rs` run without the etcd feature.)
 
 use std::time::Duration;
 
@@ -70,6 +71,29 @@ fn a_version_probation_reverted_is_not_last_known_good_in_its_run_or_a_later_one
         start.generation, 3,
         "the probation revert's generation: {start}"
     );
+    assert_eq!(
+        start.to_string(),
+        format!(
+            "generation 3 of an earlier run (applied at {}, sha256 {}): app.toml: the store \
+             cannot be reached",
+            start.applied_at,
+            &start.sha256[..12]
+        )
+    );
+    assert_eq!(restarted.stale().as_ref(), Some(start));
+}
+
+#[test]
+fn a_source_that_answers_not_found_fails_the_start_even_with_a_version_kept() {
+    let sandbox = Sandbox::new();
+    let source = MemorySource::new("app.toml", Format::Toml, "workers = 4");
+    drop(engine(&source, &sandbox).build().unwrap());
+    source.fail_reads(SourceErrorKind::NotFound, "no such key");
+    let err = engine(&source, &sandbox).build().unwrap_err();
+    let BuildError::Config(error) = &err else {
+        panic!("expected the read's own error, got {err}");
+    };
+    assert!(error.to_string().contains("no such key"), "{err}");
 }
 
 #[test]

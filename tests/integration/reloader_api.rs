@@ -1,0 +1,113 @@
+//! What an engine tells about itself: the pipeline and policy it was built with, its `Debug`, a
+//! history of length 0, how a watched file's change is described. Each test names the mutants
+//! it kills (cargo-mutants, issue 22): before them only doc tests, which the mutation runs do
+//! not run, read these.
+
+use std::path::PathBuf;
+
+use hotcfg::{
+    Format, HotReload, MemorySource, Pipeline, ReloadResult, Reloader, RestartPolicy, Source,
+    SourceIdentity, Violations,
+};
+use hotcfg_tests::Sandbox;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
+struct Config {
+    #[reload(scope = "pool")]
+    workers: usize,
+    #[reload(scope = "tls", watch)]
+    cert: PathBuf,
+}
+
+fn at_least_one_worker(config: &Config, v: &mut Violations) {
+    if config.workers == 0 {
+        v.push("workers", "must be at least 1");
+    }
+}
+
+fn source(workers: usize, cert: &str) -> MemorySource {
+    MemorySource::new("app.toml", Format::Toml, text(workers, cert))
+}
+
+fn text(workers: usize, cert: &str) -> String {
+    format!("workers = {workers}\ncert = \"{cert}\"\n")
+}
+
+/// Kills `Reloader::policy`, `Reloader::pipeline` and `Pipeline::restart_policy` replaced by
+/// defaults, `Clone for Pipeline` replaced by `Default::default()` (the clone would lose the
+/// validator and policy), and `Debug` for `Reloader` and `Pipeline` replaced by an empty `Ok`.
+#[test]
+fn an_engine_reads_back_the_pipeline_it_was_built_with_and_shows_it_in_debug() {
+    let pipeline = Pipeline::<Config>::new()
+        .validator(at_least_one_worker)
+        .policy(RestartPolicy::Defer);
+    let reloader = Reloader::builder(source(2, "/dev/null"))
+        .pipeline(pipeline.clone())
+        .build()
+        .unwrap();
+    assert_eq!(reloader.policy(), RestartPolicy::Defer, "not the default");
+    assert_eq!(reloader.pipeline().restart_policy(), RestartPolicy::Defer);
+    // The engine's own pipeline validates as the one it was given.
+    let refused = source(0, "/dev/null").read().unwrap();
+    let error = reloader.pipeline().load(&refused).unwrap_err();
+    assert!(
+        error.to_string().contains("`workers`: must be at least 1"),
+        "{error}"
+    );
+
+    let shown = format!("{reloader:?}");
+    for part in [
+        "Reloader { source: MemorySource",
+        "\"app.toml\"",
+        "pipeline: Pipeline { loader: Loader {",
+        "validator: true, policy: Defer",
+        "generation: 1",
+    ] {
+        assert!(shown.contains(part), "{part:?} not in {shown}");
+    }
+}
+
+/// Kills `>` into `>=` in `Recorder::record`'s `history_len > 0` (with 0 kept, it would pop
+/// an empty history for ever).
+#[test]
+fn a_history_of_length_0_keeps_no_events_but_the_last_one_is_known() {
+    let source = source(2, "/dev/null");
+    let reloader = Reloader::<Config>::builder(source.clone())
+        .history_len(0)
+        .build()
+        .unwrap();
+    source.set(text(3, "/dev/null"));
+    let event = reloader.reload_now();
+    assert!(
+        matches!(event.result, ReloadResult::Applied { .. }),
+        "{event}"
+    );
+    assert!(reloader.history().is_empty());
+    assert_eq!(reloader.last_event().generation, 2);
+}
+
+/// Kills `describe` in `engine/referenced.rs` replaced by `""` or `"xyzzy"`: a watched file's
+/// change names the file and the first 12 digits of each content's SHA-256, or says it cannot
+/// be read.
+#[test]
+fn a_watched_files_change_names_the_file_and_both_contents_hashes() {
+    let sandbox = Sandbox::new();
+    let cert = sandbox.write("c.pem", "first");
+    let source = source(2, &cert.display().to_string());
+    let reloader = Reloader::<Config>::builder(source.clone()).build().unwrap();
+    let sha = |text: &str| SourceIdentity::new("", text.as_bytes()).sha256[..12].to_string();
+
+    sandbox.write("c.pem", "second");
+    let event = reloader.reload_now();
+    let change = event.changes.iter().find(|c| c.path == "cert").unwrap();
+    let described = |text: &str| format!("{} (sha256 {})", cert.display(), sha(text));
+    assert_eq!(change.old.as_deref(), Some(described("first").as_str()));
+    assert_eq!(change.new.as_deref(), Some(described("second").as_str()));
+
+    std::fs::remove_file(&cert).unwrap();
+    let event = reloader.reload_now();
+    let change = event.changes.iter().find(|c| c.path == "cert").unwrap();
+    let unreadable = format!("{} (unreadable)", cert.display());
+    assert_eq!(change.new.as_deref(), Some(unreadable.as_str()), "{event}");
+}
