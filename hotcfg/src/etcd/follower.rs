@@ -120,7 +120,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Shared {
             connected: AtomicBool::new(false),
             revision: AtomicI64::new(0),

@@ -149,4 +149,64 @@ mod tests {
         );
         assert_eq!(value(ETCD_WATCH_FAILURES_TOTAL), &DebugValue::Counter(1));
     }
+
+    #[test]
+    fn each_state_has_its_name_and_only_watching_is_watching() {
+        let states = [
+            (WatchState::Starting, "starting", false),
+            (WatchState::Watching, "watching", true),
+            (WatchState::Reconnecting, "reconnecting", false),
+            (WatchState::Paused, "paused", false),
+        ];
+        for (state, name, watching) in states {
+            assert_eq!(state.as_str(), name);
+            assert_eq!(state.to_string(), name);
+            // The name in a report is the same one.
+            assert_eq!(serde_json::to_value(state).unwrap(), name);
+            let health = WatchHealth {
+                state,
+                since: 0,
+                last_error: None,
+            };
+            assert_eq!(health.is_watching(), watching, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_health_reads_as_its_state_since_a_utc_time() {
+        let health = WatchHealth {
+            state: WatchState::Reconnecting,
+            since: 1_700_000_000,
+            last_error: Some("cannot reach etcd".into()),
+        };
+        assert_eq!(
+            health.to_string(),
+            "reconnecting since 2023-11-14T22:13:20Z"
+        );
+        let epoch = WatchHealth {
+            state: WatchState::Starting,
+            since: 0,
+            last_error: None,
+        };
+        assert_eq!(epoch.to_string(), "starting since 1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_new_health_is_dated_now() {
+        let seconds = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let before = seconds();
+        let health = WatchHealth::now(WatchState::Paused, Some("held".into()));
+        let after = seconds();
+        assert!(
+            (before..=after).contains(&health.since),
+            "{health:?} not in {before}..={after}"
+        );
+        assert_eq!(health.state, WatchState::Paused);
+        assert_eq!(health.last_error.as_deref(), Some("held"));
+    }
 }

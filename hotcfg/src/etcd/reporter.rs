@@ -133,7 +133,7 @@ where
         backoff.reset();
         let mut own = self.watch_own_key(revision, lease.epoch).await?;
         let mut probation_open = self.reloader.has_probation();
-        let mut tick = tokio::time::interval(self.ttl / 3);
+        let mut tick = tokio::time::interval(keep_alive_period(self.ttl));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
@@ -239,26 +239,41 @@ where
             .await
             .map_err(|e| client.classify(operation, e))?;
         let answer = tokio::time::timeout(client.options().request, lease.answers.message()).await;
-        let error = match answer {
-            Ok(Ok(Some(answer))) if answer.ttl() > 0 => return Ok(()),
-            Ok(Ok(Some(_))) => EtcdError::Refused {
-                endpoints: client.endpoint_list(),
-                operation: operation.to_string(),
-                message: format!(
-                    "lease {:x} expired while etcd was up (not renewed within its {} s time to \
-                     live); taking a new one",
-                    lease.id,
-                    self.ttl.as_secs().max(2)
-                ),
-            },
-            Ok(Ok(None)) => client.unreachable("the lease keep-alive stream closed"),
-            Ok(Err(err)) => client.classify(operation, err),
-            Err(_) => client.unreachable("no answer to the lease keep-alive"),
+        let answer = answer.ok().map(|a| a.map(|a| a.map(|a| a.ttl())));
+        let Err(error) = self.renewal(lease.id, answer) else {
+            return Ok(());
         };
         if error.is_unreachable() {
             client.forget(lease.epoch).await;
         }
         Err(error)
+    }
+
+    /// What the answer to a keep-alive of lease `id` says: `Ok` when it was renewed, else why not.
+    /// `answer` is `None` when none came in time, else the stream's item: the lease's time left
+    /// in seconds (0 once expired), `None` when the stream closed.
+    fn renewal(
+        &self,
+        id: i64,
+        answer: Option<Result<Option<i64>, etcd_client::Error>>,
+    ) -> Result<(), EtcdError> {
+        let client = self.source.client();
+        let operation = "keep the status lease alive";
+        Err(match answer {
+            Some(Ok(Some(ttl))) if ttl > 0 => return Ok(()),
+            Some(Ok(Some(_))) => EtcdError::Refused {
+                endpoints: client.endpoint_list(),
+                operation: operation.to_string(),
+                message: format!(
+                    "lease {id:x} expired while etcd was up (not renewed within its {} s time to \
+                     live); taking a new one",
+                    self.ttl.as_secs().max(2)
+                ),
+            },
+            Some(Ok(None)) => client.unreachable("the lease keep-alive stream closed"),
+            Some(Err(err)) => client.classify(operation, err),
+            None => client.unreachable("no answer to the lease keep-alive"),
+        })
     }
 
     /// Watches the node's own status key for deletions after `revision` (its own write).
@@ -315,3 +330,12 @@ where
         Ok(revision)
     }
 }
+
+/// How often the status lease is renewed: three times per time to live, so one lost keep-alive
+/// (or a slow answer) does not let the report expire.
+fn keep_alive_period(ttl: Duration) -> Duration {
+    ttl / 3
+}
+
+#[cfg(test)]
+mod tests;
