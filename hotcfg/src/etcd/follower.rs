@@ -403,4 +403,54 @@ mod tests {
         let consul = RemoteChange::new("consul", "k", 3, RemoteCause::Watched);
         assert_eq!(trigger_revision(&Trigger::Remote(consul)), None);
     }
+
+    #[test]
+    fn each_change_of_the_watch_is_published_once_and_a_retry_keeps_its_start() {
+        let shared = Shared::new();
+        let mut health = shared.health.subscribe();
+        assert_eq!(health.borrow_and_update().state, WatchState::Starting);
+        let down = EtcdError::Setup("etcd is down".into());
+        shared.failed(&down);
+        assert!(
+            health.has_changed().unwrap(),
+            "reconnecting was not published"
+        );
+        let first = health.borrow_and_update().clone();
+        assert_eq!(first.state, WatchState::Reconnecting);
+        assert_eq!(first.last_error, Some(down.to_string()));
+        assert!(!shared.connected.load(Ordering::SeqCst));
+        // A second failure keeps the state's start, names the newer error.
+        shared.health.send_modify(|h| h.since = 5);
+        health.borrow_and_update();
+        let again = EtcdError::Setup("still down".into());
+        shared.failed(&again);
+        let retried = health.borrow_and_update().clone();
+        assert_eq!(
+            (retried.since, retried.last_error),
+            (5, Some(again.to_string()))
+        );
+        assert_eq!(shared.disconnects.load(Ordering::SeqCst), 2);
+        shared.watching();
+        assert!(health.has_changed().unwrap(), "watching was not published");
+        let watching = health.borrow_and_update().clone();
+        assert_eq!(
+            (watching.state, &watching.last_error),
+            (WatchState::Watching, &None)
+        );
+        assert!(shared.connected.load(Ordering::SeqCst));
+        // The same health again wakes nobody (the reporter would rewrite an identical report).
+        shared.set_health(watching.clone(), false);
+        assert!(
+            !health.has_changed().unwrap(),
+            "an unchanged health was published"
+        );
+        shared.paused();
+        assert_eq!(health.borrow_and_update().state, WatchState::Paused);
+        assert!(!shared.connected.load(Ordering::SeqCst));
+        shared.paused();
+        assert!(
+            !health.has_changed().unwrap(),
+            "pausing twice was published twice"
+        );
+    }
 }
