@@ -133,6 +133,12 @@ fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static
         .unwrap_or_else(|_| panic!("{what}: no answer within {BOUND:?}"))
 }
 
+/// `cell.wait_settled(timeout)`, failing if it has not answered within `BOUND`.
+fn wait_settled(cell: &Arc<Cell>, timeout: Duration) -> ProbationStatus {
+    let cell = Arc::clone(cell);
+    bounded("wait_settled", move || cell.wait_settled(timeout))
+}
+
 /// Plays the checker thread: waits for what is due; a check is made (healthy: noted with
 /// `checked`) and handed to the test; an expired deadline is handed over and it stops (the
 /// engine would take the change then). It ends when the cell shuts down (on drop).
@@ -456,19 +462,18 @@ fn wait_settled_gives_up_after_its_timeout() {
     begin(&cell, 5, 4);
     let on_probation = cell.status();
     let started = Instant::now();
-    assert_eq!(cell.wait_settled(ms(50)), on_probation);
+    assert_eq!(wait_settled(&cell, ms(50)), on_probation);
     assert_after(started, ms(50), "gave up");
     cell.take(1).expect("taken for its revert");
-    assert_eq!(cell.wait_settled(ms(20)), on_probation, "still reverting");
+    let reverting = wait_settled(&cell, ms(20));
+    assert_eq!(reverting, on_probation, "still reverting");
 }
 
 #[test]
 fn wait_settled_answers_at_once_when_settled_or_shut_down() {
     let cell = confirming();
     let long = Duration::from_secs(600);
-    let idle = Arc::clone(&cell);
-    let status = bounded("waiting on an idle cell", move || idle.wait_settled(long));
-    assert_eq!(status, ProbationStatus::Idle);
+    assert_eq!(wait_settled(&cell, long), ProbationStatus::Idle);
     begin(&cell, 5, 4);
     let on_probation = cell.status();
     let waiter = Arc::clone(&cell);
