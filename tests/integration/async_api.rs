@@ -212,6 +212,28 @@ fn an_async_veto_rejects_and_applies_nothing() {
     });
 }
 
+/// The blocking dry run that asks handlers, called from runtime code: on a multi-thread runtime
+/// it runs off the worker and asks both kinds; on a current-thread runtime with async handlers it
+/// cannot, so it decides without asking them (and warns). Kills `delete !` in
+/// `Reloader::plan_with` (cargo-mutants, issue 22): the handlers were asked on the runtime's own
+/// thread.
+#[test]
+fn a_blocking_dry_run_asking_handlers_from_runtime_code_never_blocks_the_runtime() {
+    on_both_runtimes(|flavor| async move {
+        let (reloader, _source, log) = engine(Act::Ok).await;
+        let candidate = SourceContent::single("c.toml", Format::Toml, "max = 1\npool = 3\n");
+        let plan = reloader.plan_with(Ok(candidate), PlanOptions::new().run_prepare());
+        assert!(matches!(plan.decision, Decision::Apply { .. }), "{plan}");
+        if flavor == "multi_thread" {
+            assert_eq!(plan.prepare.map(|v| v.len()), Some(2), "{flavor}: asked");
+            assert_eq!(take(&log), ["limits:prepare", "pool:prepare"], "{flavor}");
+        } else {
+            assert!(plan.prepare.is_none(), "{flavor}: not asked");
+            assert!(take(&log).is_empty(), "{flavor}");
+        }
+    });
+}
+
 #[test]
 fn a_restart_only_change_or_an_invalid_file_is_refused_without_running_handlers() {
     on_both_runtimes(|flavor| async move {

@@ -5,9 +5,11 @@
 
 use std::path::PathBuf;
 
+use std::sync::{Arc, Mutex};
+
 use hotcfg::{
-    Format, HotReload, MemorySource, Pipeline, ReloadResult, Reloader, RestartPolicy, Source,
-    SourceIdentity, Violations,
+    ApplyContext, BoxError, Format, HotReload, MemorySource, Pipeline, PlanOptions, ReloadResult,
+    Reloader, RestartPolicy, ScopeHandler, Source, SourceIdentity, Violations,
 };
 use hotcfg_tests::Sandbox;
 use serde::{Deserialize, Serialize};
@@ -110,4 +112,43 @@ fn a_watched_files_change_names_the_file_and_both_contents_hashes() {
     let change = event.changes.iter().find(|c| c.path == "cert").unwrap();
     let unreadable = format!("{} (unreadable)", cert.display());
     assert_eq!(change.new.as_deref(), Some(unreadable.as_str()), "{event}");
+}
+
+/// Notes the generation each `prepare` and `apply` is told.
+struct Generations(Arc<Mutex<Vec<(&'static str, u64)>>>);
+
+impl ScopeHandler<Config> for Generations {
+    fn prepare(&self, cx: &ApplyContext<'_, Config>) -> Result<(), BoxError> {
+        self.0.lock().unwrap().push(("prepare", cx.generation));
+        Ok(())
+    }
+    fn apply(&self, cx: &ApplyContext<'_, Config>) -> Result<(), BoxError> {
+        self.0.lock().unwrap().push(("apply", cx.generation));
+        Ok(())
+    }
+}
+
+/// Kills `+` into `-` or `*` in `Reloader::plan_here`'s `live.generation() + 1`: a dry run's
+/// `prepare` is told the generation the change would get, as a reload's is.
+#[test]
+fn a_dry_runs_prepare_is_told_the_generation_the_change_would_get() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let live = source(2, "/dev/null");
+    let reloader = Reloader::<Config>::builder(live.clone())
+        .handler("pool", Generations(Arc::clone(&seen)))
+        .build()
+        .unwrap();
+    live.set(text(3, "/dev/null"));
+    reloader.reload_now();
+    seen.lock().unwrap().clear();
+    let candidate = source(4, "/dev/null").read().unwrap();
+    let plan = reloader.plan_with(Ok(candidate), PlanOptions::new().run_prepare());
+    assert!(plan.prepare.is_some(), "{plan}");
+    live.set(text(4, "/dev/null"));
+    reloader.reload_now();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("prepare", 3), ("prepare", 3), ("apply", 3)],
+        "the dry run's, then the reload's"
+    );
 }
