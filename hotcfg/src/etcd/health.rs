@@ -112,15 +112,26 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
-    #[test]
-    fn a_state_change_is_published_to_the_metrics() {
+    /// The metrics (name, value) that `record` publishes, read from a recorder of its own.
+    pub(in crate::etcd) fn recorded(record: impl FnOnce()) -> Vec<(String, DebugValue)> {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
-        metrics::with_local_recorder(&recorder, || {
+        metrics::with_local_recorder(&recorder, record);
+        snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| (key.key().name().to_string(), value))
+            .collect()
+    }
+
+    #[test]
+    fn a_state_change_is_published_to_the_metrics() {
+        let values = recorded(|| {
             WatchHealth::now(WatchState::Watching, None).record(false);
             WatchHealth {
                 state: WatchState::Reconnecting,
@@ -129,12 +140,6 @@ mod tests {
             }
             .record(true);
         });
-        let values: Vec<(String, DebugValue)> = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(key, _, _, value)| (key.key().name().to_string(), value))
-            .collect();
         let value = |name: &str| {
             values
                 .iter()
