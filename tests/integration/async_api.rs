@@ -431,8 +431,25 @@ fn a_handler_that_awaits_behaves_the_same_whoever_triggers() {
     assert_eq!(reloader.handle().load().pool, 4);
 }
 
+/// Bounded from outside the runtime: were the call not refused, it would wait for the very
+/// thread it blocks (cargo-mutants' `refuses_blocking` replaced by `false` hung here).
 #[test]
 fn the_blocking_call_on_a_current_thread_runtime_with_async_handlers_is_refused_clearly() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        refused_on_a_current_thread_runtime();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(BOUND) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the blocking call did not return within {BOUND:?}")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the test body failed"),
+    }
+}
+
+fn refused_on_a_current_thread_runtime() {
     let runtime = Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let (reloader, source, log) = engine(Act::Ok).await;

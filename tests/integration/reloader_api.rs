@@ -38,7 +38,8 @@ fn text(workers: usize, cert: &str) -> String {
 
 /// Kills `Reloader::policy`, `Reloader::pipeline` and `Pipeline::restart_policy` replaced by
 /// defaults, `Clone for Pipeline` replaced by `Default::default()` (the clone would lose the
-/// validator and policy), and `Debug` for `Reloader` and `Pipeline` replaced by an empty `Ok`.
+/// validator and policy), and `Debug` for `Reloader`, `ReloaderBuilder` and `Pipeline` replaced
+/// by an empty `Ok`.
 #[test]
 fn an_engine_reads_back_the_pipeline_it_was_built_with_and_shows_it_in_debug() {
     let pipeline = Pipeline::<Config>::new()
@@ -57,6 +58,17 @@ fn an_engine_reads_back_the_pipeline_it_was_built_with_and_shows_it_in_debug() {
         error.to_string().contains("`workers`: must be at least 1"),
         "{error}"
     );
+
+    let builder = Reloader::builder(source(2, "/dev/null")).pipeline(pipeline);
+    let shown = format!("{builder:?}");
+    for part in [
+        "ReloaderBuilder { source: MemorySource",
+        "pipeline: Pipeline {",
+        "validator: true, policy: Defer",
+        "handlers: ",
+    ] {
+        assert!(shown.contains(part), "{part:?} not in {shown}");
+    }
 
     let shown = format!("{reloader:?}");
     for part in [
@@ -151,4 +163,24 @@ fn a_dry_runs_prepare_is_told_the_generation_the_change_would_get() {
         [("prepare", 3), ("prepare", 3), ("apply", 3)],
         "the dry run's, then the reload's"
     );
+}
+
+/// Kills `>` into `>=` in `build_here`'s `snapshots_kept > 0`: with `snapshots_kept(0)` the
+/// audit log names no snapshot and none is written.
+#[test]
+fn with_snapshots_kept_0_no_snapshot_is_written_or_named() {
+    let sandbox = Sandbox::new();
+    let audit = sandbox.path("audit.jsonl");
+    let live = source(2, "/dev/null");
+    let reloader = Reloader::<Config>::builder(live.clone())
+        .audit_log(&audit)
+        .snapshots_kept(0)
+        .build()
+        .unwrap();
+    live.set(text(3, "/dev/null"));
+    reloader.reload_now();
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(!log.contains("\"snapshot\""), "{log}");
+    assert!(!hotcfg::audit::snapshot_dir(&audit).exists());
 }

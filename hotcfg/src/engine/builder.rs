@@ -465,11 +465,9 @@ impl<C: HotConfig> ReloaderBuilder<C> {
     /// [`build`](ReloaderBuilder::build) for async code: on a blocking thread, so that async
     /// handlers can start on the current runtime (whatever its flavour) while it keeps running.
     pub async fn build_async(self) -> Result<Reloader<C>, BuildError> {
-        let builder = match (&self.runtime, RuntimeHandle::try_current()) {
-            (None, Ok(current)) => self.runtime(current),
-            _ => self,
-        };
-        awaiting::off_runtime(move || builder.build_here()).await
+        // The build runs on the current runtime's blocking pool, whose threads see that runtime
+        // as current: `capture_runtime` finds it there.
+        awaiting::off_runtime(move || self.build_here()).await
     }
 
     /// Sets the runtime async handlers run on: given, or the current one.
