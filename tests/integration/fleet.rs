@@ -749,6 +749,14 @@ fn nodes_keep_serving_through_an_etcd_restart_then_catch_up_with_changes_made_me
         assert!(stats.disconnects >= 1, "{stats:?}");
         assert_eq!(stats.resyncs, 0, "resumed from its revision: {stats:?}");
         assert!(stats.connected && stats.revision == changed, "{stats:?}");
+        // Its Debug shows where it reports and the same figures (cargo-mutants, issue 22).
+        let shown = format!("{:?}", node.follower);
+        let expected = format!(
+            "EtcdFollower {{ status_key: Some(\"{KEY}/status/{}\")",
+            node.id
+        );
+        assert!(shown.starts_with(&expected), "{shown}");
+        assert!(shown.contains(&format!("revision: {changed}")), "{shown}");
     }
 }
 

@@ -386,6 +386,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn options_keep_the_node_id_they_were_given() {
+        assert_eq!(FollowerOptions::new("web-1").node_id(), "web-1");
+    }
+
+    #[test]
     fn a_remote_trigger_names_its_revision() {
         for cause in [RemoteCause::Read, RemoteCause::Watched] {
             let trigger = remote_trigger("a/revision 9/b", cause, 42);
