@@ -132,6 +132,8 @@ pub mod secret;
 #[cfg(unix)]
 mod signal;
 mod source;
+#[cfg(test)]
+mod test_support;
 mod validate;
 pub mod watcher;
 

@@ -390,6 +390,38 @@ mod tests {
         assert_eq!(FollowerOptions::new("web-1").node_id(), "web-1");
     }
 
+    /// `without_reports` warns only when the reports lie inside a followed prefix that does not
+    /// exclude them (the engine, reading its own source, would take them for configuration),
+    /// and the follower's copy of a prefix skips them in every case (cargo-mutants, issue 22:
+    /// both `&&` into `||` and `delete !` in its condition survived).
+    #[test]
+    fn reports_inside_a_followed_prefix_are_skipped_and_warned_of_unless_excluded() {
+        let client = || crate::etcd::EtcdClient::new(["127.0.0.1:9"]).unwrap();
+        let options = FollowerOptions::new("n1").status_prefix("app/status/");
+        let cases = [
+            (EtcdSource::prefix(client(), "app/"), 1),
+            (
+                EtcdSource::prefix(client(), "app/").exclude("app/status/"),
+                0,
+            ),
+            (EtcdSource::prefix(client(), "other/"), 0),
+            (EtcdSource::new(client(), "app/"), 0),
+        ];
+        for (source, warned) in cases {
+            let (warnings, guard) = crate::test_support::warnings();
+            let followed = without_reports(&source, &options);
+            drop(guard);
+            let warnings = warnings.lock().unwrap();
+            assert_eq!(warnings.len(), warned, "{source:?}: {warnings:?}");
+            if source.is_prefix() {
+                assert!(followed.is_excluded("app/status/n1"), "{source:?}");
+            }
+        }
+        assert!(FollowerOptions::new("n1").status_prefix.is_none());
+        let plain = EtcdSource::prefix(client(), "app/");
+        assert!(!without_reports(&plain, &FollowerOptions::new("n1")).is_excluded("app/status/n1"));
+    }
+
     #[test]
     fn a_remote_trigger_names_its_revision() {
         for cause in [RemoteCause::Read, RemoteCause::Watched] {

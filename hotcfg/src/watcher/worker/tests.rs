@@ -6,6 +6,7 @@ mod fakes;
 mod native_events;
 mod steps;
 
+use crate::test_support::warnings;
 use fakes::*;
 
 #[test]
