@@ -18,6 +18,8 @@ use hotcfg::{
 use hotcfg_tests::{sha256_hex, wait_until, Sandbox};
 use serde::{Deserialize, Serialize};
 
+mod failing;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
 struct Config {
     #[reload(scope = "pool")]

@@ -115,6 +115,36 @@ fn a_node_starts_on_a_prefix_whose_values_sum_past_4_mib() {
     });
 }
 
+/// A key deleted from a followed prefix between the engine's first read and the follower's start
+/// is applied. A deletion leaves no mod revision behind: the prefix's newest revision still
+/// equals the one the engine read, so the follower's first read of a prefix always has the
+/// engine read again (cargo-mutants, issue 22: `||` into `&&` in `fresh_read`'s condition
+/// skipped that read).
+#[test]
+fn a_key_deleted_from_a_prefix_before_the_follower_starts_is_applied() {
+    let etcd = Etcd::start();
+    let admin = admin(&etcd);
+    let prefix = "apps/demo/conf.d/";
+    let layer = format!("{prefix}10-more.toml");
+    admin.put(&layer, "workers = 5\n").unwrap();
+    let base = format!("{prefix}00-base.toml");
+    let newest = admin.put(&base, super::text("0.0.0.0:7000", 2)).unwrap();
+    let client = EtcdClient::with_options([etcd.endpoint()], super::fast()).unwrap();
+    let source = EtcdSource::prefix(client, prefix);
+    let reloader = Reloader::<NodeConfig>::builder(source.clone())
+        .build()
+        .unwrap();
+    assert_eq!(reloader.handle().snapshot().config().workers, 5);
+    let deleted = admin.delete(&layer).unwrap();
+    assert!(deleted > newest);
+
+    let follower = EtcdFollower::start(&reloader, &source, FollowerOptions::new("prefix-1"));
+    eventually("the deletion to be applied", || {
+        let workers = reloader.handle().snapshot().config().workers;
+        holds(workers == 2 && follower.stats().connected, workers)
+    });
+}
+
 /// The row of node `id` in a `fleet-status` table.
 fn row_of<'a>(table: &'a str, id: &str) -> &'a str {
     table
