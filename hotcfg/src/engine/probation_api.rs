@@ -128,7 +128,7 @@ impl<C: HotConfig> Reloader<C> {
     }
 
     /// Whether this reloader runs probation or commit-confirmed (an etcd node reports it).
-    #[cfg(feature = "etcd")]
+    #[cfg(any(feature = "etcd", all(test, feature = "derive")))]
     pub(crate) fn has_probation(&self) -> bool {
         self.inner.probation.is_some()
     }
