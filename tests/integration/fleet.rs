@@ -768,7 +768,9 @@ fn a_node_whose_revision_was_compacted_reads_afresh_and_converges() {
     let nodes = start_nodes(&etcd, 2, RestartPolicy::Reject);
     let (held, live) = (&nodes[0], &nodes[1]);
 
+    assert!(!held.follower.is_paused());
     held.follower.pause();
+    assert!(held.follower.is_paused());
     eventually("the paused follower to drop its watch", || {
         let stats = held.follower.stats();
         holds(!stats.connected, stats)
@@ -782,6 +784,7 @@ fn a_node_whose_revision_was_compacted_reads_afresh_and_converges() {
     assert_eq!(held.config().workers, 2, "a paused node holds its config");
 
     held.follower.resume();
+    assert!(!held.follower.is_paused());
     let status = held.wait_status(NodeResult::Applied, newest);
     assert_eq!(held.config().workers, 4);
     assert_eq!(

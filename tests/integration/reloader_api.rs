@@ -184,3 +184,41 @@ fn with_snapshots_kept_0_no_snapshot_is_written_or_named() {
     assert!(!log.contains("\"snapshot\""), "{log}");
     assert!(!hotcfg::audit::snapshot_dir(&audit).exists());
 }
+
+/// Refuses a certificate whose file says "bad".
+struct Tls;
+
+impl ScopeHandler<Config> for Tls {
+    fn apply(&self, cx: &ApplyContext<'_, Config>) -> Result<(), BoxError> {
+        match std::fs::read_to_string(&cx.new.cert) {
+            Ok(text) if text == "bad" => Err("the certificate is bad".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A reload that fails on a watched file's change, the configuration's bytes unchanged, is
+/// followed by a recorded `unchanged` once the file is put back: the failure is over. Kills `&&`
+/// into `||` in `Reloader::reported_live` (the failed event names the same bytes, so the
+/// mutant took them as already reported live and recorded nothing).
+#[test]
+fn a_watched_file_put_back_after_a_failure_is_recorded_as_unchanged() {
+    let sandbox = Sandbox::new();
+    let cert = sandbox.write("c.pem", "good");
+    let live = source(2, &cert.display().to_string());
+    let reloader = Reloader::<Config>::builder(live)
+        .handler("tls", Tls)
+        .build()
+        .unwrap();
+    sandbox.write("c.pem", "bad");
+    let failed = reloader.reload_now();
+    assert!(
+        matches!(failed.result, ReloadResult::Failed { .. }),
+        "{failed}"
+    );
+    sandbox.write("c.pem", "good");
+    let event = reloader.reload_now();
+    assert!(matches!(event.result, ReloadResult::Unchanged), "{event}");
+    let kinds: Vec<&str> = reloader.history().iter().map(|e| e.result.kind()).collect();
+    assert_eq!(kinds, ["applied", "failed", "unchanged"], "recorded");
+}
