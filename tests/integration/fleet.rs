@@ -487,20 +487,29 @@ fn a_pushed_hot_change_reaches_every_node_and_each_reports_it_applied() {
         "{table}"
     );
 
-    // A node that leaves takes its report with it (the lease is revoked; a crash lets it expire).
+    // A node that leaves takes its report with it: `shutdown` returns once the lease is revoked
+    // (a crash lets it expire). Checked at once: expiry would remove it a few seconds later too
+    // (cargo-mutants, issue 22: `revoke` replaced by `()` and a deadline already past survived).
     let gone = nodes.pop().unwrap();
     let key = gone.follower.status_key().unwrap().to_string();
-    gone.follower.shutdown(Duration::from_secs(2));
-    eventually("the stopped node's status key to disappear", || {
-        let entry = admin.get(&key).unwrap();
-        holds(entry.is_none(), entry)
-    });
+    gone.follower.shutdown(LIMIT);
+    let entry = admin.get(&key).unwrap();
+    assert!(entry.is_none(), "still reported after shutdown: {entry:?}");
     let (code, table) = fleet_status();
     assert_eq!(code, EXIT_OK, "{table}");
     assert!(
         table.contains("2 node(s)") && !table.contains("node-3"),
         "{table}"
     );
+
+    // Dropping a follower stops it too: its report goes.
+    let dropped = nodes.pop().unwrap();
+    let key = dropped.follower.status_key().unwrap().to_string();
+    drop(dropped);
+    eventually("the dropped node's status key to disappear", || {
+        let entry = admin.get(&key).unwrap();
+        holds(entry.is_none(), entry)
+    });
 }
 
 #[test]

@@ -17,6 +17,8 @@ use hotcfg::{
 use hotcfg_tests::{sha256_hex, Sandbox};
 use serde::{Deserialize, Serialize};
 
+mod quarantine;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
 struct Config {
     #[reload(scope = "pool")]

@@ -219,6 +219,8 @@ impl Shared {
 /// ```
 pub struct EtcdFollower {
     shared: Arc<Shared>,
+    /// Told `true` by `shutdown`. Dropping the follower drops it, which its tasks take for the
+    /// same order (a closed channel ends their waits too): no `Drop` needed.
     stop: watch::Sender<bool>,
     paused: watch::Sender<bool>,
     status_key: Option<String>,
@@ -356,12 +358,6 @@ impl EtcdFollower {
             }
             Ok(())
         });
-    }
-}
-
-impl Drop for EtcdFollower {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
     }
 }
 
