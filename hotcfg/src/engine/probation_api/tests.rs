@@ -99,3 +99,24 @@ fn a_reverted_content_is_quarantined_until_released() {
     assert!(!reloader.release_quarantine(&entry.sha256), "released once");
     assert_eq!(reloader.quarantined(), []);
 }
+
+/// Dropping the engine shuts its probation down: the checker's wait ends (kills `Drop for
+/// Inner` replaced by `()`, cargo-mutants, issue 22: the checker thread waited for ever).
+#[test]
+fn dropping_the_engine_ends_the_checkers_wait() {
+    let reloader = Reloader::<Cfg>::builder(source())
+        .confirm_within(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let cell = Arc::clone(reloader.inner.probation.as_ref().expect("probation is on"));
+    drop(reloader);
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(cell.next_due().is_none());
+    });
+    assert_eq!(
+        ended.recv_timeout(BOUND),
+        Ok(true),
+        "the checker's wait did not end within {BOUND:?}"
+    );
+}
