@@ -145,6 +145,38 @@ fn a_key_deleted_from_a_prefix_before_the_follower_starts_is_applied() {
     });
 }
 
+/// A running node's report outlives its lease's time to live: the reporter keeps the lease
+/// alive, so the report is neither expired nor written again (cargo-mutants, issue 22:
+/// `keep_alive` replaced by `Ok(())` let the lease expire, and the reporter wrote the report
+/// again; no test ran longer than a lease). The wait is the property under test (three times
+/// the TTL), not a synchronisation.
+#[test]
+fn a_running_nodes_report_outlives_its_lease_ttl() {
+    let etcd = Etcd::start();
+    let admin = admin(&etcd);
+    admin.put(KEY, super::text("0.0.0.0:7000", 2)).unwrap();
+    let client = EtcdClient::with_options([etcd.endpoint()], super::fast()).unwrap();
+    let source = EtcdSource::new(client, KEY);
+    let reloader = Reloader::<NodeConfig>::builder(source.clone())
+        .build()
+        .unwrap();
+    let ttl = Duration::from_secs(2);
+    let options = FollowerOptions::new("ttl-1").lease_ttl(ttl);
+    let follower = EtcdFollower::start(&reloader, &source, options);
+    let key = follower.status_key().unwrap().to_string();
+    let first = eventually("the first report", || {
+        let entry = admin.get(&key).unwrap();
+        entry.ok_or_else(|| "no report yet".to_string())
+    });
+    std::thread::sleep(3 * ttl);
+    let now = admin.get(&key).unwrap();
+    assert_eq!(
+        now.map(|e| e.mod_revision),
+        Some(first.mod_revision),
+        "the report expired or was written again while the node ran"
+    );
+}
+
 /// The row of node `id` in a `fleet-status` table.
 fn row_of<'a>(table: &'a str, id: &str) -> &'a str {
     table
