@@ -38,8 +38,8 @@ fn text(workers: usize, cert: &str) -> String {
 
 /// Kills `Reloader::policy`, `Reloader::pipeline` and `Pipeline::restart_policy` replaced by
 /// defaults, `Clone for Pipeline` replaced by `Default::default()` (the clone would lose the
-/// validator and policy), and `Debug` for `Reloader`, `ReloaderBuilder` and `Pipeline` replaced
-/// by an empty `Ok`.
+/// validator and policy), and `Debug` for `Reloader`, `ReloaderBuilder`, `Pipeline` and
+/// `Handlers` replaced by an empty `Ok`.
 #[test]
 fn an_engine_reads_back_the_pipeline_it_was_built_with_and_shows_it_in_debug() {
     let pipeline = Pipeline::<Config>::new()
@@ -59,13 +59,15 @@ fn an_engine_reads_back_the_pipeline_it_was_built_with_and_shows_it_in_debug() {
         "{error}"
     );
 
-    let builder = Reloader::builder(source(2, "/dev/null")).pipeline(pipeline);
+    let builder = Reloader::builder(source(2, "/dev/null"))
+        .pipeline(pipeline)
+        .on_apply("pool", |_| Ok(()));
     let shown = format!("{builder:?}");
     for part in [
         "ReloaderBuilder { source: MemorySource",
         "pipeline: Pipeline {",
         "validator: true, policy: Defer",
-        "handlers: ",
+        "handlers: Handlers { scopes: [\"pool\"] }",
     ] {
         assert!(shown.contains(part), "{part:?} not in {shown}");
     }
