@@ -197,7 +197,8 @@ impl Shared {
 ///   changes, and when the key is deleted while the node lives). The key disappears when the
 ///   lease expires (the node died) or at once on [`shutdown`](EtcdFollower::shutdown).
 ///
-/// Dropping the follower stops it (the status key then expires with its lease).
+/// Dropping the follower stops it too: its tasks end and revoke the status lease without being
+/// waited for ([`shutdown`](EtcdFollower::shutdown) waits).
 ///
 /// ```no_run
 /// use hotcfg::etcd::{EtcdClient, EtcdFollower, EtcdSource, FollowerOptions};
