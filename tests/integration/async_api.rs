@@ -216,9 +216,14 @@ fn an_async_veto_rejects_and_applies_nothing() {
 /// it runs off the worker and asks both kinds; on a current-thread runtime with async handlers it
 /// cannot, so it decides without asking them (and warns). Kills `delete !` in
 /// `Reloader::plan_with` (cargo-mutants, issue 22): the handlers were asked on the runtime's own
-/// thread.
+/// thread. Bounded from outside the runtimes: with `refuses_blocking` replaced by `false` the
+/// current-thread dry run waited for its own thread.
 #[test]
 fn a_blocking_dry_run_asking_handlers_from_runtime_code_never_blocks_the_runtime() {
+    bounded("the dry run", dry_run_on_both_runtimes);
+}
+
+fn dry_run_on_both_runtimes() {
     on_both_runtimes(|flavor| async move {
         let (reloader, _source, log) = engine(Act::Ok).await;
         let candidate = SourceContent::single("c.toml", Format::Toml, "max = 1\npool = 3\n");
@@ -435,15 +440,22 @@ fn a_handler_that_awaits_behaves_the_same_whoever_triggers() {
 /// thread it blocks (cargo-mutants' `refuses_blocking` replaced by `false` hung here).
 #[test]
 fn the_blocking_call_on_a_current_thread_runtime_with_async_handlers_is_refused_clearly() {
+    bounded("the blocking call", refused_on_a_current_thread_runtime);
+}
+
+/// Runs `test` on a thread of its own and fails if it has not finished within [`BOUND`]: a
+/// blocking call that waits for its own runtime's thread stops that runtime's timers too, so
+/// only a wait outside it can end the test.
+fn bounded(what: &str, test: impl FnOnce() + Send + 'static) {
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        refused_on_a_current_thread_runtime();
+        test();
         let _ = done.send(());
     });
     match finished.recv_timeout(BOUND) {
         Ok(()) => {}
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("the blocking call did not return within {BOUND:?}")
+            panic!("{what} did not return within {BOUND:?}")
         }
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the test body failed"),
     }
