@@ -1,6 +1,22 @@
-//! What hotcfg's unit tests share: a capture of the warnings a test's thread logs.
+//! What hotcfg's unit tests share: a capture of the warnings a test's thread logs, and a call
+//! bounded in time.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// How long [`bounded`] waits.
+pub(crate) const BOUND: Duration = Duration::from_secs(10);
+
+/// Runs `f` on a thread of its own and returns its result, failing if it takes longer than
+/// [`BOUND`] (a call that should return at once, or when an event it waits for came).
+pub(crate) fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(BOUND)
+        .unwrap_or_else(|_| panic!("{what}: no answer within {BOUND:?}"))
+}
 
 /// The messages of the `warn` events given on this thread while the guard lives.
 pub(crate) fn warnings() -> (Arc<Mutex<Vec<String>>>, WarningsGuard) {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::engine::probation::{Health, Probe};
+use crate::test_support::{bounded, BOUND};
 use crate::{Format, MemorySource};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, crate::HotReload)]
@@ -13,9 +14,6 @@ struct Cfg {
     #[reload(scope = "main")]
     value: u32,
 }
-
-/// How long a wait may last before the test fails.
-const BOUND: Duration = Duration::from_secs(10);
 
 fn source() -> MemorySource {
     MemorySource::new("app.toml", Format::Toml, "value = 1")
@@ -110,13 +108,6 @@ fn dropping_the_engine_ends_the_checkers_wait() {
         .unwrap();
     let cell = Arc::clone(reloader.inner.probation.as_ref().expect("probation is on"));
     drop(reloader);
-    let (done, ended) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(cell.next_due().is_none());
-    });
-    assert_eq!(
-        ended.recv_timeout(BOUND),
-        Ok(true),
-        "the checker's wait did not end within {BOUND:?}"
-    );
+    let ended = bounded("the checker's wait", move || cell.next_due().is_none());
+    assert!(ended, "something was due after the engine was dropped");
 }

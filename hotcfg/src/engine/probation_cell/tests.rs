@@ -8,9 +8,7 @@ use std::thread;
 
 use super::*;
 use crate::engine::probation::{Checker, Health, ProbationRevert, RevertReason};
-
-/// How long any awaited event may take before the test fails.
-const BOUND: Duration = Duration::from_secs(10);
+use crate::test_support::{bounded, BOUND};
 
 type Cell = ProbationCell<u32>;
 
@@ -120,17 +118,6 @@ fn quarantine_all<'a>(cell: &Cell, contents: impl IntoIterator<Item = (&'a str, 
 /// The content keys quarantined, oldest first.
 fn quarantine_keys(cell: &Cell) -> Vec<String> {
     cell.quarantine().into_iter().map(|q| q.sha256).collect()
-}
-
-/// Runs `f` on a thread of its own and returns its result, failing if it takes longer than
-/// `BOUND` (a call that should return at once, or when an event it waits for came).
-fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(BOUND)
-        .unwrap_or_else(|_| panic!("{what}: no answer within {BOUND:?}"))
 }
 
 /// `cell.wait_settled(timeout)`, failing if it has not answered within `BOUND`.
