@@ -96,6 +96,23 @@ fn memory() -> (MemorySource, Log) {
     (source, Log::default())
 }
 
+/// An engine on [`memory`] whose change to [`BAD`] probation reverted (and quarantined).
+fn bad_reverted() -> (MemorySource, Reloader<Config>) {
+    let (source, log) = memory();
+    let reloader = engine(&source, &log)
+        .probation(Duration::from_secs(60), needs_workers)
+        .build()
+        .unwrap();
+    source.set(BAD);
+    reloader.reload_now();
+    let status = settle(&reloader);
+    assert!(
+        matches!(status, ProbationStatus::Reverted { .. }),
+        "{status:?}"
+    );
+    (source, reloader)
+}
+
 fn settle(reloader: &Reloader<Config>) -> ProbationStatus {
     let status = reloader.wait_probation(BOUND);
     assert!(
@@ -253,17 +270,7 @@ fn an_unhealthy_change_is_reverted_through_the_handlers_and_quarantined() {
 
 #[test]
 fn content_equal_to_the_restored_version_is_unchanged_and_released_content_applies() {
-    let (source, log) = memory();
-    let reloader = engine(&source, &log)
-        .probation(Duration::from_secs(60), needs_workers)
-        .build()
-        .unwrap();
-    source.set(BAD);
-    reloader.reload_now();
-    assert!(matches!(
-        settle(&reloader),
-        ProbationStatus::Reverted { .. }
-    ));
+    let (source, reloader) = bad_reverted();
     source.set(GOOD);
     assert_eq!(reloader.reload_now().result, ReloadResult::Unchanged);
     source.set(BAD);

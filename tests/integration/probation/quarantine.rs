@@ -6,18 +6,7 @@ use super::*;
 
 #[test]
 fn a_repeated_quarantine_rejection_is_recorded_once_after_something_else_was() {
-    let (source, log) = memory();
-    let reloader = engine(&source, &log)
-        .probation(Duration::from_secs(60), needs_workers)
-        .build()
-        .unwrap();
-    source.set(BAD);
-    reloader.reload_now();
-    let status = settle(&reloader);
-    assert!(
-        matches!(status, ProbationStatus::Reverted { .. }),
-        "{status:?}"
-    );
+    let (source, reloader) = bad_reverted();
 
     // Something else is recorded in between: content that does not parse.
     source.set("workers = ");
