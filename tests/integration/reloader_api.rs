@@ -3,24 +3,15 @@
 //! it kills (cargo-mutants, issue 22): before them only doc tests, which the mutation runs do
 //! not run, read these.
 
-use std::path::PathBuf;
-
 use std::sync::{Arc, Mutex};
 
 use hotcfg::{
-    ApplyContext, BoxError, Format, HotReload, MemorySource, Pipeline, PlanOptions, ReloadResult,
-    Reloader, RestartPolicy, ScopeHandler, Source, SourceIdentity, Violations,
+    ApplyContext, BoxError, Format, MemorySource, Pipeline, PlanOptions, ReloadResult, Reloader,
+    RestartPolicy, ScopeHandler, Source, SourceIdentity, Violations,
 };
 use hotcfg_tests::Sandbox;
-use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
-struct Config {
-    #[reload(scope = "pool")]
-    workers: usize,
-    #[reload(scope = "tls", watch)]
-    cert: PathBuf,
-}
+use super::startup::{text, Config};
 
 fn at_least_one_worker(config: &Config, v: &mut Violations) {
     if config.workers == 0 {
@@ -30,10 +21,6 @@ fn at_least_one_worker(config: &Config, v: &mut Violations) {
 
 fn source(workers: usize, cert: &str) -> MemorySource {
     MemorySource::new("app.toml", Format::Toml, text(workers, cert))
-}
-
-fn text(workers: usize, cert: &str) -> String {
-    format!("workers = {workers}\ncert = \"{cert}\"\n")
 }
 
 /// Kills `Reloader::policy`, `Reloader::pipeline` and `Pipeline::restart_policy` replaced by

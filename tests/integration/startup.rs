@@ -12,12 +12,13 @@ use hotcfg::{
 use hotcfg_tests::{wait_until, Sandbox};
 use serde::{Deserialize, Serialize};
 
+/// A pool and a watched certificate (`reloader_api` uses it too).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, HotReload)]
-struct Config {
+pub(super) struct Config {
     #[reload(scope = "pool")]
-    workers: usize,
+    pub(super) workers: usize,
     #[reload(scope = "tls", watch)]
-    cert: PathBuf,
+    pub(super) cert: PathBuf,
 }
 
 /// A subsystem that starts empty and follows the configuration through one code path: `apply`,
@@ -97,7 +98,7 @@ fn with_tls(source: impl hotcfg::Source) -> (Reloader<Config>, Seen) {
     (reloader, seen)
 }
 
-fn text(workers: usize, cert: &str) -> String {
+pub(super) fn text(workers: usize, cert: &str) -> String {
     format!("workers = {workers}\ncert = \"{cert}\"\n")
 }
 
