@@ -104,50 +104,38 @@ fn moving_text_between_keys_changes_the_hash() {
 #[test]
 fn a_missing_key_a_huge_value_and_bad_utf8_are_errors_naming_the_key() {
     let source = EtcdSource::new(client(), "app/config").max_bytes(8);
-    let missing = source
-        .content(Listing {
-            entries: vec![],
+    // What the key holds as of store revision 4.
+    let content = |entries| {
+        source.content(Listing {
+            entries,
             revision: 4,
         })
-        .unwrap_err();
+    };
+    let missing = content(vec![]).unwrap_err();
     assert_eq!(
         missing.to_string(),
         "etcd:app/config: the key does not exist in etcd (store revision 4)"
     );
     assert_eq!(missing.kind, SourceErrorKind::NotFound);
-    let huge = source
-        .content(Listing {
-            entries: vec![entry("app/config", "workers = 1000\n", 3)],
-            revision: 4,
-        })
-        .unwrap_err();
+    let huge = content(vec![entry("app/config", "workers = 1000\n", 3)]).unwrap_err();
     assert_eq!(
         huge.to_string(),
         "etcd:app/config: is 15 bytes, above the limit of 8 bytes"
     );
     assert_eq!(huge.kind, SourceErrorKind::TooLarge);
-    let bad = source
-        .content(Listing {
-            entries: vec![Entry {
-                key: "app/config".into(),
-                value: vec![b'a', 0xff],
-                mod_revision: 3,
-            }],
-            revision: 4,
-        })
-        .unwrap_err();
+    let bad = content(vec![Entry {
+        key: "app/config".into(),
+        value: vec![b'a', 0xff],
+        mod_revision: 3,
+    }])
+    .unwrap_err();
     assert_eq!(
         bad.to_string(),
         "etcd:app/config: not valid UTF-8 (byte offset 1, revision 3)"
     );
     assert_eq!(bad.kind, SourceErrorKind::NotText);
     // A single key's hash is the hash of its bytes, as for a file.
-    let ok = source
-        .content(Listing {
-            entries: vec![entry("app/config", "a = 1", 3)],
-            revision: 4,
-        })
-        .unwrap();
+    let ok = content(vec![entry("app/config", "a = 1", 3)]).unwrap();
     assert_eq!(ok.identity, {
         let mut id = SourceIdentity::new("etcd:app/config", b"a = 1");
         id.revision = Some(3);
