@@ -219,7 +219,7 @@ where
             }),
             Ok(Err(err)) => {
                 client.forget(epoch).await;
-                Err(client.classify("keep the status lease alive", err))
+                Err(client.classify(KEEP_ALIVE, err))
             }
             Err(_) => {
                 client.forget(epoch).await;
@@ -232,12 +232,11 @@ where
     /// (the node could not renew it in time): an error of its own, so a new lease is taken.
     async fn keep_alive(&self, lease: &mut Lease) -> Result<(), EtcdError> {
         let client = self.source.client();
-        let operation = "keep the status lease alive";
         lease
             .keeper
             .keep_alive()
             .await
-            .map_err(|e| client.classify(operation, e))?;
+            .map_err(|e| client.classify(KEEP_ALIVE, e))?;
         let answer = tokio::time::timeout(client.options().request, lease.answers.message()).await;
         let answer = answer.ok().map(|a| a.map(|a| a.map(|a| a.ttl())));
         let Err(error) = self.renewal(lease.id, answer) else {
@@ -258,12 +257,11 @@ where
         answer: Option<Result<Option<i64>, etcd_client::Error>>,
     ) -> Result<(), EtcdError> {
         let client = self.source.client();
-        let operation = "keep the status lease alive";
         Err(match answer {
             Some(Ok(Some(ttl))) if ttl > 0 => return Ok(()),
             Some(Ok(Some(_))) => EtcdError::Refused {
                 endpoints: client.endpoint_list(),
-                operation: operation.to_string(),
+                operation: KEEP_ALIVE.to_string(),
                 message: format!(
                     "lease {id:x} expired while etcd was up (not renewed within its {} s time to \
                      live); taking a new one",
@@ -271,7 +269,7 @@ where
                 ),
             },
             Some(Ok(None)) => client.unreachable("the lease keep-alive stream closed"),
-            Some(Err(err)) => client.classify(operation, err),
+            Some(Err(err)) => client.classify(KEEP_ALIVE, err),
             None => client.unreachable("no answer to the lease keep-alive"),
         })
     }
@@ -330,6 +328,9 @@ where
         Ok(revision)
     }
 }
+
+/// The operation named in keep-alive errors.
+const KEEP_ALIVE: &str = "keep the status lease alive";
 
 /// How often the status lease is renewed: three times per time to live, so one lost keep-alive
 /// (or a slow answer) does not let the report expire.
